@@ -1,0 +1,79 @@
+// Shared by every kernel: bindings, layout constants and unpacking helpers.
+// A kernel module is composed as: common.wgsl + formats/<format>.wgsl + <kernel>.wgsl.
+//
+// Layout (see src/format/mod.rs): a weight row is `k / (4 * WORD_VALUES)` vec4<u32> "chunks"
+// of codes; a block of BLOCK_VALUES weights shares PARAM_HALVES 16-bit params.
+// A weight is `p.x * code + p.y` with `p = block_params(row, block)`.
+
+// Weights per u32 code word: 8 (4-bit), 4 (8-bit), 1 (f32). Set by the host from the codec.
+override WORD_VALUES: u32 = 8u;
+// Weights per block (one params set).
+override BLOCK_VALUES: u32 = 32u;
+// 16-bit params per block.
+override PARAM_HALVES: u32 = 1u;
+
+struct Dims {
+    // Row length (inner dimension).
+    k: u32,
+    // Weight rows in this binding chunk.
+    rows: u32,
+    // Activation rows (batch).
+    n: u32,
+    // Index of this chunk's first row among all output rows.
+    row_offset: u32,
+    // Row stride of y: total output rows (gemv/gemm) or k (dequantize).
+    y_stride: u32,
+    // Blocks per weight row.
+    blocks_per_row: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> codes: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> params: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> dims: Dims;
+
+// Values in one vec4<u32> chunk of codes.
+fn chunk_values() -> u32 {
+    return 4u * WORD_VALUES;
+}
+
+// Chunks per weight row.
+fn chunks_per_row() -> u32 {
+    return dims.k / chunk_values();
+}
+
+// The 16-bit param `h` of block `block` in row `row`.
+fn param_half(row: u32, block: u32, h: u32) -> u32 {
+    let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
+    let idx = block * PARAM_HALVES + h;
+    return (params[row * row_words + idx / 2u] >> (16u * (idx & 1u))) & 0xffffu;
+}
+
+// An f16 stored in the low 16 bits of a u32.
+fn f16_bits_to_f32(bits: u32) -> f32 {
+    return unpack2x16float(bits).x;
+}
+
+// Weights 4j..4j+3 of a chunk of 4-bit codes (nibble i of word w = weight 8w + i), unsigned.
+fn nibbles4(c: vec4<u32>, j: u32) -> vec4<f32> {
+    let word = c[j / 2u] >> (16u * (j & 1u));
+    return vec4<f32>(vec4<u32>(word, word >> 4u, word >> 8u, word >> 12u) & vec4<u32>(15u));
+}
+
+// Weights 4j..4j+3 of a chunk of 8-bit codes, unsigned.
+fn ubytes4(c: vec4<u32>, j: u32) -> vec4<f32> {
+    return vec4<f32>(unpack4xU8(c[j]));
+}
+
+// Weights 4j..4j+3 of a chunk of 8-bit codes, two's complement.
+fn sbytes4(c: vec4<u32>, j: u32) -> vec4<f32> {
+    return vec4<f32>(unpack4xI8(c[j]));
+}
+
+// Row index for workgroup-per-row kernels dispatched as a 2-D grid (to pass the 65535 limit).
+fn linear_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}

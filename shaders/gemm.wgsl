@@ -1,0 +1,97 @@
+// Tiled GEMM for larger batches: a workgroup computes a TILE_M (weight rows) x TILE_N
+// (activation rows) tile of y. Each step dequantizes a TILE_M x TILE_K slice of weights
+// and loads the matching TILE_N x TILE_K slice of x into workgroup memory; each invocation
+// accumulates a 4 x 4 register block.
+
+const TILE_M: u32 = 64u;
+const TILE_N: u32 = 64u;
+const TILE_K: u32 = 32u;
+const WG_X: u32 = 16u;
+const WG_Y: u32 = 16u;
+const THREADS: u32 = WG_X * WG_Y;
+
+// Stored k-major so the inner loop reads consecutive rows / columns.
+var<workgroup> w_tile: array<f32, TILE_K * TILE_M>;
+var<workgroup> x_tile: array<f32, TILE_K * TILE_N>;
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn gemm(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid3: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row0 = wid.x * TILE_M;
+    let col0 = wid.y * TILE_N;
+    let cpr = chunks_per_row();
+    let k4 = dims.k / 4u;
+    let cv = chunk_values();
+    // Code chunks per tile row in one k step (TILE_K is a multiple of every chunk size).
+    let tile_chunks = TILE_K / cv;
+    var acc: array<array<f32, 4>, 4>;
+
+    for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
+        // Dequantize the weight slice: one chunk (4 * WORD_VALUES weights) per step.
+        for (var i = lid; i < TILE_M * tile_chunks; i += THREADS) {
+            let r = i / tile_chunks;
+            let kc = (i % tile_chunks) * cv;
+            let row = row0 + r;
+            let kg = k0 + kc;
+            let live = row < dims.rows && kg < dims.k;
+            var cw = vec4<u32>(0u);
+            var p = vec2<f32>(0.0);
+            if live {
+                cw = codes[row * cpr + kg / cv];
+                p = block_params(row, kg / BLOCK_VALUES);
+            }
+            for (var j = 0u; j < WORD_VALUES; j++) {
+                var v = vec4<f32>(0.0);
+                if live {
+                    v = p.x * decode(cw, j) + p.y;
+                }
+                let kk = kc + 4u * j;
+                w_tile[(kk + 0u) * TILE_M + r] = v.x;
+                w_tile[(kk + 1u) * TILE_M + r] = v.y;
+                w_tile[(kk + 2u) * TILE_M + r] = v.z;
+                w_tile[(kk + 3u) * TILE_M + r] = v.w;
+            }
+        }
+        // Activation slice, one vec4 along k per step.
+        for (var i = lid; i < TILE_N * (TILE_K / 4u); i += THREADS) {
+            let c = i / (TILE_K / 4u);
+            let kk = (i % (TILE_K / 4u)) * 4u;
+            let col = col0 + c;
+            var v = vec4<f32>(0.0);
+            if col < dims.n && k0 + kk < dims.k {
+                v = x[col * k4 + (k0 + kk) / 4u];
+            }
+            x_tile[(kk + 0u) * TILE_N + c] = v.x;
+            x_tile[(kk + 1u) * TILE_N + c] = v.y;
+            x_tile[(kk + 2u) * TILE_N + c] = v.z;
+            x_tile[(kk + 3u) * TILE_N + c] = v.w;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            var a: array<f32, 4>;
+            var b: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                a[i] = w_tile[kk * TILE_M + lid3.y + WG_Y * i];
+                b[i] = x_tile[kk * TILE_N + lid3.x + WG_X * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid3.y + WG_Y * i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid3.x + WG_X * j;
+            if row < dims.rows && col < dims.n {
+                y[col * dims.y_stride + dims.row_offset + row] = acc[i][j];
+            }
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Weight formats on the CPU: block layouts, quantizers, dequantization, and the GPU repacking.
+//!
+//! Every format is a [`Codec`]: it turns blocks of `block_values()` f32 weights into
+//! `block_bytes()` bytes (its canonical, row-contiguous CPU layout; for GGUF types exactly
+//! ggml's block), back into f32, and into the GPU layout the shaders read.
+//!
+//! Adding a format means: one module here implementing [`Codec`], one WGSL file in
+//! `shaders/formats/`, and one variant of [`Format`] (name, parse and `codec()` arm).
+//!
+//! # GPU layout shared by all formats
+//! A weight of `rows` x `k` becomes two planes of `u32` words:
+//! - **codes**: each row is `k / word_values()` words; word `i` holds weights
+//!   `i * word_values() ..` in order (4-bit: nibble `j` = weight `j`; 8-bit: byte `j`).
+//! - **params**: each block has `param_halves()` 16-bit values (f16 scales, integer zero
+//!   points); a row holds `blocks * param_halves()` halves, padded to whole words.
+//!
+//! A weight is `scale * code + offset`, where the format's shader derives `(scale, offset)`
+//! from its params and `code` from its word. The CPU reference uses the same rules.
+
+mod f32;
+mod int;
+mod q4_0;
+mod q4_1;
+mod q8_0;
+pub mod reference;
+
+pub use self::f32::F32;
+pub use int::{IntFormat, IntLayout};
+pub use q4_0::{BlockQ4_0, Q4_0};
+pub use q4_1::{BlockQ4_1, Q4_1};
+pub use q8_0::{BlockQ8_0, Q8_0};
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// GGUF tensor type ids (`ggml_type`) that wgquant reads or writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum GgmlType {
+    F32 = 0,
+    F16 = 1,
+    Q4_0 = 2,
+    Q4_1 = 3,
+    Q8_0 = 8,
+    I8 = 24,
+    I16 = 25,
+    I32 = 26,
+    BF16 = 30,
+}
+
+impl GgmlType {
+    /// The type for a GGUF type id, if wgquant supports it.
+    pub fn from_id(id: u32) -> Option<GgmlType> {
+        use GgmlType::*;
+        Some(match id {
+            0 => F32,
+            1 => F16,
+            2 => Q4_0,
+            3 => Q4_1,
+            8 => Q8_0,
+            24 => I8,
+            25 => I16,
+            26 => I32,
+            30 => BF16,
+            _ => return None,
+        })
+    }
+
+    /// (values per block, bytes per block).
+    pub fn block_layout(self) -> (usize, usize) {
+        use GgmlType::*;
+        match self {
+            F32 | I32 => (1, 4),
+            F16 | BF16 | I16 => (1, 2),
+            I8 => (1, 1),
+            Q4_0 => (32, 18),
+            Q4_1 => (32, 20),
+            Q8_0 => (32, 34),
+        }
+    }
+
+    /// The GGUF name of the type.
+    pub fn name(self) -> &'static str {
+        use GgmlType::*;
+        match self {
+            F32 => "F32",
+            F16 => "F16",
+            Q4_0 => "Q4_0",
+            Q4_1 => "Q4_1",
+            Q8_0 => "Q8_0",
+            I8 => "I8",
+            I16 => "I16",
+            I32 => "I32",
+            BF16 => "BF16",
+        }
+    }
+}
+
+/// What every weight format implements. See the module docs for the GPU layout contract.
+pub trait Codec: Sync {
+    /// Weights per block (one set of scale parameters).
+    fn block_values(&self) -> usize;
+    /// Bytes per block in the canonical CPU layout.
+    fn block_bytes(&self) -> usize;
+    /// Quantize one block: `x.len() == block_values()`, `out.len() == block_bytes()`.
+    fn quantize_block(&self, x: &[f32], out: &mut [u8]);
+    /// Dequantize one block: `block.len() == block_bytes()`, `out.len() == block_values()`.
+    fn dequantize_block(&self, block: &[u8], out: &mut [f32]);
+
+    /// Weights per GPU code word (32 / bits).
+    fn word_values(&self) -> usize;
+    /// 16-bit parameters per block in the GPU params plane.
+    fn param_halves(&self) -> usize;
+    /// Repack one block into its GPU code words (`block_values() / word_values()` of them)
+    /// and params (`param_halves()` of them).
+    fn gpu_block(&self, block: &[u8], codes: &mut [u32], params: &mut [u16]);
+    /// The format's WGSL file (see `shaders/formats/`).
+    fn wgsl(&self) -> &'static str;
+    /// Pipeline override constants the format's WGSL needs.
+    fn wgsl_constants(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
+    /// The GGUF type that stores this format's blocks directly, if there is one.
+    fn ggml_type(&self) -> Option<GgmlType> {
+        None
+    }
+}
+
+/// A weight format wgquant can quantize to and run kernels on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Plain f32: the baseline the benchmarks compare against.
+    F32,
+    /// GGUF Q8_0: 32 int8 and one f16 scale (8.5 bits per weight).
+    Q8_0,
+    /// GGUF Q4_0: 32 4-bit values, one f16 scale (4.5 bits per weight).
+    Q4_0,
+    /// GGUF Q4_1: 32 4-bit values, f16 scale and min (5 bits per weight).
+    Q4_1,
+    /// Group-wise int4/int8 of wgquant's own layout.
+    Int(IntFormat),
+}
+
+impl Format {
+    /// The formats `bench` and `verify` run by default (every family, common group sizes).
+    pub fn defaults() -> Vec<Format> {
+        vec![
+            Format::F32,
+            Format::Q8_0,
+            Format::Q4_0,
+            Format::Q4_1,
+            Format::Int(IntFormat::new(8, 32, false)),
+            Format::Int(IntFormat::new(4, 128, false)),
+            Format::Int(IntFormat::new(4, 128, true)),
+        ]
+    }
+
+    /// Every format wgquant supports, int variants for every group size and symmetry.
+    pub fn all() -> Vec<Format> {
+        let mut v = vec![Format::F32, Format::Q8_0, Format::Q4_0, Format::Q4_1];
+        for bits in [8, 4] {
+            for group in [32, 64, 128] {
+                for asym in [false, true] {
+                    v.push(Format::Int(IntFormat::new(bits, group, asym)));
+                }
+            }
+        }
+        v
+    }
+
+    /// The implementation of this format.
+    pub fn codec(&self) -> &dyn Codec {
+        match self {
+            Format::F32 => &F32,
+            Format::Q8_0 => &Q8_0,
+            Format::Q4_0 => &Q4_0,
+            Format::Q4_1 => &Q4_1,
+            Format::Int(f) => f,
+        }
+    }
+
+    /// Whether this is a quantized format (everything but f32).
+    pub fn is_quantized(&self) -> bool {
+        !matches!(self, Format::F32)
+    }
+
+    /// Bits per weight of the canonical layout, scales included.
+    pub fn bits_per_weight(&self) -> f64 {
+        let c = self.codec();
+        8.0 * c.block_bytes() as f64 / c.block_values() as f64
+    }
+
+    /// The row length `k` must be a multiple of this (the block, and whole vec4 code loads).
+    pub fn k_multiple(&self) -> usize {
+        let c = self.codec();
+        lcm(c.block_values(), 4 * c.word_values())
+    }
+
+    /// Check that rows of length `k` fit this format.
+    pub fn check_k(&self, k: usize) -> Result<()> {
+        let m = self.k_multiple();
+        if k == 0 || k % m != 0 {
+            return Err(Error::BlockMismatch {
+                format: self.to_string(),
+                k,
+                multiple: m,
+            });
+        }
+        Ok(())
+    }
+
+    /// Bytes of one row of `k` weights in the canonical layout.
+    pub fn row_bytes(&self, k: usize) -> usize {
+        let c = self.codec();
+        k / c.block_values() * c.block_bytes()
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    a / gcd(a, b) * b
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Format::F32 => f.write_str("f32"),
+            Format::Q8_0 => f.write_str("q8_0"),
+            Format::Q4_0 => f.write_str("q4_0"),
+            Format::Q4_1 => f.write_str("q4_1"),
+            Format::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Format> {
+        let lower = s.to_ascii_lowercase();
+        Format::all()
+            .into_iter()
+            .find(|f| f.to_string() == lower)
+            .ok_or_else(|| {
+                let names: Vec<String> = Format::all().iter().map(|f| f.to_string()).collect();
+                Error::UnsupportedFormat(format!(
+                    "'{s}' is not a format wgquant knows; choose one of: {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// A quantized weight matrix on the CPU: `rows` rows of `k` weights in the format's
+/// canonical layout, row after row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedTensor {
+    format: Format,
+    rows: usize,
+    k: usize,
+    data: Vec<u8>,
+}
+
+impl QuantizedTensor {
+    /// Quantize `rows` x `k` f32 weights (row-major) with the format's reference quantizer.
+    pub fn quantize(format: Format, weights: &[f32], rows: usize, k: usize) -> Result<Self> {
+        format.check_k(k)?;
+        check_len("weights", weights.len(), rows, k)?;
+        let c = format.codec();
+        let (bv, bb) = (c.block_values(), c.block_bytes());
+        let mut data = vec![0u8; rows * format.row_bytes(k)];
+        for (x, out) in weights.chunks_exact(bv).zip(data.chunks_exact_mut(bb)) {
+            c.quantize_block(x, out);
+        }
+        Ok(QuantizedTensor {
+            format,
+            rows,
+            k,
+            data,
+        })
+    }
+
+    /// Wrap existing canonical bytes (e.g. read from a GGUF file), checking their size.
+    pub fn from_bytes(format: Format, rows: usize, k: usize, data: Vec<u8>) -> Result<Self> {
+        format.check_k(k)?;
+        let want = rows
+            .checked_mul(format.row_bytes(k))
+            .ok_or_else(|| Error::Shape(format!("{rows} x {k} overflows")))?;
+        if data.len() != want {
+            return Err(Error::Shape(format!(
+                "{format} tensor of {rows} x {k} needs {want} bytes, got {}",
+                data.len()
+            )));
+        }
+        Ok(QuantizedTensor {
+            format,
+            rows,
+            k,
+            data,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+    /// Number of rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Row length (input features).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Canonical bytes, row after row.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+    /// The canonical bytes of rows `r`.
+    pub fn row_range_bytes(&self, r: std::ops::Range<usize>) -> &[u8] {
+        let rb = self.format.row_bytes(self.k);
+        &self.data[r.start * rb..r.end * rb]
+    }
+
+    /// Dequantize every weight to f32, row-major.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let c = self.format.codec();
+        let mut out = vec![0f32; self.rows * self.k];
+        for (b, o) in self
+            .data
+            .chunks_exact(c.block_bytes())
+            .zip(out.chunks_exact_mut(c.block_values()))
+        {
+            c.dequantize_block(b, o);
+        }
+        out
+    }
+
+    /// The GPU planes (codes, params) of rows `r`; see the module docs for the layout.
+    pub fn gpu_planes(&self, r: std::ops::Range<usize>) -> (Vec<u32>, Vec<u32>) {
+        let c = self.format.codec();
+        let blocks = self.k / c.block_values();
+        let words_per_block = c.block_values() / c.word_values();
+        let halves_per_row = blocks * c.param_halves();
+        let param_words_per_row = halves_per_row.div_ceil(2);
+        let n = r.len();
+        let mut codes = vec![0u32; n * blocks * words_per_block];
+        let mut params = vec![0u32; (n * param_words_per_row).max(1)];
+        let mut halves = vec![0u16; param_words_per_row * 2];
+        let bytes = self.row_range_bytes(r);
+        for (i, row) in bytes.chunks_exact(self.format.row_bytes(self.k)).enumerate() {
+            halves.fill(0);
+            let row_codes = &mut codes[i * blocks * words_per_block..][..blocks * words_per_block];
+            for (bi, block) in row.chunks_exact(c.block_bytes()).enumerate() {
+                c.gpu_block(
+                    block,
+                    &mut row_codes[bi * words_per_block..][..words_per_block],
+                    &mut halves[bi * c.param_halves()..][..c.param_halves()],
+                );
+            }
+            for (w, pair) in params[i * param_words_per_row..][..param_words_per_row]
+                .iter_mut()
+                .zip(halves.chunks_exact(2))
+            {
+                *w = pair[0] as u32 | (pair[1] as u32) << 16;
+            }
+        }
+        (codes, params)
+    }
+}
+
+/// Check that a row-major buffer holds `rows` x `cols` values.
+pub(crate) fn check_len(what: &str, len: usize, rows: usize, cols: usize) -> Result<()> {
+    match rows.checked_mul(cols) {
+        Some(n) if n == len => Ok(()),
+        _ => Err(Error::Shape(format!(
+            "{what} holds {len} values, expected {rows} x {cols}"
+        ))),
+    }
+}
+
+/// Round half away from zero, as C's `roundf` (ggml's reference quantizers use it).
+pub(crate) fn round_away(x: f32) -> f32 {
+    x.round()
+}
+
+/// Pack 8 nibbles (low nibble first) into a GPU code word.
+pub(crate) fn pack_nibbles(q: &[u8]) -> u32 {
+    q.iter()
+        .enumerate()
+        .fold(0u32, |w, (j, &v)| w | ((v as u32 & 15) << (4 * j)))
+}
+
+/// Pack 4 bytes (first byte lowest) into a GPU code word.
+pub(crate) fn pack_bytes(q: &[u8]) -> u32 {
+    u32::from_le_bytes([q[0], q[1], q[2], q[3]])
+}

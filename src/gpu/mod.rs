@@ -1,0 +1,1 @@
+//! GPU side: device acquisition, tensors, kernels.

@@ -1,0 +1,13 @@
+//! wgquant: quantized GPU matmul kernels in WGSL on wgpu, with GGUF-compatible formats.
+//!
+//! Data flows one way: f32 weights -> [`format`] (CPU blocks) -> [`quantize`] (scale choice)
+//! -> [`gpu`] upload and kernels -> results.
+
+pub mod error;
+pub mod format;
+pub mod gpu;
+pub mod io;
+pub mod rng;
+
+pub use error::{Error, Result};
+pub use format::{Format, QuantizedTensor};
