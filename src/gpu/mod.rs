@@ -1,1 +1,31 @@
-//! GPU side: device acquisition, tensors, kernels.
+//! GPU side: device acquisition, weights on the GPU, and the kernels.
+//!
+//! ```no_run
+//! use wgquant::{Format, QuantizedTensor};
+//! use wgquant::gpu::{GpuContext, GpuWeight, Kernels};
+//! # fn main() -> wgquant::Result<()> {
+//! let ctx = GpuContext::from_env()?; // or GpuContext::from_device(device, queue)
+//! let (rows, k, n) = (256, 512, 1);
+//! let w = QuantizedTensor::quantize(Format::Q4_0, &vec![0.5; rows * k], rows, k)?;
+//! let weight = GpuWeight::upload(&ctx, &w)?;
+//! let kernels = Kernels::new(&ctx.device, Format::Q4_0)?;
+//! let y = kernels.run_matmul(&ctx, &weight, &vec![1.0; n * k], n)?;
+//! assert_eq!(y.len(), n * rows);
+//! # Ok(()) }
+//! ```
+
+mod device;
+mod kernels;
+pub mod shaders;
+mod tensor;
+
+pub use device::{
+    choose_adapter, enumerate_adapters, wanted_features, DeviceOptions, GpuContext, ENV_ADAPTER,
+    ENV_BACKEND, SOFTWARE_ADAPTER_HINT,
+};
+pub use kernels::{
+    check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE,
+    GEMV_MAX_N,
+};
+pub use shaders::KernelKind;
+pub use tensor::{plane_row_bytes, GpuWeight, WeightChunk, CHUNK_ROW_MULTIPLE};

@@ -1,0 +1,265 @@
+//! Device acquisition: the best hardware adapter, else a software one, an override by
+//! environment or flag, or a caller's own `wgpu::Device` and `Queue`.
+
+use crate::error::{Error, Result};
+
+/// Hint printed whenever no adapter can be found.
+pub const SOFTWARE_ADAPTER_HINT: &str = "no usable GPU adapter was found. On a machine without a GPU, install \
+     Mesa's software Vulkan driver (lavapipe): Debian/Ubuntu `apt-get install mesa-vulkan-drivers`, \
+     Fedora `dnf install mesa-vulkan-drivers`";
+
+/// Environment variable naming the adapter to use (case-insensitive substring of its name).
+pub const ENV_ADAPTER: &str = "WGQUANT_ADAPTER";
+/// Environment variable naming the backends to use (e.g. `vulkan`, `metal`, `dx12`, `gl`).
+pub const ENV_BACKEND: &str = "WGQUANT_BACKEND";
+
+/// How to choose an adapter.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceOptions {
+    /// Use the first adapter whose name contains this (case-insensitive).
+    pub adapter: Option<String>,
+    /// Restrict to these backends (default: all).
+    pub backends: Option<wgpu::Backends>,
+}
+
+impl DeviceOptions {
+    /// Options from `WGQUANT_ADAPTER` and `WGQUANT_BACKEND`, if set.
+    pub fn from_env() -> Self {
+        DeviceOptions {
+            adapter: std::env::var(ENV_ADAPTER).ok().filter(|s| !s.is_empty()),
+            backends: std::env::var(ENV_BACKEND)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(|s| wgpu::Backends::from_comma_list(&s)),
+        }
+    }
+
+    /// These options with an explicit adapter name, if given (a flag beats the environment).
+    pub fn with_adapter(mut self, name: Option<&str>) -> Self {
+        if let Some(n) = name {
+            self.adapter = Some(n.to_string());
+        }
+        self
+    }
+}
+
+/// Every adapter wgpu can see on the chosen backends.
+pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::Adapter> {
+    let backends = backends.unwrap_or(wgpu::Backends::all());
+    let instance = wgpu::Instance::new(
+        wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        }
+        .with_env(),
+    );
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+/// Ranks adapters: hardware before software, native APIs before GL.
+fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (device, backend)
+}
+
+/// Pick an adapter by the options: a named one, else the best ranked. Without a backend
+/// choice, the native APIs (Vulkan, Metal, DX12) are tried before GL.
+pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
+    let mut adapters = match opts.backends {
+        Some(b) => enumerate_adapters(Some(b)),
+        None => {
+            let native = enumerate_adapters(Some(wgpu::Backends::PRIMARY));
+            if native.is_empty() {
+                enumerate_adapters(None)
+            } else {
+                native
+            }
+        }
+    };
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter(SOFTWARE_ADAPTER_HINT.to_string()));
+    }
+    if let Some(name) = &opts.adapter {
+        let want = name.to_lowercase();
+        let names: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?})", i.name, i.backend)
+            })
+            .collect();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&want))
+            .ok_or_else(|| {
+                Error::NoAdapter(format!(
+                    "no adapter's name contains '{name}'; available: {}",
+                    names.join(", ")
+                ))
+            });
+    }
+    adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+    Ok(adapters.remove(0))
+}
+
+/// The optional features wgquant can use, of those `adapter` offers: timestamp queries for
+/// benchmarks, f16 and subgroups for faster kernel variants.
+pub fn wanted_features(adapter_features: wgpu::Features) -> wgpu::Features {
+    let useful = wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    adapter_features & useful
+}
+
+/// A device and queue wgquant runs on, with what it knows about them.
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    /// The adapter's description (from the device when the caller brought their own).
+    pub info: wgpu::AdapterInfo,
+}
+
+impl GpuContext {
+    /// Acquire an adapter by `opts` and create a device with the adapter's full limits.
+    pub fn new(opts: &DeviceOptions) -> Result<Self> {
+        let adapter = choose_adapter(opts)?;
+        Self::from_adapter(&adapter)
+    }
+
+    /// Acquire the default adapter, honouring `WGQUANT_ADAPTER` / `WGQUANT_BACKEND`.
+    pub fn from_env() -> Result<Self> {
+        Self::new(&DeviceOptions::from_env())
+    }
+
+    /// Create a device on `adapter` with its full limits and the features wgquant can use.
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgquant"),
+            required_features: wanted_features(adapter.features()),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+        })
+    }
+
+    /// Use a device and queue the caller already created (with the caller's features and limits).
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let info = device.adapter_info();
+        GpuContext {
+            device,
+            queue,
+            info,
+        }
+    }
+
+    /// A one-line description: name, backend, device type.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// Whether the device runs on the CPU (lavapipe, WARP, SwiftShader).
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Wait for all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(e.to_string()))
+    }
+
+    /// Copy a buffer's first `len` f32 values back to the CPU (waits for the GPU).
+    pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let bytes = (len * 4) as u64;
+        if bytes > buffer.size() {
+            return Err(Error::Shape(format!(
+                "reading {len} f32 from a buffer of {} bytes",
+                buffer.size()
+            )));
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgquant readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| Error::Gpu(e.to_string()))?
+            .map_err(|e| Error::Gpu(format!("mapping the readback buffer failed: {e}")))?;
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view[..bytes as usize]).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn storage_buffer(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        let contents: &[u8] = if data.is_empty() {
+            &[0u8; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// An uninitialised storage buffer of `len` f32.
+    pub fn output_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+}

@@ -1,0 +1,494 @@
+//! Kernels for one format: pipelines built once; dispatches prepared (bind groups and
+//! uniforms made) once per set of buffers and encoded into the caller's encoder or pass
+//! as often as wanted. Nothing here submits, except the one-line `run_*` helpers.
+
+use super::shaders::{self, KernelKind};
+use super::{GpuContext, GpuWeight};
+use crate::error::{Error, Result};
+use crate::format::Format;
+use wgpu::util::DeviceExt;
+
+/// Batches of at most this many activation rows use the GEMV kernel; larger ones GEMM.
+pub const GEMV_MAX_N: usize = 8;
+/// GEMM output tile (weight rows x activation rows), kept in step with `shaders/gemm.wgsl`.
+pub const GEMM_TILE: (usize, usize) = (64, 64);
+const DEQUANT_WG: usize = 64;
+
+/// Mirrors `struct Dims` in `shaders/common.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct Dims {
+    k: u32,
+    rows: u32,
+    n: u32,
+    row_offset: u32,
+    y_stride: u32,
+    blocks_per_row: u32,
+    _pad: [u32; 2],
+}
+
+/// The compiled kernels of one format.
+#[derive(Debug)]
+pub struct Kernels {
+    format: Format,
+    device: wgpu::Device,
+    matmul_layout: wgpu::BindGroupLayout,
+    dequant_layout: wgpu::BindGroupLayout,
+    gemv: wgpu::ComputePipeline,
+    gemm: wgpu::ComputePipeline,
+    dequantize: wgpu::ComputePipeline,
+}
+
+/// Which kernel a matmul of batch `n` uses.
+pub fn kernel_for_batch(n: usize) -> KernelKind {
+    if n <= GEMV_MAX_N {
+        KernelKind::Gemv
+    } else {
+        KernelKind::Gemm
+    }
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// Check a kernel's workgroup memory and size against the device (wgpu does not).
+pub fn check_kernel_fits(limits: &wgpu::Limits, kernel: KernelKind) -> Result<()> {
+    let mem = kernel.workgroup_memory_bytes();
+    if mem > limits.max_compute_workgroup_storage_size {
+        return Err(Error::DeviceLimit(format!(
+            "the {} kernel needs {mem} bytes of workgroup memory; this device offers {}",
+            kernel.entry_point(),
+            limits.max_compute_workgroup_storage_size
+        )));
+    }
+    if kernel.invocations() > limits.max_compute_invocations_per_workgroup {
+        return Err(Error::DeviceLimit(format!(
+            "the {} kernel needs {} invocations per workgroup; this device offers {}",
+            kernel.entry_point(),
+            kernel.invocations(),
+            limits.max_compute_invocations_per_workgroup
+        )));
+    }
+    Ok(())
+}
+
+impl Kernels {
+    /// Build the GEMV, GEMM and dequantize pipelines for `format` on `device`.
+    pub fn new(device: &wgpu::Device, format: Format) -> Result<Self> {
+        let limits = device.limits();
+        for kind in KernelKind::ALL {
+            check_kernel_fits(&limits, kind)?;
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let matmul_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgquant matmul"),
+            entries: &[
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, false),
+                uniform_entry(4),
+            ],
+        });
+        let dequant_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgquant dequantize"),
+            entries: &[
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(3, false),
+                uniform_entry(4),
+            ],
+        });
+        let constants = shaders::constants(format);
+        let build = |kind: KernelKind, layout: &wgpu::BindGroupLayout| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kind.entry_point()),
+                source: wgpu::ShaderSource::Wgsl(shaders::compose(format, kind).into()),
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(kind.entry_point()),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kind.entry_point()),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(kind.entry_point()),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
+        };
+        let gemv = build(KernelKind::Gemv, &matmul_layout);
+        let gemm = build(KernelKind::Gemm, &matmul_layout);
+        let dequantize = build(KernelKind::Dequantize, &dequant_layout);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("building the {format} kernels failed: {e}")));
+        }
+        Ok(Kernels {
+            format,
+            device: device.clone(),
+            matmul_layout,
+            dequant_layout,
+            gemv,
+            gemm,
+            dequantize,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    fn uniform(&self, dims: Dims) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("wgquant dims"),
+                contents: bytemuck::bytes_of(&dims),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    fn check_weight(&self, w: &GpuWeight) -> Result<()> {
+        if w.format() != self.format {
+            return Err(Error::InvalidArgument(format!(
+                "kernels for {} given a {} weight",
+                self.format,
+                w.format()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Prepare `y = x w^T`: `x` holds `n` rows of `k` f32, `y` receives `n` rows of
+    /// `w.rows()` f32. GEMV for `n <= 8`, GEMM above.
+    pub fn matmul<'a>(
+        &self,
+        w: &GpuWeight,
+        x: impl Into<Operand<'a>>,
+        y: impl Into<Operand<'a>>,
+        n: usize,
+    ) -> Result<Dispatch> {
+        let (x, y) = (x.into(), y.into());
+        self.check_weight(w)?;
+        if n == 0 {
+            return Err(Error::Shape("a matmul needs at least one activation row".into()));
+        }
+        let (k, m) = (w.k(), w.rows());
+        let limits = self.device.limits();
+        let max_binding = limits.max_storage_buffer_binding_size;
+        let x_bytes = checked_bytes(n, k)?;
+        let y_bytes = checked_bytes(n, m)?;
+        for (what, op, need) in [("x", &x, x_bytes), ("y", &y, y_bytes)] {
+            op.check(what, need, &limits)?;
+            if need > max_binding {
+                return Err(Error::DeviceLimit(format!(
+                    "{what} ({need} bytes) exceeds the {max_binding}-byte storage binding limit; \
+                     split the batch"
+                )));
+            }
+        }
+        if m > u32::MAX as usize || k > u32::MAX as usize || n > u32::MAX as usize {
+            return Err(Error::Shape("dimensions must fit in 32 bits".into()));
+        }
+        let kind = kernel_for_batch(n);
+        let blocks_per_row = (k / self.format.codec().block_values()) as u32;
+        let mut steps = Vec::new();
+        for chunk in w.chunks() {
+            let dims = Dims {
+                k: k as u32,
+                rows: chunk.rows as u32,
+                n: n as u32,
+                row_offset: chunk.row_start as u32,
+                y_stride: m as u32,
+                blocks_per_row,
+                _pad: [0; 2],
+            };
+            let uniform = self.uniform(dims);
+            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("wgquant matmul"),
+                layout: &self.matmul_layout,
+                entries: &[
+                    entry(0, chunk.codes.as_entire_binding()),
+                    entry(1, chunk.params.as_entire_binding()),
+                    entry(2, x.binding(x_bytes)),
+                    entry(3, y.binding(y_bytes)),
+                    entry(4, uniform.as_entire_binding()),
+                ],
+            });
+            let (pipeline, groups) = match kind {
+                KernelKind::Gemv => (&self.gemv, grid_1d(chunk.rows, &limits)?),
+                _ => {
+                    let gx = chunk.rows.div_ceil(GEMM_TILE.0);
+                    let gy = n.div_ceil(GEMM_TILE.1);
+                    check_grid(gx, gy, &limits)?;
+                    (&self.gemm, [gx as u32, gy as u32, 1])
+                }
+            };
+            steps.push(Step {
+                pipeline: pipeline.clone(),
+                bind_group,
+                groups,
+                _uniform: uniform,
+            });
+        }
+        Ok(Dispatch { kind, steps })
+    }
+
+    /// Prepare dequantization of `w` into `out` (`rows * k` f32, row-major).
+    pub fn dequantize<'a>(&self, w: &GpuWeight, out: impl Into<Operand<'a>>) -> Result<Dispatch> {
+        let out = out.into();
+        self.check_weight(w)?;
+        let k = w.k();
+        let limits = self.device.limits();
+        out.check("output", checked_bytes(w.rows(), k)?, &limits)?;
+        let max_binding = limits.max_storage_buffer_binding_size;
+        let row_bytes = (k * 4) as u64;
+        // Rows per dispatch: the f32 slice must fit one binding and start 256-byte aligned.
+        let rows_per_step = ((max_binding / row_bytes) as usize / super::tensor::CHUNK_ROW_MULTIPLE
+            * super::tensor::CHUNK_ROW_MULTIPLE)
+            .max(1);
+        let blocks_per_row = (k / self.format.codec().block_values()) as u32;
+        let chunk_values = 4 * self.format.codec().word_values();
+        let mut steps = Vec::new();
+        for chunk in w.chunks() {
+            let mut local = 0;
+            while local < chunk.rows {
+                let rows = (chunk.rows - local).min(rows_per_step);
+                let offset = out.offset + (chunk.row_start + local) as u64 * row_bytes;
+                if offset % limits.min_storage_buffer_offset_alignment as u64 != 0 {
+                    return Err(Error::DeviceLimit(format!(
+                        "dequantize output offset {offset} is not aligned to {}",
+                        limits.min_storage_buffer_offset_alignment
+                    )));
+                }
+                let dims = Dims {
+                    k: k as u32,
+                    rows: rows as u32,
+                    n: 0,
+                    row_offset: local as u32,
+                    y_stride: k as u32,
+                    blocks_per_row,
+                    _pad: [0; 2],
+                };
+                let uniform = self.uniform(dims);
+                let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("wgquant dequantize"),
+                    layout: &self.dequant_layout,
+                    entries: &[
+                        entry(0, chunk.codes.as_entire_binding()),
+                        entry(1, chunk.params.as_entire_binding()),
+                        entry(
+                            3,
+                            Operand {
+                                buffer: out.buffer,
+                                offset,
+                            }
+                            .binding(rows as u64 * row_bytes),
+                        ),
+                        entry(4, uniform.as_entire_binding()),
+                    ],
+                });
+                let invocations = rows * (k / chunk_values);
+                steps.push(Step {
+                    pipeline: self.dequantize.clone(),
+                    bind_group,
+                    groups: grid_1d(invocations.div_ceil(DEQUANT_WG), &limits)?,
+                    _uniform: uniform,
+                });
+                local += rows;
+            }
+        }
+        Ok(Dispatch {
+            kind: KernelKind::Dequantize,
+            steps,
+        })
+    }
+
+    /// One line: upload `x` (`n` x `k`), run the matmul, wait, return `y` (`n` x `rows`).
+    pub fn run_matmul(
+        &self,
+        ctx: &GpuContext,
+        w: &GpuWeight,
+        x: &[f32],
+        n: usize,
+    ) -> Result<Vec<f32>> {
+        crate::format::check_len("x", x.len(), n, w.k())?;
+        let xb = ctx.storage_buffer("wgquant x", x);
+        let yb = ctx.output_buffer("wgquant y", n * w.rows());
+        let op = self.matmul(w, &xb, &yb, n)?;
+        self.submit(ctx, &op)?;
+        ctx.read_f32(&yb, n * w.rows())
+    }
+
+    /// One line: dequantize `w` on the GPU and return its f32 weights.
+    pub fn run_dequantize(&self, ctx: &GpuContext, w: &GpuWeight) -> Result<Vec<f32>> {
+        let out = ctx.output_buffer("wgquant dequantized", w.rows() * w.k());
+        let op = self.dequantize(w, &out)?;
+        self.submit(ctx, &op)?;
+        ctx.read_f32(&out, w.rows() * w.k())
+    }
+
+    fn submit(&self, ctx: &GpuContext, op: &Dispatch) -> Result<()> {
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        op.encode(&mut enc);
+        ctx.queue.submit([enc.finish()]);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        Ok(())
+    }
+}
+
+fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
+}
+
+/// A buffer and a byte offset into it where an operand starts (e.g. an output that lands
+/// inside a larger buffer). The offset must be a multiple of the device's
+/// `min_storage_buffer_offset_alignment` (256 on most devices).
+#[derive(Clone, Copy, Debug)]
+pub struct Operand<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Operand<'a> {
+    fn from(buffer: &'a wgpu::Buffer) -> Self {
+        Operand { buffer, offset: 0 }
+    }
+}
+
+impl<'a> Operand<'a> {
+    fn check(&self, what: &str, need: u64, limits: &wgpu::Limits) -> Result<()> {
+        let align = limits.min_storage_buffer_offset_alignment as u64;
+        if self.offset % align != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{what} offset {} is not a multiple of {align}",
+                self.offset
+            )));
+        }
+        let avail = self.buffer.size().saturating_sub(self.offset);
+        if avail < need {
+            return Err(Error::Shape(format!(
+                "{what} needs {need} bytes from offset {}; the buffer holds {}",
+                self.offset,
+                self.buffer.size()
+            )));
+        }
+        Ok(())
+    }
+
+    fn binding(&self, bytes: u64) -> wgpu::BindingResource<'a> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(bytes),
+        })
+    }
+}
+
+fn checked_bytes(a: usize, b: usize) -> Result<u64> {
+    a.checked_mul(b)
+        .and_then(|v| v.checked_mul(4))
+        .map(|v| v as u64)
+        .ok_or_else(|| Error::Shape(format!("{a} x {b} f32 overflows")))
+}
+
+fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
+    let max = limits.max_compute_workgroups_per_dimension as usize;
+    if gx > max || gy > max {
+        return Err(Error::DeviceLimit(format!(
+            "a {gx} x {gy} workgroup grid exceeds the device's {max} per dimension"
+        )));
+    }
+    Ok(())
+}
+
+/// `count` workgroups as a 2-D grid (x up to the per-dimension limit), for kernels that
+/// linearise `workgroup_id` themselves.
+fn grid_1d(count: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
+    let max = limits.max_compute_workgroups_per_dimension as usize;
+    let gx = count.clamp(1, max);
+    let gy = count.div_ceil(gx);
+    check_grid(gx, gy, limits)?;
+    Ok([gx as u32, gy as u32, 1])
+}
+
+#[derive(Debug)]
+struct Step {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+    _uniform: wgpu::Buffer,
+}
+
+/// A prepared kernel launch (one dispatch per weight chunk), reusable across frames.
+#[derive(Debug)]
+pub struct Dispatch {
+    kind: KernelKind,
+    steps: Vec<Step>,
+}
+
+impl Dispatch {
+    /// Which kernel family this runs.
+    pub fn kind(&self) -> KernelKind {
+        self.kind
+    }
+
+    /// Encode into a new compute pass of `encoder`.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.encode_with_timestamps(encoder, None);
+    }
+
+    /// Encode into a new compute pass that writes the given timestamps (for benchmarks).
+    pub fn encode_with_timestamps(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(self.kind.entry_point()),
+            timestamp_writes,
+        });
+        self.encode_in_pass(&mut pass);
+    }
+
+    /// Encode into a compute pass the caller already has open.
+    pub fn encode_in_pass(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for s in &self.steps {
+            pass.set_pipeline(&s.pipeline);
+            pass.set_bind_group(0, &s.bind_group, &[]);
+            pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+        }
+    }
+}
