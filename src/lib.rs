@@ -3,11 +3,13 @@
 //! Data flows one way: f32 weights -> [`format`] (CPU blocks) -> [`quantize`] (scale choice)
 //! -> [`gpu`] upload and kernels -> results.
 
+pub mod bench;
 pub mod error;
 pub mod format;
 pub mod gpu;
 pub mod io;
 pub mod rng;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use format::{Format, QuantizedTensor};

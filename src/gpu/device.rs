@@ -197,10 +197,19 @@ impl GpuContext {
 
     /// Copy a buffer's first `len` f32 values back to the CPU (waits for the GPU).
     pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        let bytes = (len * 4) as u64;
-        if bytes > buffer.size() {
+        let bytes = self.read_bytes(buffer, len * 4)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect())
+    }
+
+    /// Copy a buffer's first `len` bytes (a multiple of 4) back to the CPU (waits for the GPU).
+    pub fn read_bytes(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
+        let bytes = len as u64;
+        if bytes > buffer.size() || bytes % 4 != 0 {
             return Err(Error::Shape(format!(
-                "reading {len} f32 from a buffer of {} bytes",
+                "reading {len} bytes from a buffer of {} bytes",
                 buffer.size()
             )));
         }
@@ -227,7 +236,7 @@ impl GpuContext {
             .slice(..)
             .get_mapped_range()
             .map_err(|e| Error::Gpu(e.to_string()))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&view[..bytes as usize]).to_vec();
+        let out = view[..len].to_vec();
         drop(view);
         staging.unmap();
         Ok(out)

@@ -1,1 +1,88 @@
-fn main(){}
+//! The `wgquant` command: adapters, bench, verify, quantize, dequantize, matmul.
+
+mod adapters;
+mod bench;
+mod files;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use wgquant::gpu::{DeviceOptions, GpuContext};
+
+#[derive(Parser)]
+#[command(
+    name = "wgquant",
+    version,
+    about = "Quantized GPU matmul kernels (WGSL on wgpu) with GGUF-compatible formats",
+    long_about = "Quantized GPU matmul kernels (WGSL on wgpu) with GGUF-compatible formats.\n\n\
+        Adapter choice: the best hardware GPU, else a software adapter (lavapipe). Override with \
+        --adapter NAME or the environment variables WGQUANT_ADAPTER (name substring) and \
+        WGQUANT_BACKEND (vulkan, metal, dx12, gl)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Adapter selection shared by every GPU command.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AdapterArgs {
+    /// Use the adapter whose name contains NAME (case-insensitive); see `wgquant adapters`.
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+}
+
+impl AdapterArgs {
+    pub fn context(&self) -> wgquant::Result<GpuContext> {
+        let opts = DeviceOptions::from_env().with_adapter(self.adapter.as_deref());
+        GpuContext::new(&opts)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every adapter with its backend, type, driver, useful features and limits.
+    Adapters(adapters::Args),
+    /// Time GEMV/GEMM kernels per format against the f32 baseline of the same run.
+    Bench(bench::Args),
+    /// Run the kernel correctness suite on an adapter; non-zero exit on any failure.
+    Verify(verify::Args),
+    /// Quantize every 2-D float tensor of a safetensors file into a GGUF file.
+    Quantize(files::QuantizeArgs),
+    /// Dequantize every tensor of a GGUF file into an f32 safetensors file.
+    Dequantize(files::DequantizeArgs),
+    /// Y = X W^T on the GPU for one weight tensor of a GGUF file.
+    Matmul(files::MatmulArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Adapters(a) => adapters::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Quantize(a) => files::quantize(a),
+        Command::Dequantize(a) => files::dequantize(a),
+        Command::Matmul(a) => files::matmul(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}

@@ -1,0 +1,277 @@
+//! Kernel benchmarks: median kernel time from timestamp queries (wall clock where the
+//! adapter has none), bytes that must move, FLOP rate, and the ratio to the f32 kernel of
+//! the same shape and batch measured in the same run. Weights rotate through enough copies
+//! that the last-level cache cannot hold them.
+
+use crate::error::{Error, Result};
+use crate::format::{Format, QuantizedTensor};
+use crate::gpu::{kernel_for_batch, Dispatch, GpuContext, GpuWeight, KernelKind, Kernels};
+use crate::rng::Rng;
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub formats: Vec<Format>,
+    /// (m output rows, k row length).
+    pub shapes: Vec<(usize, usize)>,
+    /// Activation rows.
+    pub batches: Vec<usize>,
+    /// Untimed runs before measuring (the first includes pipeline compilation on lavapipe).
+    pub warmup: usize,
+    /// Timed runs; the median is reported.
+    pub iterations: usize,
+    /// Bytes of weights kept in flight by rotating copies (0: one copy).
+    pub bytes_in_flight: u64,
+}
+
+impl BenchConfig {
+    /// Defaults for the adapter: on a hardware GPU, shapes whose weights with rotating copies
+    /// far exceed any last-level cache; on a CPU adapter, shapes that finish in under a minute.
+    pub fn defaults_for(ctx: &GpuContext) -> Self {
+        if ctx.is_cpu() {
+            BenchConfig {
+                formats: Format::defaults(),
+                shapes: vec![(4096, 4096)],
+                batches: vec![1, 8, 32],
+                warmup: 1,
+                iterations: 5,
+                bytes_in_flight: 0,
+            }
+        } else {
+            BenchConfig {
+                formats: Format::defaults(),
+                shapes: vec![(4096, 14336), (16384, 8192)],
+                batches: vec![1, 8, 512],
+                warmup: 3,
+                iterations: 30,
+                bytes_in_flight: 512 << 20,
+            }
+        }
+    }
+}
+
+/// How a time was measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// GPU timestamp queries around the compute pass.
+    Timestamps,
+    /// Submit-and-wait wall clock (the adapter has no timestamp queries).
+    WallClock,
+}
+
+/// One measured row.
+#[derive(Clone, Debug)]
+pub struct BenchRow {
+    pub kernel: KernelKind,
+    pub format: Format,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// Median seconds per run.
+    pub seconds: f64,
+    /// Bytes that must move: the weight's GPU planes, x and y.
+    pub bytes: u64,
+    pub gbps: f64,
+    pub gflops: f64,
+    /// This row's time over the f32 kernel's time for the same shape and batch.
+    pub ratio_to_f32: f64,
+    /// Weight copies rotated through.
+    pub copies: usize,
+    pub timing: Timing,
+    pub adapter: String,
+}
+
+impl BenchRow {
+    /// The row as a JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kernel": self.kernel.entry_point(),
+            "format": self.format.to_string(),
+            "m": self.m,
+            "k": self.k,
+            "n": self.n,
+            "seconds": self.seconds,
+            "bytes": self.bytes,
+            "gbps": self.gbps,
+            "gflops": self.gflops,
+            "ratio_to_f32": self.ratio_to_f32,
+            "copies": self.copies,
+            "timing": match self.timing { Timing::Timestamps => "timestamp", Timing::WallClock => "wall" },
+            "adapter": self.adapter,
+        })
+    }
+}
+
+/// Times prepared dispatches on one device.
+pub struct Timer<'a> {
+    ctx: &'a GpuContext,
+    timestamps: Option<(wgpu::QuerySet, wgpu::Buffer, u32)>,
+}
+
+impl<'a> Timer<'a> {
+    /// A timer for up to `max_runs` timed runs per call.
+    pub fn new(ctx: &'a GpuContext, max_runs: u32) -> Self {
+        let timestamps = ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            .then(|| {
+                let count = 2 * max_runs;
+                let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("wgquant bench"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count,
+                });
+                let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgquant timestamps"),
+                    size: count as u64 * 8,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                (set, resolve, max_runs)
+            });
+        Timer { ctx, timestamps }
+    }
+
+    pub fn timing(&self) -> Timing {
+        if self.timestamps.is_some() {
+            Timing::Timestamps
+        } else {
+            Timing::WallClock
+        }
+    }
+
+    /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed; return
+    /// the median seconds per run.
+    pub fn median_seconds(&self, ops: &[Dispatch], warmup: usize, runs: usize) -> Result<f64> {
+        let ctx = self.ctx;
+        if ops.is_empty() || runs == 0 {
+            return Err(Error::InvalidArgument("nothing to time".into()));
+        }
+        for i in 0..warmup {
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            ops[i % ops.len()].encode(&mut enc);
+            ctx.queue.submit([enc.finish()]);
+            ctx.wait()?;
+        }
+        let mut times = match &self.timestamps {
+            Some((set, resolve, max)) => {
+                let runs = runs.min(*max as usize);
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                for i in 0..runs {
+                    ops[i % ops.len()].encode_with_timestamps(
+                        &mut enc,
+                        Some(wgpu::ComputePassTimestampWrites {
+                            query_set: set,
+                            beginning_of_pass_write_index: Some(2 * i as u32),
+                            end_of_pass_write_index: Some(2 * i as u32 + 1),
+                        }),
+                    );
+                }
+                enc.resolve_query_set(set, 0..2 * runs as u32, resolve, 0);
+                ctx.queue.submit([enc.finish()]);
+                let ticks = read_u64(ctx, resolve, 2 * runs)?;
+                let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
+                ticks
+                    .chunks_exact(2)
+                    .map(|t| t[1].wrapping_sub(t[0]) as f64 * period)
+                    .collect::<Vec<f64>>()
+            }
+            None => (0..runs)
+                .map(|i| {
+                    let start = std::time::Instant::now();
+                    let mut enc = ctx.device.create_command_encoder(&Default::default());
+                    ops[i % ops.len()].encode(&mut enc);
+                    ctx.queue.submit([enc.finish()]);
+                    ctx.wait().map(|_| start.elapsed().as_secs_f64())
+                })
+                .collect::<Result<Vec<f64>>>()?,
+        };
+        times.sort_by(|a, b| a.total_cmp(b));
+        Ok(times[times.len() / 2])
+    }
+}
+
+fn read_u64(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u64>> {
+    let bytes = ctx.read_bytes(buf, len * 8)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        .collect())
+}
+
+/// Number of weight copies that keep `bytes_in_flight` of weights in flight.
+pub fn copies_for(weight_bytes: u64, bytes_in_flight: u64) -> usize {
+    if weight_bytes == 0 {
+        return 1;
+    }
+    (bytes_in_flight.div_ceil(weight_bytes) as usize).clamp(1, 64)
+}
+
+/// Run the benchmark, calling `progress(done, total, label)` after each measurement.
+/// The f32 baseline is always measured, first, for every shape and batch.
+pub fn run(
+    ctx: &GpuContext,
+    cfg: &BenchConfig,
+    mut progress: impl FnMut(usize, usize, &str),
+) -> Result<Vec<BenchRow>> {
+    let mut formats = vec![Format::F32];
+    formats.extend(cfg.formats.iter().copied().filter(|f| *f != Format::F32));
+    for f in &formats {
+        for &(_, k) in &cfg.shapes {
+            f.check_k(k)?;
+        }
+    }
+    let total = formats.len() * cfg.shapes.len() * cfg.batches.len();
+    let timer = Timer::new(ctx, cfg.iterations.max(1) as u32);
+    let adapter = ctx.describe();
+    let mut rows = Vec::new();
+    let mut done = 0;
+    for &(m, k) in &cfg.shapes {
+        let weights = Rng::new((m * 31 + k) as u64).normal_vec(m * k);
+        let max_n = cfg.batches.iter().copied().max().unwrap_or(1);
+        let x = ctx.storage_buffer("bench x", &Rng::new(5).normal_vec(max_n * k));
+        let y = ctx.output_buffer("bench y", max_n * m);
+        let mut f32_time = std::collections::HashMap::new();
+        for &format in &formats {
+            let q = QuantizedTensor::quantize(format, &weights, m, k)?;
+            let kernels = Kernels::new(&ctx.device, format)?;
+            let first = GpuWeight::upload(ctx, &q)?;
+            let copies = copies_for(first.gpu_bytes(), cfg.bytes_in_flight);
+            let mut gpu = vec![first];
+            for _ in 1..copies {
+                gpu.push(GpuWeight::upload(ctx, &q)?);
+            }
+            drop(q);
+            for &n in &cfg.batches {
+                let ops = gpu
+                    .iter()
+                    .map(|w| kernels.matmul(w, &x, &y, n))
+                    .collect::<Result<Vec<_>>>()?;
+                let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
+                if format == Format::F32 {
+                    f32_time.insert(n, seconds);
+                }
+                let bytes = gpu[0].gpu_bytes() + 4 * (n * k + n * m) as u64;
+                rows.push(BenchRow {
+                    kernel: kernel_for_batch(n),
+                    format,
+                    m,
+                    k,
+                    n,
+                    seconds,
+                    bytes,
+                    gbps: bytes as f64 / seconds / 1e9,
+                    gflops: 2.0 * (m * k * n) as f64 / seconds / 1e9,
+                    ratio_to_f32: seconds / f32_time[&n],
+                    copies,
+                    timing: timer.timing(),
+                    adapter: adapter.clone(),
+                });
+                done += 1;
+                progress(done, total, &format!("{format} {m}x{k} n={n}"));
+            }
+        }
+    }
+    Ok(rows)
+}

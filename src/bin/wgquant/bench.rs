@@ -1,0 +1,98 @@
+//! `wgquant bench`
+
+use crate::AdapterArgs;
+use std::process::ExitCode;
+use wgquant::bench::{BenchConfig, Timing};
+use wgquant::{Error, Format};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    adapter: AdapterArgs,
+    /// Formats to time (repeatable; default: a representative set). f32 always runs as the baseline.
+    #[arg(long = "format", value_name = "F")]
+    formats: Vec<Format>,
+    /// Weight shapes as MxK: M output rows, K row length (repeatable).
+    #[arg(long = "shape", value_name = "MxK", value_parser = parse_shape)]
+    shapes: Vec<(usize, usize)>,
+    /// Batch sizes n, activation rows (repeatable): GEMV for n <= 8, GEMM above.
+    #[arg(long = "batch", value_name = "N")]
+    batches: Vec<usize>,
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Print one JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_shape(s: &str) -> Result<(usize, usize), String> {
+    let (m, k) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}' is not MxK, e.g. 4096x4096"))?;
+    let m: usize = m.trim().parse().map_err(|_| format!("bad M in '{s}'"))?;
+    let k: usize = k.trim().parse().map_err(|_| format!("bad K in '{s}'"))?;
+    if m == 0 || k == 0 {
+        return Err(format!("'{s}': M and K must be positive"));
+    }
+    Ok((m, k))
+}
+
+pub fn run(args: Args) -> wgquant::Result<ExitCode> {
+    let ctx = args.adapter.context()?;
+    let mut cfg = BenchConfig::defaults_for(&ctx);
+    if !args.formats.is_empty() {
+        cfg.formats = args.formats;
+    }
+    if !args.shapes.is_empty() {
+        cfg.shapes = args.shapes;
+    }
+    if !args.batches.is_empty() {
+        if args.batches.contains(&0) {
+            return Err(Error::InvalidArgument("batch sizes must be at least 1".into()));
+        }
+        cfg.batches = args.batches;
+    }
+    if let Some(it) = args.iterations {
+        cfg.iterations = it.max(1);
+    }
+    eprintln!("benchmarking on {}", ctx.describe());
+    let bar = crate::progress_bar(0, "bench");
+    let rows = wgquant::bench::run(&ctx, &cfg, |done, total, label| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(label.to_string());
+    })?;
+    bar.finish_and_clear();
+    if args.json {
+        let arr: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
+        println!("{}", serde_json::to_string_pretty(&arr).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let timing = match rows.first().map(|r| r.timing) {
+        Some(Timing::WallClock) => "wall clock (the adapter has no timestamp queries)",
+        _ => "GPU timestamp queries",
+    };
+    println!("adapter: {}    timing: {timing}, median of {} runs", ctx.describe(), cfg.iterations);
+    println!(
+        "{:<6} {:<16} {:>6} {:>6} {:>5} {:>11} {:>9} {:>10} {:>8} {:>7}",
+        "kernel", "format", "m", "k", "n", "time (us)", "GB/s", "GFLOP/s", "vs f32", "copies"
+    );
+    for r in &rows {
+        println!(
+            "{:<6} {:<16} {:>6} {:>6} {:>5} {:>11.1} {:>9.1} {:>10.1} {:>7.2}x {:>7}",
+            r.kernel.entry_point(),
+            r.format.to_string(),
+            r.m,
+            r.k,
+            r.n,
+            r.seconds * 1e6,
+            r.gbps,
+            r.gflops,
+            r.ratio_to_f32,
+            r.copies
+        );
+    }
+    println!("\"vs f32\" is this kernel's time over the f32 kernel's time for the same shape and batch (lower is faster).");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,177 @@
+//! `wgquant quantize`, `dequantize` and `matmul`: the file-based commands.
+
+use crate::AdapterArgs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wgquant::gpu::{GpuWeight, Kernels};
+use wgquant::io::gguf::{self, MetaValue, StoredTensor};
+use wgquant::io::{npy, safetensors, Array};
+use wgquant::{Error, Format, QuantizedTensor};
+
+#[derive(clap::Args)]
+pub struct QuantizeArgs {
+    /// Input safetensors file (f32, f16 or bf16 tensors).
+    input: PathBuf,
+    /// Output GGUF file.
+    output: PathBuf,
+    /// Target format: q8_0, q4_0, q4_1, int8_g32, int4_g128, int4_g128_asym, ...
+    #[arg(long, short)]
+    format: Format,
+}
+
+#[derive(clap::Args)]
+pub struct DequantizeArgs {
+    /// Input GGUF file.
+    input: PathBuf,
+    /// Output safetensors file (every tensor as f32).
+    output: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct MatmulArgs {
+    #[command(flatten)]
+    adapter: AdapterArgs,
+    /// GGUF file holding the weight.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Name of the weight tensor (N rows of K).
+    #[arg(long)]
+    tensor: String,
+    /// Activations: an f32 .npy of shape [n, K] (or [K] for one row).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write Y = X W^T, an f32 .npy of shape [n, N].
+    #[arg(long)]
+    output: PathBuf,
+}
+
+/// Why a tensor is kept as f32 instead of being quantized, if it is.
+fn keep_reason(a: &Array, format: Format) -> Option<String> {
+    if a.shape.len() != 2 {
+        return Some(format!("{}-D, only 2-D weights are quantized", a.shape.len()));
+    }
+    format.check_k(a.shape[1]).err().map(|e| e.to_string())
+}
+
+pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
+    let file = safetensors::read_safetensors(&args.input)?;
+    for t in &file.skipped {
+        eprintln!(
+            "skipped {} {:?}: dtype {} is not a float type",
+            t.name, t.shape, t.dtype
+        );
+    }
+    let total: usize = file.tensors.iter().map(|(_, a)| a.len()).sum();
+    let bar = crate::progress_bar(total as u64, "quantize");
+    let mut out = Vec::new();
+    let (mut quantized, mut kept) = (0, 0);
+    for (name, a) in file.tensors {
+        bar.set_message(name.clone());
+        let stored = match keep_reason(&a, args.format) {
+            Some(why) => {
+                bar.suspend(|| eprintln!("kept {name} {:?} as f32: {why}", a.shape));
+                kept += 1;
+                StoredTensor::Float {
+                    shape: a.shape.clone(),
+                    data: a.data.clone(),
+                }
+            }
+            None => {
+                quantized += 1;
+                let q = QuantizedTensor::quantize(args.format, &a.data, a.shape[0], a.shape[1])?;
+                StoredTensor::Quantized(q)
+            }
+        };
+        bar.inc(a.len() as u64);
+        out.push((name, stored));
+    }
+    bar.finish_and_clear();
+    let meta = vec![(
+        "general.quantized_by".to_string(),
+        MetaValue::String(format!("wgquant {}", env!("CARGO_PKG_VERSION"))),
+    )];
+    gguf::write_model(&args.output, &meta, &out)?;
+    eprintln!(
+        "wrote {}: {quantized} tensors as {}, {kept} kept as f32",
+        args.output.display(),
+        args.format
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn dequantize(args: DequantizeArgs) -> wgquant::Result<ExitCode> {
+    let model = gguf::read_model(&args.input)?;
+    let mut out = Vec::new();
+    for (name, t) in model.tensors() {
+        let arr = match t {
+            StoredTensor::Float { shape, data } => Array::new(shape.clone(), data.clone())?,
+            StoredTensor::Quantized(q) => Array::new(vec![q.rows(), q.k()], q.dequantize())?,
+        };
+        out.push((name.clone(), arr));
+    }
+    safetensors::write_safetensors(&args.output, &out)?;
+    eprintln!("wrote {} tensors to {}", out.len(), args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn matmul(args: MatmulArgs) -> wgquant::Result<ExitCode> {
+    let model = gguf::read_model(&args.weights)?;
+    let w = match model.tensor(&args.tensor) {
+        Some(StoredTensor::Quantized(q)) => q.clone(),
+        Some(StoredTensor::Float { shape, data }) if shape.len() == 2 => {
+            QuantizedTensor::from_bytes(
+                Format::F32,
+                shape[0],
+                shape[1],
+                bytemuck::cast_slice(data).to_vec(),
+            )?
+        }
+        Some(StoredTensor::Float { shape, .. }) => {
+            return Err(Error::Shape(format!(
+                "tensor {} has shape {shape:?}; matmul needs a 2-D weight",
+                args.tensor
+            )))
+        }
+        None => {
+            return Err(Error::InvalidArgument(format!(
+                "no tensor named '{}' in {}; it has: {}",
+                args.tensor,
+                args.weights.display(),
+                model.tensor_names().join(", ")
+            )))
+        }
+    };
+    let x = npy::read_npy(&args.input)?;
+    let n = match x.shape.as_slice() {
+        [k] if *k == w.k() => 1,
+        [n, k] if *k == w.k() => *n,
+        s => {
+            return Err(Error::Shape(format!(
+                "input has shape {s:?}; weight {} is {} rows of K = {}, so X must be [n, {}]",
+                args.tensor,
+                w.rows(),
+                w.k(),
+                w.k()
+            )))
+        }
+    };
+    if n == 0 {
+        return Err(Error::Shape("input has no rows".into()));
+    }
+    let ctx = args.adapter.context()?;
+    let gw = GpuWeight::upload(&ctx, &w)?;
+    let kernels = Kernels::new(&ctx.device, w.format())?;
+    let y = kernels.run_matmul(&ctx, &gw, &x.data, n)?;
+    npy::write_npy(&args.output, &[n, w.rows()], &y)?;
+    eprintln!(
+        "{} x {}^T ({}, {} rows) on {} -> {} [{n}, {}]",
+        args.input.display(),
+        args.tensor,
+        w.format(),
+        w.rows(),
+        ctx.describe(),
+        args.output.display(),
+        w.rows()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,178 @@
+//! The kernel correctness suite: every kernel of every format against the CPU reference
+//! (f64 accumulation over the dequantized weights). Outputs are poisoned first and bound
+//! between guard regions that must survive untouched; NaN anywhere fails.
+//! Used by `wgquant verify` and by the integration tests.
+
+use crate::error::Result;
+use crate::format::reference::{matmul_f64, nmse};
+use crate::format::{Format, QuantizedTensor};
+use crate::gpu::{GpuContext, GpuWeight, KernelKind, Kernels, Operand};
+use crate::rng::Rng;
+
+/// f32-accumulating kernels must reach this NMSE against the f64 reference.
+pub const MATMUL_NMSE_MAX: f64 = 1e-6;
+/// Dequantization may differ from the CPU by one rounding (a fused multiply-add).
+pub const DEQUANT_NMSE_MAX: f64 = 1e-12;
+
+/// f32 values on each side of an output (256 bytes: one binding-offset alignment).
+pub const GUARD: usize = 64;
+/// Written around outputs; must survive bit for bit (a NaN pattern no kernel produces).
+pub const GUARD_BITS: u32 = 0x7F80_BEEF;
+/// Written over the output first; a value left unwritten reads back as NaN.
+pub const POISON_BITS: u32 = 0x7FC0_DEAD;
+
+/// The outcome of one checked kernel run.
+#[derive(Clone, Debug)]
+pub struct CaseResult {
+    pub format: Format,
+    pub kernel: KernelKind,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// NMSE against the reference (infinite if any output is NaN or infinite).
+    pub nmse: f64,
+    /// Index of the first non-finite output, if any.
+    pub first_nan: Option<usize>,
+    /// Whether both guard regions survived.
+    pub guards_intact: bool,
+    /// The bound the case is held to.
+    pub bound: f64,
+}
+
+impl CaseResult {
+    pub fn passed(&self) -> bool {
+        self.guards_intact && self.first_nan.is_none() && self.nmse <= self.bound
+    }
+}
+
+/// A buffer laid out as `[guard][len poisoned values][guard]`.
+pub fn guarded_buffer(ctx: &GpuContext, len: usize) -> wgpu::Buffer {
+    let mut init = vec![f32::from_bits(GUARD_BITS); GUARD];
+    init.extend(std::iter::repeat_n(f32::from_bits(POISON_BITS), len));
+    init.extend(std::iter::repeat_n(f32::from_bits(GUARD_BITS), GUARD));
+    ctx.storage_buffer("wgquant guarded output", &init)
+}
+
+/// Where the payload of a guarded buffer starts.
+pub fn guarded_payload(buf: &wgpu::Buffer) -> Operand<'_> {
+    Operand {
+        buffer: buf,
+        offset: (GUARD * 4) as u64,
+    }
+}
+
+/// Read a guarded buffer back: (payload, guards intact).
+pub fn read_guarded(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<(Vec<f32>, bool)> {
+    let all = ctx.read_f32(buf, len + 2 * GUARD)?;
+    let intact = all[..GUARD]
+        .iter()
+        .chain(&all[GUARD + len..])
+        .all(|v| v.to_bits() == GUARD_BITS);
+    Ok((all[GUARD..GUARD + len].to_vec(), intact))
+}
+
+fn submit(ctx: &GpuContext, op: &crate::gpu::Dispatch) {
+    let mut enc = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    op.encode(&mut enc);
+    ctx.queue.submit([enc.finish()]);
+}
+
+/// Check `y = x w^T` for one random case of `rows` x `k` weights and batch `n`.
+pub fn matmul_case(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    rows: usize,
+    k: usize,
+    n: usize,
+    seed: u64,
+) -> Result<CaseResult> {
+    let format = kernels.format();
+    let mut rng = Rng::new(seed);
+    let w = rng.normal_vec(rows * k);
+    let x = rng.normal_vec(n * k);
+    let q = QuantizedTensor::quantize(format, &w, rows, k)?;
+    let want = matmul_f64(&q.dequantize(), rows, k, &x, n);
+    let gw = GpuWeight::upload(ctx, &q)?;
+    let xb = ctx.storage_buffer("wgquant x", &x);
+    let yb = guarded_buffer(ctx, n * rows);
+    let op = kernels.matmul(&gw, &xb, guarded_payload(&yb), n)?;
+    submit(ctx, &op);
+    let (got, guards_intact) = read_guarded(ctx, &yb, n * rows)?;
+    Ok(CaseResult {
+        format,
+        kernel: op.kind(),
+        m: rows,
+        k,
+        n,
+        nmse: nmse(&want, &got),
+        first_nan: got.iter().position(|v| !v.is_finite()),
+        guards_intact,
+        bound: MATMUL_NMSE_MAX,
+    })
+}
+
+/// Check GPU dequantization of one random `rows` x `k` weight against the CPU.
+pub fn dequantize_case(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    rows: usize,
+    k: usize,
+    seed: u64,
+) -> Result<CaseResult> {
+    let format = kernels.format();
+    let w = Rng::new(seed).normal_vec(rows * k);
+    let q = QuantizedTensor::quantize(format, &w, rows, k)?;
+    let want: Vec<f64> = q.dequantize().iter().map(|&v| v as f64).collect();
+    let gw = GpuWeight::upload(ctx, &q)?;
+    let out = guarded_buffer(ctx, rows * k);
+    let op = kernels.dequantize(&gw, guarded_payload(&out))?;
+    submit(ctx, &op);
+    let (got, guards_intact) = read_guarded(ctx, &out, rows * k)?;
+    Ok(CaseResult {
+        format,
+        kernel: KernelKind::Dequantize,
+        m: rows,
+        k,
+        n: 0,
+        nmse: nmse(&want, &got),
+        first_nan: got.iter().position(|v| !v.is_finite()),
+        guards_intact,
+        bound: DEQUANT_NMSE_MAX,
+    })
+}
+
+/// Matmul shapes `(rows, k, n)` for a format, with tails: rows not a multiple of the GEMM
+/// tile, k a small odd multiple of the block, every batch 1..=9 and GEMM tails beyond.
+pub fn matmul_shapes(format: Format) -> Vec<(usize, usize, usize)> {
+    let km = format.k_multiple();
+    let ks = [km, 3 * km, (640 / km).max(1) * km + km];
+    let mut v: Vec<(usize, usize, usize)> = (1..=9)
+        .chain([16, 65, 70])
+        .enumerate()
+        .map(|(i, n)| ([1, 7, 67, 130][i % 4], ks[i % 3], n))
+        .collect();
+    v.push((193, ks[2], 3));
+    v.push((64, ks[1], 64));
+    v
+}
+
+/// Run the whole suite for `format`, calling `each` after every case.
+pub fn run_format(
+    ctx: &GpuContext,
+    format: Format,
+    mut each: impl FnMut(&CaseResult),
+) -> Result<Vec<CaseResult>> {
+    let kernels = Kernels::new(&ctx.device, format)?;
+    let mut out = Vec::new();
+    for (i, (rows, k, n)) in matmul_shapes(format).into_iter().enumerate() {
+        let r = matmul_case(ctx, &kernels, rows, k, n, 1000 + i as u64)?;
+        each(&r);
+        out.push(r);
+    }
+    let r = dequantize_case(ctx, &kernels, 67, 3 * format.k_multiple(), 7)?;
+    each(&r);
+    out.push(r);
+    Ok(out)
+}
