@@ -144,6 +144,14 @@ impl<'a> Timer<'a> {
     /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed; return
     /// the median seconds per run.
     pub fn median_seconds(&self, ops: &[Dispatch], warmup: usize, runs: usize) -> Result<f64> {
+        let mut times = self.seconds(ops, warmup, runs)?;
+        times.sort_by(|a, b| a.total_cmp(b));
+        Ok(times[times.len() / 2])
+    }
+
+    /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed (in batches
+    /// of at most the timer's capacity); return each run's seconds.
+    pub fn seconds(&self, ops: &[Dispatch], warmup: usize, runs: usize) -> Result<Vec<f64>> {
         let ctx = self.ctx;
         if ops.is_empty() || runs == 0 {
             return Err(Error::InvalidArgument("nothing to time".into()));
@@ -154,41 +162,44 @@ impl<'a> Timer<'a> {
             ctx.queue.submit([enc.finish()]);
             ctx.wait()?;
         }
-        let mut times = match &self.timestamps {
-            Some((set, resolve, max)) => {
-                let runs = runs.min(*max as usize);
-                let mut enc = ctx.device.create_command_encoder(&Default::default());
-                for i in 0..runs {
-                    ops[i % ops.len()].encode_with_timestamps(
-                        &mut enc,
-                        Some(wgpu::ComputePassTimestampWrites {
-                            query_set: set,
-                            beginning_of_pass_write_index: Some(2 * i as u32),
-                            end_of_pass_write_index: Some(2 * i as u32 + 1),
-                        }),
+        let mut times = Vec::with_capacity(runs);
+        while times.len() < runs {
+            let done = times.len();
+            match &self.timestamps {
+                Some((set, resolve, max)) => {
+                    let batch = (runs - done).min(*max as usize);
+                    let mut enc = ctx.device.create_command_encoder(&Default::default());
+                    for i in 0..batch {
+                        ops[(done + i) % ops.len()].encode_with_timestamps(
+                            &mut enc,
+                            Some(wgpu::ComputePassTimestampWrites {
+                                query_set: set,
+                                beginning_of_pass_write_index: Some(2 * i as u32),
+                                end_of_pass_write_index: Some(2 * i as u32 + 1),
+                            }),
+                        );
+                    }
+                    enc.resolve_query_set(set, 0..2 * batch as u32, resolve, 0);
+                    ctx.queue.submit([enc.finish()]);
+                    let ticks = read_u64(ctx, resolve, 2 * batch)?;
+                    let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
+                    times.extend(
+                        ticks
+                            .chunks_exact(2)
+                            .map(|t| t[1].wrapping_sub(t[0]) as f64 * period),
                     );
                 }
-                enc.resolve_query_set(set, 0..2 * runs as u32, resolve, 0);
-                ctx.queue.submit([enc.finish()]);
-                let ticks = read_u64(ctx, resolve, 2 * runs)?;
-                let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
-                ticks
-                    .chunks_exact(2)
-                    .map(|t| t[1].wrapping_sub(t[0]) as f64 * period)
-                    .collect::<Vec<f64>>()
-            }
-            None => (0..runs)
-                .map(|i| {
+                None => {
                     let start = std::time::Instant::now();
                     let mut enc = ctx.device.create_command_encoder(&Default::default());
-                    ops[i % ops.len()].encode(&mut enc);
+                    ops[done % ops.len()].encode(&mut enc);
                     ctx.queue.submit([enc.finish()]);
-                    ctx.wait().map(|_| start.elapsed().as_secs_f64())
-                })
-                .collect::<Result<Vec<f64>>>()?,
-        };
-        times.sort_by(|a, b| a.total_cmp(b));
-        Ok(times[times.len() / 2])
+                    ctx.wait()?;
+                    times.push(start.elapsed().as_secs_f64());
+                }
+            }
+        }
+        Ok(times)
     }
 }
 

@@ -25,7 +25,7 @@ mod q8_0;
 pub mod reference;
 
 pub use self::f32::F32;
-pub use int::{IntFormat, IntLayout};
+pub use int::{IntFormat, IntPlanes};
 pub use q4_0::{BlockQ4_0, Q4_0};
 pub use q4_1::{BlockQ4_1, Q4_1};
 pub use q8_0::{BlockQ8_0, Q8_0};
@@ -201,7 +201,7 @@ impl Format {
     /// Check that rows of length `k` fit this format.
     pub fn check_k(&self, k: usize) -> Result<()> {
         let m = self.k_multiple();
-        if k == 0 || k % m != 0 {
+        if k == 0 || !k.is_multiple_of(m) {
             return Err(Error::BlockMismatch {
                 format: self.to_string(),
                 k,

@@ -207,7 +207,7 @@ impl GpuContext {
     /// Copy a buffer's first `len` bytes (a multiple of 4) back to the CPU (waits for the GPU).
     pub fn read_bytes(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
         let bytes = len as u64;
-        if bytes > buffer.size() || bytes % 4 != 0 {
+        if bytes > buffer.size() || !bytes.is_multiple_of(4) {
             return Err(Error::Shape(format!(
                 "reading {len} bytes from a buffer of {} bytes",
                 buffer.size()

@@ -282,7 +282,7 @@ impl Kernels {
             while local < chunk.rows {
                 let rows = (chunk.rows - local).min(rows_per_step);
                 let offset = out.offset + (chunk.row_start + local) as u64 * row_bytes;
-                if offset % limits.min_storage_buffer_offset_alignment as u64 != 0 {
+                if !offset.is_multiple_of(limits.min_storage_buffer_offset_alignment as u64) {
                     return Err(Error::DeviceLimit(format!(
                         "dequantize output offset {offset} is not aligned to {}",
                         limits.min_storage_buffer_offset_alignment
@@ -391,7 +391,7 @@ impl<'a> From<&'a wgpu::Buffer> for Operand<'a> {
 impl<'a> Operand<'a> {
     fn check(&self, what: &str, need: u64, limits: &wgpu::Limits) -> Result<()> {
         let align = limits.min_storage_buffer_offset_alignment as u64;
-        if self.offset % align != 0 {
+        if !self.offset.is_multiple_of(align) {
             return Err(Error::InvalidArgument(format!(
                 "{what} offset {} is not a multiple of {align}",
                 self.offset

@@ -84,7 +84,6 @@ pub fn constants(format: Format) -> Vec<(&'static str, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     /// Every variant parses, validates, specialises and compiles to SPIR-V with naga.
     #[test]
@@ -101,7 +100,7 @@ mod tests {
                 let info = validator
                     .validate(&module)
                     .unwrap_or_else(|e| panic!("{format} {kernel:?}: {}", e.emit_to_string(&src)));
-                let consts: HashMap<String, f64> = constants(format)
+                let consts: naga::back::PipelineConstants = constants(format)
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect();
