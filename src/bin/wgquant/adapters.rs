@@ -71,3 +71,28 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn formats() -> wgquant::Result<ExitCode> {
+    println!(
+        "{:<16} {:>6} {:>6} {:>10}  stored in GGUF as",
+        "format", "bits", "block", "k multiple"
+    );
+    for f in wgquant::Format::all() {
+        let c = f.codec();
+        let stored = match (c.ggml_type(), f) {
+            (Some(t), _) => t.name().to_string(),
+            (None, wgquant::Format::Int(i)) if i.asym => {
+                "planes: I8 codes, F16 scales, I8 zero points".to_string()
+            }
+            (None, _) => "planes: I8 codes, F16 scales".to_string(),
+        };
+        println!(
+            "{:<16} {:>6.3} {:>6} {:>10}  {stored}",
+            f.to_string(),
+            f.bits_per_weight(),
+            c.block_values(),
+            f.k_multiple()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -43,6 +43,8 @@ impl AdapterArgs {
 enum Command {
     /// List every adapter with its backend, type, driver, useful features and limits.
     Adapters(adapters::Args),
+    /// List the weight formats with bits per weight, block size and GGUF storage.
+    Formats,
     /// Time GEMV/GEMM kernels per format against the f32 baseline of the same run.
     Bench(bench::Args),
     /// Run the kernel correctness suite on an adapter; non-zero exit on any failure.
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Adapters(a) => adapters::run(a),
+        Command::Formats => adapters::formats(),
         Command::Bench(a) => bench::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Quantize(a) => files::quantize(a),

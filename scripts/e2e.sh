@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End-to-end check of the file commands against the reference Python tools:
+# make a safetensors file, `wgquant quantize` it to every format, check each GGUF with the
+# `gguf` package (blocks byte-identical to its quantizer), `dequantize` it, and check
+# `wgquant matmul` (GEMV and GEMM) against a float64 NumPy matmul.
+# Needs python3 with numpy and gguf (installed into a venv under target/ if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WGQUANT=${WGQUANT:-target/release/wgquant}
+[ -x "$WGQUANT" ] || cargo build --release --quiet
+PY=python3
+if ! $PY -c "import numpy, gguf" 2>/dev/null; then
+    VENV=target/e2e-venv
+    if ! { [ -x $VENV/bin/python ] || python3 -m venv $VENV; } ||
+        ! $VENV/bin/pip install --quiet numpy gguf; then
+        echo "e2e: skipped, numpy and gguf could not be installed" >&2
+        exit 0
+    fi
+    PY=$VENV/bin/python
+fi
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+$PY - "$WORK" <<'PYEOF'
+import json, struct, sys
+import numpy as np
+work = sys.argv[1]
+rng = np.random.default_rng(0)
+tensors = {
+    "layer.weight": rng.standard_normal((96, 256)).astype(np.float32),
+    "layer.wide": (rng.standard_normal((40, 384)) * 0.02).astype(np.float16),
+    "layer.bias": rng.standard_normal(96).astype(np.float32),
+    "odd.weight": rng.standard_normal((8, 100)).astype(np.float32),
+}
+header, blobs, off = {}, [], 0
+for name, a in tensors.items():
+    b = a.tobytes()
+    header[name] = {"dtype": {"float32": "F32", "float16": "F16"}[str(a.dtype)],
+                    "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+    blobs.append(b); off += len(b)
+h = json.dumps(header).encode()
+h += b" " * (-len(h) % 8)
+with open(f"{work}/model.safetensors", "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+np.save(f"{work}/x1.npy", rng.standard_normal((1, 256)).astype(np.float32))
+np.save(f"{work}/x5.npy", rng.standard_normal((5, 256)).astype(np.float32))
+np.save(f"{work}/x20.npy", rng.standard_normal((20, 256)).astype(np.float32))
+PYEOF
+for fmt in q8_0 q4_0 q4_1 int8_g32 int4_g128 int4_g64_asym; do
+    echo "== $fmt"
+    $WGQUANT quantize "$WORK/model.safetensors" "$WORK/$fmt.gguf" --format $fmt
+    $PY scripts/check_gguf.py "$WORK/$fmt.gguf" "$WORK/model.safetensors"
+    $WGQUANT dequantize "$WORK/$fmt.gguf" "$WORK/$fmt.dq.safetensors"
+    for n in 1 5 20; do
+        $WGQUANT matmul --weights "$WORK/$fmt.gguf" --tensor layer.weight \
+            --input "$WORK/x$n.npy" --output "$WORK/y.npy"
+        $PY scripts/check_matmul.py "$WORK/$fmt.gguf" layer.weight "$WORK/x$n.npy" "$WORK/y.npy"
+    done
+done
+echo "e2e: all checks passed"
