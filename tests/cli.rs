@@ -1,0 +1,190 @@
+//! The `wgquant` command as a user runs it: every subcommand on the machine's adapter,
+//! outputs checked against the library and the CPU reference, and bad input turned into a
+//! clear message and a non-zero exit, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use wgquant::format::reference::{matmul_f64, nmse};
+use wgquant::io::{self, gguf::StoredTensor, Array};
+use wgquant::rng::Rng;
+use wgquant::{Format, QuantizedTensor};
+
+fn wgquant(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgquant"))
+        .args(args)
+        .output()
+        .expect("run wgquant")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Runs, expects success, returns (stdout, stderr).
+fn ok(args: &[&str]) -> (String, String) {
+    let o = wgquant(args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "wgquant {args:?} failed:\n{out}\n{err}");
+    (out, err)
+}
+
+/// Runs, expects a clean failure (exit code, message, no panic), returns stderr.
+fn fails(args: &[&str]) -> String {
+    let o = wgquant(args);
+    let (out, err) = text(&o);
+    assert!(!o.status.success(), "wgquant {args:?} should fail:\n{out}\n{err}");
+    assert!(!err.contains("panicked"), "wgquant {args:?} panicked:\n{err}");
+    assert!(err.contains("error:"), "wgquant {args:?}: no error message:\n{err}");
+    err
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wgquant-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn write_model(dir: &Path) -> (PathBuf, Vec<f32>) {
+    let mut rng = Rng::new(42);
+    let w = rng.normal_vec(72 * 256);
+    let tensors = vec![
+        ("proj.weight".to_string(), Array::new(vec![72, 256], w.clone()).unwrap()),
+        ("proj.bias".to_string(), Array::new(vec![72], rng.normal_vec(72)).unwrap()),
+        ("odd.weight".to_string(), Array::new(vec![3, 100], rng.normal_vec(300)).unwrap()),
+    ];
+    let path = dir.join("model.safetensors");
+    io::write_safetensors(&path, &tensors).unwrap();
+    (path, w)
+}
+
+#[test]
+fn quantize_dequantize_and_matmul_round_trip() {
+    let dir = tmpdir("roundtrip");
+    let (st, w) = write_model(&dir);
+    for format in ["q4_0", "q8_0", "q4_1", "int4_g128", "int8_g64_asym"] {
+        let f: Format = format.parse().unwrap();
+        let gg = dir.join(format!("{format}.gguf"));
+        let (_, err) = ok(&["quantize", s(&st), s(&gg), "--format", format]);
+        assert!(err.contains("kept proj.bias"), "{err}");
+        assert!(err.contains("kept odd.weight") && err.contains("100"), "{err}");
+        // The file holds exactly the library's quantization of the weight.
+        let model = io::read_model(&gg).unwrap();
+        let want = QuantizedTensor::quantize(f, &w, 72, 256).unwrap();
+        match model.tensor("proj.weight") {
+            Some(StoredTensor::Quantized(q)) => assert_eq!(q, &want, "{format}"),
+            other => panic!("{format}: proj.weight is {other:?}"),
+        }
+        // Dequantize to safetensors: the weights the format represents.
+        let dq = dir.join(format!("{format}.safetensors"));
+        ok(&["dequantize", s(&gg), s(&dq)]);
+        let back = io::read_safetensors(&dq).unwrap();
+        assert_eq!(back.tensor("proj.weight").unwrap().data, want.dequantize());
+        assert_eq!(back.tensor("proj.bias").unwrap().shape, vec![72]);
+        // Matmul through GEMV (n = 3) and GEMM (n = 11) against the f64 reference.
+        for n in [3usize, 11] {
+            let x = Rng::new(n as u64).normal_vec(n * 256);
+            let xp = dir.join("x.npy");
+            let yp = dir.join("y.npy");
+            io::write_npy(&xp, &[n, 256], &x).unwrap();
+            ok(&[
+                "matmul", "--weights", s(&gg), "--tensor", "proj.weight", "--input", s(&xp),
+                "--output", s(&yp),
+            ]);
+            let y = io::read_npy(&yp).unwrap();
+            assert_eq!(y.shape, vec![n, 72]);
+            let e = nmse(&matmul_f64(&want.dequantize(), 72, 256, &x, n), &y.data);
+            assert!(e <= 1e-6, "{format} n={n}: NMSE {e:e}");
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn file_commands_reject_bad_input_clearly() {
+    let dir = tmpdir("bad");
+    let (st, _) = write_model(&dir);
+    let gg = dir.join("m.gguf");
+    ok(&["quantize", s(&st), s(&gg), "--format", "q4_0"]);
+    let err = fails(&["quantize", s(&st), s(&gg), "--format", "q3_x"]);
+    assert!(err.contains("q4_0"), "the message lists the formats: {err}");
+    let err = fails(&["quantize", s(&dir.join("missing.safetensors")), s(&gg), "--format", "q4_0"]);
+    assert!(err.contains("missing.safetensors"), "{err}");
+    let garbage = dir.join("garbage.gguf");
+    std::fs::write(&garbage, b"GGUF\x03\x00\x00\x00\xff\xff").unwrap();
+    fails(&["dequantize", s(&garbage), s(&dir.join("o.safetensors"))]);
+    let xp = dir.join("x.npy");
+    io::write_npy(&xp, &[2, 100], &[0.5; 200]).unwrap();
+    let yp = dir.join("y.npy");
+    let err = fails(&[
+        "matmul", "--weights", s(&gg), "--tensor", "proj.weight", "--input", s(&xp), "--output",
+        s(&yp),
+    ]);
+    assert!(err.contains("256"), "names the expected K: {err}");
+    let err = fails(&[
+        "matmul", "--weights", s(&gg), "--tensor", "nope", "--input", s(&xp), "--output", s(&yp),
+    ]);
+    assert!(err.contains("proj.weight"), "lists the tensors: {err}");
+    std::fs::write(&xp, b"not an npy file").unwrap();
+    fails(&[
+        "matmul", "--weights", s(&gg), "--tensor", "proj.weight", "--input", s(&xp), "--output",
+        s(&yp),
+    ]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bench_json_has_the_documented_keys() {
+    let (out, _) = ok(&[
+        "bench", "--format", "q4_0", "--shape", "128x256", "--batch", "1", "--batch", "9",
+        "--iterations", "2", "--json",
+    ]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("bench --json prints JSON");
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4, "f32 and q4_0, two batches: {out}");
+    for r in rows {
+        for key in [
+            "kernel", "format", "m", "k", "n", "seconds", "gbps", "gflops", "ratio_to_f32",
+            "adapter",
+        ] {
+            assert!(r.get(key).is_some(), "missing {key}: {r}");
+        }
+        assert!(r["seconds"].as_f64().unwrap() > 0.0);
+        let kernel = r["kernel"].as_str().unwrap();
+        assert_eq!(kernel, if r["n"] == 1 { "gemv" } else { "gemm" });
+        if r["format"] == "f32" {
+            assert_eq!(r["ratio_to_f32"].as_f64().unwrap(), 1.0);
+        }
+    }
+    let err = fails(&["bench", "--shape", "4096"]);
+    assert!(err.contains("MxK") || err.contains("4096"), "{err}");
+    fails(&["bench", "--format", "q4_0", "--shape", "64x100"]);
+}
+
+#[test]
+fn verify_adapters_and_formats_run() {
+    let (out, _) = ok(&["verify", "--format", "q4_1"]);
+    assert!(out.contains("passed, 0 failed"), "{out}");
+    assert!(out.contains("gemv") && out.contains("gemm") && out.contains("dequantize"));
+    let (out, _) = ok(&["adapters"]);
+    assert!(out.contains("max_storage_buffer_binding_size"), "{out}");
+    let (out, _) = ok(&["formats"]);
+    assert!(out.contains("int4_g128_asym"), "{out}");
+}
+
+#[test]
+fn an_unknown_adapter_is_named_with_the_alternatives() {
+    let o = Command::new(env!("CARGO_BIN_EXE_wgquant"))
+        .args(["verify", "--format", "q4_0", "--adapter", "no-such-gpu-xyz"])
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("no-such-gpu-xyz") && err.contains("available"), "{err}");
+}
