@@ -87,7 +87,13 @@ pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
         }
     };
     if adapters.is_empty() {
-        return Err(Error::NoAdapter(SOFTWARE_ADAPTER_HINT.to_string()));
+        return Err(Error::NoAdapter(match opts.backends {
+            Some(b) => format!(
+                "no adapter on the backends {b:?} ({ENV_BACKEND} restricts them; unset it to \
+                 try all). {SOFTWARE_ADAPTER_HINT}"
+            ),
+            None => SOFTWARE_ADAPTER_HINT.to_string(),
+        }));
     }
     if let Some(name) = &opts.adapter {
         let want = name.to_lowercase();
