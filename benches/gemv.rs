@@ -10,7 +10,11 @@ use wgquant::{Format, QuantizedTensor};
 
 fn gemv(c: &mut Criterion) {
     let ctx = GpuContext::from_env().unwrap_or_else(|e| panic!("{e}"));
-    let (m, k) = if ctx.is_cpu() { (1024, 1024) } else { (4096, 14336) };
+    let (m, k) = if ctx.is_cpu() {
+        (1024, 1024)
+    } else {
+        (4096, 14336)
+    };
     let in_flight = if ctx.is_cpu() { 0 } else { 512 << 20 };
     let weights = wgquant::rng::Rng::new(1).normal_vec(m * k);
     let x = ctx.storage_buffer("x", &wgquant::rng::Rng::new(2).normal_vec(k));

@@ -83,7 +83,9 @@ impl Error {
     pub fn at_path(self, p: impl Into<PathBuf>) -> Self {
         match self {
             Error::Malformed {
-                kind, path: None, reason,
+                kind,
+                path: None,
+                reason,
             } => Error::Malformed {
                 kind,
                 path: Some(p.into()),

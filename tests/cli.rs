@@ -35,9 +35,18 @@ fn ok(args: &[&str]) -> (String, String) {
 fn fails(args: &[&str]) -> String {
     let o = wgquant(args);
     let (out, err) = text(&o);
-    assert!(!o.status.success(), "wgquant {args:?} should fail:\n{out}\n{err}");
-    assert!(!err.contains("panicked"), "wgquant {args:?} panicked:\n{err}");
-    assert!(err.contains("error:"), "wgquant {args:?}: no error message:\n{err}");
+    assert!(
+        !o.status.success(),
+        "wgquant {args:?} should fail:\n{out}\n{err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "wgquant {args:?} panicked:\n{err}"
+    );
+    assert!(
+        err.contains("error:"),
+        "wgquant {args:?}: no error message:\n{err}"
+    );
     err
 }
 
@@ -55,9 +64,18 @@ fn write_model(dir: &Path) -> (PathBuf, Vec<f32>) {
     let mut rng = Rng::new(42);
     let w = rng.normal_vec(72 * 256);
     let tensors = vec![
-        ("proj.weight".to_string(), Array::new(vec![72, 256], w.clone()).unwrap()),
-        ("proj.bias".to_string(), Array::new(vec![72], rng.normal_vec(72)).unwrap()),
-        ("odd.weight".to_string(), Array::new(vec![3, 100], rng.normal_vec(300)).unwrap()),
+        (
+            "proj.weight".to_string(),
+            Array::new(vec![72, 256], w.clone()).unwrap(),
+        ),
+        (
+            "proj.bias".to_string(),
+            Array::new(vec![72], rng.normal_vec(72)).unwrap(),
+        ),
+        (
+            "odd.weight".to_string(),
+            Array::new(vec![3, 100], rng.normal_vec(300)).unwrap(),
+        ),
     ];
     let path = dir.join("model.safetensors");
     io::write_safetensors(&path, &tensors).unwrap();
@@ -73,7 +91,10 @@ fn quantize_dequantize_and_matmul_round_trip() {
         let gg = dir.join(format!("{format}.gguf"));
         let (_, err) = ok(&["quantize", s(&st), s(&gg), "--format", format]);
         assert!(err.contains("kept proj.bias"), "{err}");
-        assert!(err.contains("kept odd.weight") && err.contains("100"), "{err}");
+        assert!(
+            err.contains("kept odd.weight") && err.contains("100"),
+            "{err}"
+        );
         // The file holds exactly the library's quantization of the weight.
         let model = io::read_model(&gg).unwrap();
         let want = QuantizedTensor::quantize(f, &w, 72, 256).unwrap();
@@ -94,8 +115,15 @@ fn quantize_dequantize_and_matmul_round_trip() {
             let yp = dir.join("y.npy");
             io::write_npy(&xp, &[n, 256], &x).unwrap();
             ok(&[
-                "matmul", "--weights", s(&gg), "--tensor", "proj.weight", "--input", s(&xp),
-                "--output", s(&yp),
+                "matmul",
+                "--weights",
+                s(&gg),
+                "--tensor",
+                "proj.weight",
+                "--input",
+                s(&xp),
+                "--output",
+                s(&yp),
             ]);
             let y = io::read_npy(&yp).unwrap();
             assert_eq!(y.shape, vec![n, 72]);
@@ -114,7 +142,13 @@ fn file_commands_reject_bad_input_clearly() {
     ok(&["quantize", s(&st), s(&gg), "--format", "q4_0"]);
     let err = fails(&["quantize", s(&st), s(&gg), "--format", "q3_x"]);
     assert!(err.contains("q4_0"), "the message lists the formats: {err}");
-    let err = fails(&["quantize", s(&dir.join("missing.safetensors")), s(&gg), "--format", "q4_0"]);
+    let err = fails(&[
+        "quantize",
+        s(&dir.join("missing.safetensors")),
+        s(&gg),
+        "--format",
+        "q4_0",
+    ]);
     assert!(err.contains("missing.safetensors"), "{err}");
     let garbage = dir.join("garbage.gguf");
     std::fs::write(&garbage, b"GGUF\x03\x00\x00\x00\xff\xff").unwrap();
@@ -123,17 +157,39 @@ fn file_commands_reject_bad_input_clearly() {
     io::write_npy(&xp, &[2, 100], &[0.5; 200]).unwrap();
     let yp = dir.join("y.npy");
     let err = fails(&[
-        "matmul", "--weights", s(&gg), "--tensor", "proj.weight", "--input", s(&xp), "--output",
+        "matmul",
+        "--weights",
+        s(&gg),
+        "--tensor",
+        "proj.weight",
+        "--input",
+        s(&xp),
+        "--output",
         s(&yp),
     ]);
     assert!(err.contains("256"), "names the expected K: {err}");
     let err = fails(&[
-        "matmul", "--weights", s(&gg), "--tensor", "nope", "--input", s(&xp), "--output", s(&yp),
+        "matmul",
+        "--weights",
+        s(&gg),
+        "--tensor",
+        "nope",
+        "--input",
+        s(&xp),
+        "--output",
+        s(&yp),
     ]);
     assert!(err.contains("proj.weight"), "lists the tensors: {err}");
     std::fs::write(&xp, b"not an npy file").unwrap();
     fails(&[
-        "matmul", "--weights", s(&gg), "--tensor", "proj.weight", "--input", s(&xp), "--output",
+        "matmul",
+        "--weights",
+        s(&gg),
+        "--tensor",
+        "proj.weight",
+        "--input",
+        s(&xp),
+        "--output",
         s(&yp),
     ]);
     std::fs::remove_dir_all(dir).ok();
@@ -142,15 +198,33 @@ fn file_commands_reject_bad_input_clearly() {
 #[test]
 fn bench_json_has_the_documented_keys() {
     let (out, _) = ok(&[
-        "bench", "--format", "q4_0", "--shape", "128x256", "--batch", "1", "--batch", "9",
-        "--iterations", "2", "--json",
+        "bench",
+        "--format",
+        "q4_0",
+        "--shape",
+        "128x256",
+        "--batch",
+        "1",
+        "--batch",
+        "9",
+        "--iterations",
+        "2",
+        "--json",
     ]);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("bench --json prints JSON");
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 4, "f32 and q4_0, two batches: {out}");
     for r in rows {
         for key in [
-            "kernel", "format", "m", "k", "n", "seconds", "gbps", "gflops", "ratio_to_f32",
+            "kernel",
+            "format",
+            "m",
+            "k",
+            "n",
+            "seconds",
+            "gbps",
+            "gflops",
+            "ratio_to_f32",
             "adapter",
         ] {
             assert!(r.get(key).is_some(), "missing {key}: {r}");
@@ -186,5 +260,8 @@ fn an_unknown_adapter_is_named_with_the_alternatives() {
         .unwrap();
     let (_, err) = text(&o);
     assert!(!o.status.success());
-    assert!(err.contains("no-such-gpu-xyz") && err.contains("available"), "{err}");
+    assert!(
+        err.contains("no-such-gpu-xyz") && err.contains("available"),
+        "{err}"
+    );
 }

@@ -26,8 +26,16 @@ fn every_kernel_of_every_format_matches_the_reference() {
             }
         }
     }
-    assert!(failures.is_empty(), "failed cases:\n{}", failures.join("\n"));
-    assert_eq!(kinds.len(), 3, "the suite must exercise gemv, gemm and dequantize");
+    assert!(
+        failures.is_empty(),
+        "failed cases:\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(
+        kinds.len(),
+        3,
+        "the suite must exercise gemv, gemm and dequantize"
+    );
 }
 
 #[test]
@@ -41,14 +49,19 @@ fn the_suite_catches_wrong_results_unwritten_outputs_and_guard_damage() {
     let gw = GpuWeight::upload(ctx, &q).unwrap();
     let x = ctx.storage_buffer("x", &Rng::new(2).normal_vec(4 * k));
     let yb = verify::guarded_buffer(ctx, 4 * rows);
-    let op = kernels.matmul(&gw, &x, verify::guarded_payload(&yb), 3).unwrap();
+    let op = kernels
+        .matmul(&gw, &x, verify::guarded_payload(&yb), 3)
+        .unwrap();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     op.encode(&mut enc);
     ctx.queue.submit([enc.finish()]);
     let (got, intact) = verify::read_guarded(ctx, &yb, 4 * rows).unwrap();
     assert!(intact);
     assert!(got[..3 * rows].iter().all(|v| v.is_finite()));
-    assert!(got[3 * rows..].iter().all(|v| v.is_nan()), "poison must survive where nothing wrote");
+    assert!(
+        got[3 * rows..].iter().all(|v| v.is_nan()),
+        "poison must survive where nothing wrote"
+    );
     // Writing at offset 0 lands on the leading guard.
     let op = kernels.matmul(&gw, &x, &yb, 1).unwrap();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -72,15 +85,18 @@ fn weights_split_across_bindings_still_match() {
     for format in [Format::Q4_0, Format::Q8_0, Format::Q4_1, Format::F32] {
         let (rows, k) = (200, 256);
         let (code_bytes, _) = plane_row_bytes(format, k);
-        let q = QuantizedTensor::quantize(format, &Rng::new(3).normal_vec(rows * k), rows, k)
-            .unwrap();
+        let q =
+            QuantizedTensor::quantize(format, &Rng::new(3).normal_vec(rows * k), rows, k).unwrap();
         let gw = GpuWeight::upload_with_max_binding(ctx, &q, (64 * code_bytes) as u64).unwrap();
         assert_eq!(gw.chunks().len(), 4, "{format}");
         let kernels = Kernels::new(&ctx.device, format).unwrap();
         let cpu = q.dequantize();
         let gpu = kernels.run_dequantize(ctx, &gw).unwrap();
         let want: Vec<f64> = cpu.iter().map(|&v| v as f64).collect();
-        assert!(nmse(&want, &gpu) <= verify::DEQUANT_NMSE_MAX, "{format} dequantize");
+        assert!(
+            nmse(&want, &gpu) <= verify::DEQUANT_NMSE_MAX,
+            "{format} dequantize"
+        );
         for n in [1, 5, 12] {
             let x = Rng::new(n as u64).normal_vec(n * k);
             let got = kernels.run_matmul(ctx, &gw, &x, n).unwrap();
@@ -101,7 +117,10 @@ fn large_q8_0_weight_over_the_binding_limit() {
     let limit = ctx.device.limits().max_storage_buffer_binding_size;
     let (code_row_bytes, _) = plane_row_bytes(Format::Q8_0, k);
     if (code_row_bytes * rows) as u64 > limit {
-        assert!(gw.chunks().len() > 1, "a weight over the limit must be split");
+        assert!(
+            gw.chunks().len() > 1,
+            "a weight over the limit must be split"
+        );
     }
     let kernels = Kernels::new(&ctx.device, Format::Q8_0).unwrap();
     let n = 2;
@@ -115,16 +134,25 @@ fn large_q8_0_weight_over_the_binding_limit() {
 #[test]
 fn bad_operands_are_typed_errors() {
     let ctx = ctx();
-    let q = QuantizedTensor::quantize(Format::Q4_0, &Rng::new(1).normal_vec(64 * 64), 64, 64)
-        .unwrap();
+    let q =
+        QuantizedTensor::quantize(Format::Q4_0, &Rng::new(1).normal_vec(64 * 64), 64, 64).unwrap();
     let gw = GpuWeight::upload(ctx, &q).unwrap();
     let kernels = Kernels::new(&ctx.device, Format::Q4_0).unwrap();
     let small = ctx.output_buffer("small", 10);
     let x = ctx.output_buffer("x", 64);
     let y = ctx.output_buffer("y", 128);
-    assert!(matches!(kernels.matmul(&gw, &x, &small, 1), Err(Error::Shape(_))));
-    assert!(matches!(kernels.matmul(&gw, &x, &y, 2), Err(Error::Shape(_))));
-    assert!(matches!(kernels.matmul(&gw, &x, &y, 0), Err(Error::Shape(_))));
+    assert!(matches!(
+        kernels.matmul(&gw, &x, &small, 1),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        kernels.matmul(&gw, &x, &y, 2),
+        Err(Error::Shape(_))
+    ));
+    assert!(matches!(
+        kernels.matmul(&gw, &x, &y, 0),
+        Err(Error::Shape(_))
+    ));
     let misaligned = Operand {
         buffer: &y,
         offset: 4,
@@ -134,7 +162,10 @@ fn bad_operands_are_typed_errors() {
         Err(Error::InvalidArgument(_))
     ));
     let q8 = Kernels::new(&ctx.device, Format::Q8_0).unwrap();
-    assert!(matches!(q8.matmul(&gw, &x, &y, 1), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        q8.matmul(&gw, &x, &y, 1),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(matches!(
         kernels.run_matmul(ctx, &gw, &[0.0; 63], 1),
         Err(Error::Shape(_))

@@ -355,7 +355,10 @@ impl QuantizedTensor {
         let mut params = vec![0u32; (n * param_words_per_row).max(1)];
         let mut halves = vec![0u16; param_words_per_row * 2];
         let bytes = self.row_range_bytes(r);
-        for (i, row) in bytes.chunks_exact(self.format.row_bytes(self.k)).enumerate() {
+        for (i, row) in bytes
+            .chunks_exact(self.format.row_bytes(self.k))
+            .enumerate()
+        {
             halves.fill(0);
             let row_codes = &mut codes[i * blocks * words_per_block..][..blocks * words_per_block];
             for (bi, block) in row.chunks_exact(c.block_bytes()).enumerate() {

@@ -10,11 +10,7 @@ pub fn matmul_f64(w: &[f32], rows: usize, k: usize, x: &[f32], n: usize) -> Vec<
         let xr = &x[c * k..(c + 1) * k];
         for r in 0..rows {
             let wr = &w[r * k..(r + 1) * k];
-            y[c * rows + r] = wr
-                .iter()
-                .zip(xr)
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum();
+            y[c * rows + r] = wr.iter().zip(xr).map(|(&a, &b)| a as f64 * b as f64).sum();
         }
     }
     y

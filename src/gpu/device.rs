@@ -158,11 +158,12 @@ impl GpuContext {
             required_limits: adapter.limits(),
             ..Default::default()
         };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::RequestDevice {
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::RequestDevice {
                 adapter: info.name.clone(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(GpuContext {
             device,
             queue,

@@ -34,7 +34,10 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         println!("    backend:      {:?}", info.backend);
         println!("    device type:  {:?}", info.device_type);
         println!("    driver:       {} {}", info.driver, info.driver_info);
-        println!("    f16 (SHADER_F16):            {}", yes_no(f.contains(wgpu::Features::SHADER_F16)));
+        println!(
+            "    f16 (SHADER_F16):            {}",
+            yes_no(f.contains(wgpu::Features::SHADER_F16))
+        );
         let sub = f.contains(wgpu::Features::SUBGROUP);
         if sub {
             println!(
@@ -59,12 +62,30 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
             yes_no(f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX))
         );
         println!("    limits:");
-        println!("      max_storage_buffer_binding_size    {}", l.max_storage_buffer_binding_size);
-        println!("      max_buffer_size                    {}", l.max_buffer_size);
-        println!("      max_compute_workgroup_storage_size {}", l.max_compute_workgroup_storage_size);
-        println!("      max_compute_invocations_per_workgroup {}", l.max_compute_invocations_per_workgroup);
-        println!("      max_compute_workgroups_per_dimension {}", l.max_compute_workgroups_per_dimension);
-        println!("      min_storage_buffer_offset_alignment {}", l.min_storage_buffer_offset_alignment);
+        println!(
+            "      max_storage_buffer_binding_size    {}",
+            l.max_storage_buffer_binding_size
+        );
+        println!(
+            "      max_buffer_size                    {}",
+            l.max_buffer_size
+        );
+        println!(
+            "      max_compute_workgroup_storage_size {}",
+            l.max_compute_workgroup_storage_size
+        );
+        println!(
+            "      max_compute_invocations_per_workgroup {}",
+            l.max_compute_invocations_per_workgroup
+        );
+        println!(
+            "      max_compute_workgroups_per_dimension {}",
+            l.max_compute_workgroups_per_dimension
+        );
+        println!(
+            "      min_storage_buffer_offset_alignment {}",
+            l.min_storage_buffer_offset_alignment
+        );
         if args.all_limits {
             println!("      all: {l:#?}");
         }

@@ -49,7 +49,9 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     }
     if !args.batches.is_empty() {
         if args.batches.contains(&0) {
-            return Err(Error::InvalidArgument("batch sizes must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "batch sizes must be at least 1".into(),
+            ));
         }
         cfg.batches = args.batches;
     }
@@ -73,7 +75,11 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         Some(Timing::WallClock) => "wall clock (the adapter has no timestamp queries)",
         _ => "GPU timestamp queries",
     };
-    println!("adapter: {}    timing: {timing}, median of {} runs", ctx.describe(), cfg.iterations);
+    println!(
+        "adapter: {}    timing: {timing}, median of {} runs",
+        ctx.describe(),
+        cfg.iterations
+    );
     println!(
         "{:<6} {:<16} {:>6} {:>6} {:>5} {:>11} {:>9} {:>10} {:>8} {:>7}",
         "kernel", "format", "m", "k", "n", "time (us)", "GB/s", "GFLOP/s", "vs f32", "copies"

@@ -48,7 +48,10 @@ pub struct MatmulArgs {
 /// Why a tensor is kept as f32 instead of being quantized, if it is.
 fn keep_reason(a: &Array, format: Format) -> Option<String> {
     if a.shape.len() != 2 {
-        return Some(format!("{}-D, only 2-D weights are quantized", a.shape.len()));
+        return Some(format!(
+            "{}-D, only 2-D weights are quantized",
+            a.shape.len()
+        ));
     }
     format.check_k(a.shape[1]).err().map(|e| e.to_string())
 }
