@@ -52,6 +52,13 @@ fn param_half(row: u32, block: u32, h: u32) -> u32 {
     return (params[row * row_words + idx / 2u] >> (16u * (idx & 1u))) & 0xffffu;
 }
 
+// Params 2b and 2b + 1 of row `row` (one word: a block's two halves when PARAM_HALVES == 2).
+fn param_pair(row: u32, b: u32) -> vec2<u32> {
+    let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
+    let w = params[row * row_words + b];
+    return vec2<u32>(w & 0xffffu, w >> 16u);
+}
+
 // An f16 stored in the low 16 bits of a u32.
 fn f16_bits_to_f32(bits: u32) -> f32 {
     return unpack2x16float(bits).x;

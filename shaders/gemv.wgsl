@@ -1,57 +1,80 @@
-// GEMV for a batch of n <= MAX_N activation rows: y[c][row] = sum_k w[row][k] * x[c][k].
-// One workgroup per weight row; each invocation walks the row's code chunks with stride
-// WG_SIZE, dequantizing in registers, so the weights are read exactly once for all n columns.
+// GEMV core for a batch of N_COLS <= 8 activation rows (and, on CPU adapters, GEMM in blocks
+// of 8 columns): y[c][row] = sum_k w[row][k] * x[c][k].
+//
+// A "lane group" of invocations computes ROWS weight rows: lane i of `lanes` walks the code
+// chunks i, i + lanes, ... of all ROWS rows, so consecutive lanes read consecutive 16-byte
+// chunks of a row (coalesced) and each lane loads its slice of x once for ROWS rows and
+// N_COLS columns. The lane group then sums its lanes (subgroupAdd in gemv_subgroup.wgsl,
+// workgroup memory in gemv_shared.wgsl). Loops have constant bounds (override constants),
+// so they unroll and the accumulators stay in registers.
 // The block scale is factored out: sum (s*q + o) x = s * sum q x + o * sum x.
 
+// Activation rows per dispatch (a pipeline per value); workgroup_id.z picks the block of
+// N_COLS columns when the batch is larger.
+override N_COLS: u32 = 1u;
+// Weight rows per lane group.
+override ROWS: u32 = 4u;
+
 const MAX_N: u32 = 8u;
+const MAX_ROWS: u32 = 8u;
 const WG_SIZE: u32 = 64u;
 
-var<workgroup> partial: array<array<f32, MAX_N>, WG_SIZE>;
+struct Partial {
+    v: array<array<f32, MAX_N>, MAX_ROWS>,
+}
 
-@compute @workgroup_size(WG_SIZE)
-fn gemv(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = linear_workgroup(wid, nwg);
-    if row >= dims.rows {
-        return;
-    }
+// This lane's partial sums for rows row0 .. row0 + ROWS and columns col0 .. col0 + N_COLS.
+// Rows and columns past the end are clamped (computed twice, never written).
+fn gemv_partial(row0: u32, col0: u32, lane: u32, lanes: u32) -> Partial {
     let cpr = chunks_per_row();
     let k4 = dims.k / 4u;
-    var acc: array<f32, MAX_N>;
-    for (var c = lid; c < cpr; c += WG_SIZE) {
-        let cw = codes[row * cpr + c];
-        let p = block_params(row, c * chunk_values() / BLOCK_VALUES);
-        var sq: array<f32, MAX_N>;
-        var sx: array<f32, MAX_N>;
-        for (var j = 0u; j < WORD_VALUES; j++) {
-            let q = decode(cw, j);
-            let xi = c * WORD_VALUES + j;
-            for (var col = 0u; col < MAX_N; col++) {
-                if col < dims.n {
-                    let xv = x[col * k4 + xi];
-                    sq[col] += dot(q, xv);
-                    sx[col] += dot(xv, vec4<f32>(1.0));
+    let cv = chunk_values();
+    var xbase: array<u32, MAX_N>;
+    for (var col = 0u; col < N_COLS; col++) {
+        xbase[col] = min(col0 + col, dims.n - 1u) * k4;
+    }
+    var rbase: array<u32, MAX_ROWS>;
+    var rows: array<u32, MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        rows[r] = min(row0 + r, dims.rows - 1u);
+        rbase[r] = rows[r] * cpr;
+    }
+    var acc: Partial;
+    for (var c = lane; c < cpr; c += lanes) {
+        let block = c * cv / BLOCK_VALUES;
+        var cw: array<vec4<u32>, MAX_ROWS>;
+        var p: array<vec2<f32>, MAX_ROWS>;
+        for (var r = 0u; r < ROWS; r++) {
+            cw[r] = codes[rbase[r] + c];
+            p[r] = block_params(rows[r], block);
+        }
+        for (var col = 0u; col < N_COLS; col++) {
+            let xi = xbase[col] + c * WORD_VALUES;
+            var sq: array<f32, MAX_ROWS>;
+            var sx = vec4<f32>(0.0);
+            for (var j = 0u; j < WORD_VALUES; j++) {
+                let xv = x[xi + j];
+                sx += xv;
+                for (var r = 0u; r < ROWS; r++) {
+                    sq[r] += dot(decode(cw[r], j), xv);
                 }
             }
-        }
-        for (var col = 0u; col < MAX_N; col++) {
-            acc[col] += p.x * sq[col] + p.y * sx[col];
-        }
-    }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var stride = WG_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var col = 0u; col < MAX_N; col++) {
-                partial[lid][col] += partial[lid + stride][col];
+            let sxs = sx.x + sx.y + sx.z + sx.w;
+            for (var r = 0u; r < ROWS; r++) {
+                acc.v[r][col] += p[r].x * sq[r] + p[r].y * sxs;
             }
         }
-        workgroupBarrier();
     }
-    if lid < dims.n {
-        y[lid * dims.y_stride + dims.row_offset + row] = partial[0][lid];
+    return acc;
+}
+
+// Lane groups in the whole dispatch's x/y grid (row groups are strided over them).
+fn row_groups() -> u32 {
+    return (dims.rows + ROWS - 1u) / ROWS;
+}
+
+fn store(row: u32, col: u32, v: f32) {
+    if row < dims.rows && col < dims.n {
+        y[col * dims.y_stride + dims.row_offset + row] = v;
     }
 }

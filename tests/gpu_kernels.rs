@@ -175,3 +175,13 @@ fn bad_operands_are_typed_errors() {
         Err(Error::Shape(_))
     ));
 }
+
+#[test]
+fn gpu_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<wgquant::gpu::GpuContext>();
+    check::<GpuWeight>();
+    check::<Kernels>();
+    check::<wgquant::gpu::Dispatch>();
+    check::<QuantizedTensor>();
+}

@@ -4,8 +4,9 @@
 override BITS: u32 = 4u;
 
 fn block_params(row: u32, block: u32) -> vec2<f32> {
-    let s = f16_bits_to_f32(param_half(row, block, 0u));
-    let z = f32(param_half(row, block, 1u));
+    let sz = param_pair(row, block);
+    let s = f16_bits_to_f32(sz.x);
+    let z = f32(sz.y);
     return vec2<f32>(s, -s * z);
 }
 

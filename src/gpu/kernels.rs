@@ -2,10 +2,11 @@
 //! uniforms made) once per set of buffers and encoded into the caller's encoder or pass
 //! as often as wanted. Nothing here submits, except the one-line `run_*` helpers.
 
-use super::shaders::{self, KernelKind};
+use super::shaders::{self, Entry, KernelConfig, KernelKind};
 use super::{GpuContext, GpuWeight};
 use crate::error::{Error, Result};
 use crate::format::Format;
+use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
 /// Batches of at most this many activation rows use the GEMV kernel; larger ones GEMM.
@@ -13,6 +14,9 @@ pub const GEMV_MAX_N: usize = 8;
 /// GEMM output tile (weight rows x activation rows), kept in step with `shaders/gemm.wgsl`.
 pub const GEMM_TILE: (usize, usize) = (64, 64);
 const DEQUANT_WG: usize = 64;
+/// GEMV lane groups per workgroup the grid is sized for: one per subgroup of the smallest
+/// size WebGPU allows (4). Larger subgroups stride over the extra row groups.
+const GEMV_GROUPS_PER_WG: usize = shaders::GEMV_WG_SIZE as usize / 4;
 
 /// Mirrors `struct Dims` in `shaders/common.wgsl`.
 #[repr(C)]
@@ -32,11 +36,20 @@ struct Dims {
 pub struct Kernels {
     format: Format,
     device: wgpu::Device,
+    config: KernelConfig,
     matmul_layout: wgpu::BindGroupLayout,
     dequant_layout: wgpu::BindGroupLayout,
-    gemv: wgpu::ComputePipeline,
-    gemm: wgpu::ComputePipeline,
+    /// GEMV pipelines by column count (index `cols - 1`), built on first use.
+    gemv: Mutex<[Option<GemvPipeline>; GEMV_MAX_N]>,
+    gemm: Option<wgpu::ComputePipeline>,
     dequantize: wgpu::ComputePipeline,
+}
+
+#[derive(Clone, Debug)]
+struct GemvPipeline {
+    pipeline: wgpu::ComputePipeline,
+    /// Weight rows per lane group.
+    rows: u32,
 }
 
 /// Which kernel a matmul of batch `n` uses.
@@ -96,8 +109,23 @@ pub fn check_kernel_fits(limits: &wgpu::Limits, kernel: KernelKind) -> Result<()
 }
 
 impl Kernels {
-    /// Build the GEMV, GEMM and dequantize pipelines for `format` on `device`.
+    /// Build the GEMV, GEMM and dequantize pipelines for `format` on `device`, choosing
+    /// the variants that suit the device (see [`KernelConfig::for_device`]).
     pub fn new(device: &wgpu::Device, format: Format) -> Result<Self> {
+        Self::with_config(device, format, KernelConfig::for_device(device))
+    }
+
+    /// Build the kernels for `format` with the variants `config` names.
+    pub fn with_config(
+        device: &wgpu::Device,
+        format: Format,
+        config: KernelConfig,
+    ) -> Result<Self> {
+        if config.subgroups && !device.features().contains(wgpu::Features::SUBGROUP) {
+            return Err(Error::DeviceLimit(
+                "subgroup kernels need a device with Features::SUBGROUP".into(),
+            ));
+        }
         let limits = device.limits();
         for kind in KernelKind::ALL {
             check_kernel_fits(&limits, kind)?;
@@ -123,43 +151,68 @@ impl Kernels {
             ],
         });
         let constants = shaders::constants(format);
-        let build = |kind: KernelKind, layout: &wgpu::BindGroupLayout| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(kind.entry_point()),
-                source: wgpu::ShaderSource::Wgsl(shaders::compose(format, kind).into()),
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kind.entry_point()),
-                bind_group_layouts: &[Some(layout)],
-                immediate_size: 0,
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kind.entry_point()),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(kind.entry_point()),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            })
-        };
-        let gemv = build(KernelKind::Gemv, &matmul_layout);
-        let gemm = build(KernelKind::Gemm, &matmul_layout);
-        let dequantize = build(KernelKind::Dequantize, &dequant_layout);
+        let gemm = config
+            .tiled_gemm
+            .then(|| build_pipeline(device, format, Entry::Gemm, &matmul_layout, &constants));
+        let dequantize = build_pipeline(
+            device,
+            format,
+            Entry::Dequantize,
+            &dequant_layout,
+            &constants,
+        );
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("building the {format} kernels failed: {e}")));
+            return Err(Error::Gpu(format!(
+                "building the {format} kernels failed: {e}"
+            )));
         }
         Ok(Kernels {
             format,
             device: device.clone(),
+            config,
             matmul_layout,
             dequant_layout,
-            gemv,
+            gemv: Mutex::new(Default::default()),
             gemm,
             dequantize,
         })
+    }
+
+    /// The variants these kernels were built with.
+    pub fn config(&self) -> KernelConfig {
+        self.config
+    }
+
+    /// The GEMV pipeline for `cols` activation rows per dispatch, built on first use.
+    fn gemv_pipeline(&self, cols: usize) -> Result<GemvPipeline> {
+        let mut cache = self.gemv.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = &cache[cols - 1] {
+            return Ok(p.clone());
+        }
+        let entry = if self.config.subgroups {
+            Entry::GemvSubgroup
+        } else {
+            Entry::Gemv
+        };
+        let rows = self.config.gemv_rows();
+        let constants = shaders::gemv_constants(self.format, cols as u32, rows);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = build_pipeline(
+            &self.device,
+            self.format,
+            entry,
+            &self.matmul_layout,
+            &constants,
+        );
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "building the {} GEMV kernel for {cols} columns failed: {e}",
+                self.format
+            )));
+        }
+        let p = GemvPipeline { pipeline, rows };
+        cache[cols - 1] = Some(p.clone());
+        Ok(p)
     }
 
     pub fn format(&self) -> Format {
@@ -198,7 +251,9 @@ impl Kernels {
         let (x, y) = (x.into(), y.into());
         self.check_weight(w)?;
         if n == 0 {
-            return Err(Error::Shape("a matmul needs at least one activation row".into()));
+            return Err(Error::Shape(
+                "a matmul needs at least one activation row".into(),
+            ));
         }
         let (k, m) = (w.k(), w.rows());
         let limits = self.device.limits();
@@ -218,6 +273,14 @@ impl Kernels {
             return Err(Error::Shape("dimensions must fit in 32 bits".into()));
         }
         let kind = kernel_for_batch(n);
+        // GEMV handles the whole batch; GEMM without the tiled kernel runs GEMV in blocks of
+        // GEMV_MAX_N columns (workgroup_id.z).
+        let gemv_cols = n.min(GEMV_MAX_N);
+        let gemv = if kind == KernelKind::Gemv || !self.config.tiled_gemm {
+            Some(self.gemv_pipeline(gemv_cols)?)
+        } else {
+            None
+        };
         let blocks_per_row = (k / self.format.codec().block_values()) as u32;
         let mut steps = Vec::new();
         for chunk in w.chunks() {
@@ -242,17 +305,29 @@ impl Kernels {
                     entry(4, uniform.as_entire_binding()),
                 ],
             });
-            let (pipeline, groups) = match kind {
-                KernelKind::Gemv => (&self.gemv, grid_1d(chunk.rows, &limits)?),
-                _ => {
+            let (pipeline, groups) = match (&gemv, &self.gemm) {
+                (Some(g), _) => {
+                    let row_groups = chunk.rows.div_ceil(g.rows as usize);
+                    let wgs = if self.config.subgroups {
+                        row_groups.div_ceil(GEMV_GROUPS_PER_WG)
+                    } else {
+                        row_groups
+                    };
+                    let [gx, gy, _] = grid_1d(wgs, &limits)?;
+                    let gz = n.div_ceil(gemv_cols);
+                    check_grid(gz, 1, &limits)?;
+                    (g.pipeline.clone(), [gx, gy, gz as u32])
+                }
+                (None, Some(gemm)) => {
                     let gx = chunk.rows.div_ceil(GEMM_TILE.0);
                     let gy = n.div_ceil(GEMM_TILE.1);
                     check_grid(gx, gy, &limits)?;
-                    (&self.gemm, [gx as u32, gy as u32, 1])
+                    (gemm.clone(), [gx as u32, gy as u32, 1])
                 }
+                (None, None) => unreachable!("GEMM without a tiled pipeline runs as GEMV"),
             };
             steps.push(Step {
-                pipeline: pipeline.clone(),
+                pipeline,
                 bind_group,
                 groups,
                 _uniform: uniform,
@@ -271,7 +346,8 @@ impl Kernels {
         let max_binding = limits.max_storage_buffer_binding_size;
         let row_bytes = (k * 4) as u64;
         // Rows per dispatch: the f32 slice must fit one binding and start 256-byte aligned.
-        let rows_per_step = ((max_binding / row_bytes) as usize / super::tensor::CHUNK_ROW_MULTIPLE
+        let rows_per_step = ((max_binding / row_bytes) as usize
+            / super::tensor::CHUNK_ROW_MULTIPLE
             * super::tensor::CHUNK_ROW_MULTIPLE)
             .max(1);
         let blocks_per_row = (k / self.format.codec().block_values()) as u32;
@@ -491,4 +567,34 @@ impl Dispatch {
             pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
         }
     }
+}
+
+fn build_pipeline(
+    device: &wgpu::Device,
+    format: Format,
+    entry: Entry,
+    layout: &wgpu::BindGroupLayout,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(entry.entry_point()),
+        source: wgpu::ShaderSource::Wgsl(shaders::compose_entry(format, entry).into()),
+    };
+    let module = device.create_shader_module(desc);
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry.entry_point()),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry.entry_point()),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(entry.entry_point()),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    })
 }

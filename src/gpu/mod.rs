@@ -24,8 +24,7 @@ pub use device::{
     ENV_BACKEND, SOFTWARE_ADAPTER_HINT,
 };
 pub use kernels::{
-    check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE,
-    GEMV_MAX_N,
+    check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
 };
-pub use shaders::KernelKind;
+pub use shaders::{KernelConfig, KernelKind};
 pub use tensor::{plane_row_bytes, GpuWeight, WeightChunk, CHUNK_ROW_MULTIPLE};

@@ -1,17 +1,19 @@
 //! Shader composition: a kernel module is `common.wgsl`, then the format's WGSL file, then
-//! the kernel family's file, concatenated in that order. Variants differ only by pipeline
-//! override constants, which come from the format's codec.
+//! the entry point's files, concatenated in that order. Variants differ by pipeline override
+//! constants: the format's layout constants from its codec, plus the GEMV column and row
+//! counts.
 
 use crate::format::Format;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const GEMV_CORE: &str = include_str!("../../shaders/gemv.wgsl");
 
-/// A kernel family: one WGSL file, one entry point.
+/// A kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelKind {
     /// Matrix-vector product for batches of 1..=8 activation rows.
     Gemv,
-    /// Tiled matrix-matrix product for larger batches.
+    /// Matrix-matrix product for larger batches.
     Gemm,
     /// Weights to f32.
     Dequantize,
@@ -20,7 +22,7 @@ pub enum KernelKind {
 impl KernelKind {
     pub const ALL: [KernelKind; 3] = [KernelKind::Gemv, KernelKind::Gemm, KernelKind::Dequantize];
 
-    /// The entry point's name.
+    /// The family's name (the entry point of its portable variant).
     pub fn entry_point(self) -> &'static str {
         match self {
             KernelKind::Gemv => "gemv",
@@ -29,21 +31,23 @@ impl KernelKind {
         }
     }
 
-    fn source(self) -> &'static str {
+    /// The portable entry (no optional features) of this family.
+    pub fn entry(self) -> Entry {
         match self {
-            KernelKind::Gemv => include_str!("../../shaders/gemv.wgsl"),
-            KernelKind::Gemm => include_str!("../../shaders/gemm.wgsl"),
-            KernelKind::Dequantize => include_str!("../../shaders/dequantize.wgsl"),
+            KernelKind::Gemv => Entry::Gemv,
+            KernelKind::Gemm => Entry::Gemm,
+            KernelKind::Dequantize => Entry::Dequantize,
         }
     }
 
-    /// Workgroup memory the kernel declares, in bytes (kept in step with its WGSL).
+    /// The most workgroup memory any of the family's entry points declares, in bytes.
     pub fn workgroup_memory_bytes(self) -> u32 {
-        match self {
-            KernelKind::Gemv => 64 * 8 * 4,
-            KernelKind::Gemm => 2 * 32 * 64 * 4,
-            KernelKind::Dequantize => 0,
-        }
+        Entry::ALL
+            .iter()
+            .filter(|e| e.kind() == self)
+            .map(|e| e.workgroup_memory_bytes())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Invocations per workgroup (kept in step with its WGSL).
@@ -55,16 +59,140 @@ impl KernelKind {
     }
 }
 
-/// The WGSL source of `kernel` for `format`.
+/// One compiled entry point: a module of its own (subgroup builtins only appear in modules
+/// built for devices with `Features::SUBGROUP`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Entry {
+    /// GEMV reduced through workgroup memory (any device).
+    Gemv,
+    /// GEMV reduced with subgroupAdd, no workgroup memory or barriers (`Features::SUBGROUP`).
+    GemvSubgroup,
+    /// Workgroup-memory tiled GEMM.
+    Gemm,
+    /// Weights to f32.
+    Dequantize,
+}
+
+impl Entry {
+    pub const ALL: [Entry; 4] = [
+        Entry::Gemv,
+        Entry::GemvSubgroup,
+        Entry::Gemm,
+        Entry::Dequantize,
+    ];
+
+    /// The entry point's name.
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Entry::Gemv => "gemv",
+            Entry::GemvSubgroup => "gemv_subgroup",
+            Entry::Gemm => "gemm",
+            Entry::Dequantize => "dequantize",
+        }
+    }
+
+    /// The family it belongs to.
+    pub fn kind(self) -> KernelKind {
+        match self {
+            Entry::Gemv | Entry::GemvSubgroup => KernelKind::Gemv,
+            Entry::Gemm => KernelKind::Gemm,
+            Entry::Dequantize => KernelKind::Dequantize,
+        }
+    }
+
+    /// Whether the module uses subgroup builtins.
+    pub fn needs_subgroups(self) -> bool {
+        matches!(self, Entry::GemvSubgroup)
+    }
+
+    /// Whether the GEMV overrides (`N_COLS`, `ROWS`) apply.
+    pub fn is_gemv(self) -> bool {
+        self.kind() == KernelKind::Gemv
+    }
+
+    fn sources(self) -> &'static [&'static str] {
+        match self {
+            Entry::Gemv => &[GEMV_CORE, include_str!("../../shaders/gemv_shared.wgsl")],
+            Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
+            Entry::Gemm => &[include_str!("../../shaders/gemm.wgsl")],
+            Entry::Dequantize => &[include_str!("../../shaders/dequantize.wgsl")],
+        }
+    }
+
+    /// Workgroup memory the entry declares, in bytes (kept in step with its WGSL).
+    pub fn workgroup_memory_bytes(self) -> u32 {
+        match self {
+            Entry::Gemv => 64 * 8 * GEMV_SHARED_MAX_ROWS * 4,
+            Entry::GemvSubgroup | Entry::Dequantize => 0,
+            Entry::Gemm => 2 * 32 * 64 * 4,
+        }
+    }
+
+    /// Invocations per workgroup (kept in step with its WGSL).
+    pub fn invocations(self) -> u32 {
+        self.kind().invocations()
+    }
+}
+
+/// Which implementation of each kernel family a [`Kernels`](super::Kernels) builds. [`Kernels::new`](super::Kernels::new) picks
+/// it from the device; [`Kernels::with_config`](super::Kernels::with_config) lets tests and benchmarks force one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KernelConfig {
+    /// GEMV reduces with subgroupAdd (needs `Features::SUBGROUP`) instead of workgroup memory.
+    pub subgroups: bool,
+    /// Batches above [`GEMV_MAX_N`](super::GEMV_MAX_N) use the workgroup-memory tiled GEMM; otherwise the GEMV
+    /// kernel in blocks of 8 columns (better where workgroup memory and barriers are slow:
+    /// CPU adapters such as lavapipe).
+    pub tiled_gemm: bool,
+}
+
+impl KernelConfig {
+    /// The best configuration for `device`.
+    pub fn for_device(device: &wgpu::Device) -> Self {
+        KernelConfig {
+            subgroups: device.features().contains(wgpu::Features::SUBGROUP),
+            tiled_gemm: device.adapter_info().device_type != wgpu::DeviceType::Cpu,
+        }
+    }
+
+    /// Weight rows per GEMV lane group. Each lane loads its slice of x once for all of them,
+    /// so more rows means fewer loads per weight (on lavapipe, where every load is a
+    /// per-lane loop, 8 rows run GEMV about 1.3x and 8 columns 1.8x faster than 4).
+    pub(crate) fn gemv_rows(&self) -> u32 {
+        if self.subgroups {
+            GEMV_MAX_ROWS
+        } else {
+            GEMV_SHARED_MAX_ROWS
+        }
+    }
+}
+
+/// Most activation rows one GEMV pipeline handles (`MAX_N` in `shaders/gemv.wgsl`).
+pub const GEMV_MAX_COLS: u32 = 8;
+/// Most weight rows per GEMV lane group (`MAX_ROWS` in `shaders/gemv.wgsl`).
+pub const GEMV_MAX_ROWS: u32 = 8;
+/// Most weight rows per workgroup of the workgroup-memory GEMV (`SHARED_MAX_ROWS`).
+pub const GEMV_SHARED_MAX_ROWS: u32 = 4;
+/// Invocations per GEMV workgroup (`WG_SIZE` in `shaders/gemv.wgsl`).
+pub const GEMV_WG_SIZE: u32 = 64;
+
+/// The WGSL source of the portable variant of `kernel` for `format`.
 pub fn compose(format: Format, kernel: KernelKind) -> String {
+    compose_entry(format, kernel.entry())
+}
+
+/// The WGSL source of `entry` for `format`.
+pub fn compose_entry(format: Format, entry: Entry) -> String {
     let mut s = String::with_capacity(8192);
     s.push_str(COMMON);
     s.push_str("\n// ---- format: ");
     s.push_str(&format.to_string());
     s.push_str(" ----\n");
     s.push_str(format.codec().wgsl());
-    s.push_str("\n// ---- kernel ----\n");
-    s.push_str(kernel.source());
+    for src in entry.sources() {
+        s.push_str("\n// ---- kernel ----\n");
+        s.push_str(src);
+    }
     s
 }
 
@@ -81,47 +209,80 @@ pub fn constants(format: Format) -> Vec<(&'static str, f64)> {
     v
 }
 
+/// [`constants`] plus the GEMV overrides: `cols` activation rows per dispatch (1..=8) and
+/// `rows` weight rows per lane group (1..=8).
+pub fn gemv_constants(format: Format, cols: u32, rows: u32) -> Vec<(&'static str, f64)> {
+    assert!((1..=GEMV_MAX_COLS).contains(&cols) && (1..=GEMV_MAX_ROWS).contains(&rows));
+    let mut v = constants(format);
+    v.push(("N_COLS", cols as f64));
+    v.push(("ROWS", rows as f64));
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every variant parses, validates, specialises and compiles to SPIR-V with naga.
+    fn validate(format: Format, entry: Entry, consts: &[(&'static str, f64)]) {
+        let src = compose_entry(format, entry);
+        let what = format!("{format} {entry:?} {consts:?}");
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(&src)));
+        let caps = if entry.needs_subgroups() {
+            naga::valid::Capabilities::all()
+        } else {
+            // Portable entries must not need subgroups.
+            naga::valid::Capabilities::all()
+                - naga::valid::Capabilities::SUBGROUP
+                - naga::valid::Capabilities::SUBGROUP_BARRIER
+                - naga::valid::Capabilities::SUBGROUP_VERTEX_STAGE
+        };
+        let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+        if entry.needs_subgroups() {
+            validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+            validator.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+        }
+        let info = validator
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(&src)));
+        let consts: naga::back::PipelineConstants =
+            consts.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+        let (module, info) =
+            naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let opts = naga::back::spv::Options::default();
+        let pipeline = naga::back::spv::PipelineOptions {
+            shader_stage: naga::ShaderStage::Compute,
+            entry_point: entry.entry_point().to_string(),
+        };
+        naga::back::spv::write_vec(&module, &info, &opts, Some(&pipeline))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+
+    /// Every variant parses, validates, specialises and compiles to SPIR-V with naga: every
+    /// format, entry point, and the GEMV column / row counts at their ends and between.
     #[test]
     fn every_variant_validates_with_naga() {
         for format in Format::all() {
-            for kernel in KernelKind::ALL {
-                let src = compose(format, kernel);
-                let module = naga::front::wgsl::parse_str(&src)
-                    .unwrap_or_else(|e| panic!("{format} {kernel:?}: {}", e.emit_to_string(&src)));
-                let mut validator = naga::valid::Validator::new(
-                    naga::valid::ValidationFlags::all(),
-                    naga::valid::Capabilities::all(),
-                );
-                let info = validator
-                    .validate(&module)
-                    .unwrap_or_else(|e| panic!("{format} {kernel:?}: {}", e.emit_to_string(&src)));
-                let consts: naga::back::PipelineConstants = constants(format)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
-                let (module, info) =
-                    naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
-                        .unwrap_or_else(|e| panic!("{format} {kernel:?}: {e}"));
-                let opts = naga::back::spv::Options::default();
-                let pipeline = naga::back::spv::PipelineOptions {
-                    shader_stage: naga::ShaderStage::Compute,
-                    entry_point: kernel.entry_point().to_string(),
-                };
-                naga::back::spv::write_vec(&module, &info, &opts, Some(&pipeline))
-                    .unwrap_or_else(|e| panic!("{format} {kernel:?}: {e}"));
+            for entry in Entry::ALL {
+                if entry.is_gemv() {
+                    for (cols, rows) in [(1, 1), (3, 2), (8, 4), (1, 8), (8, 8), (5, 3)] {
+                        if entry == Entry::Gemv && rows > GEMV_SHARED_MAX_ROWS {
+                            continue;
+                        }
+                        validate(format, entry, &gemv_constants(format, cols, rows));
+                    }
+                } else {
+                    validate(format, entry, &constants(format));
+                }
             }
         }
     }
 
     #[test]
     fn workgroup_memory_matches_the_wgsl() {
-        for kernel in KernelKind::ALL {
-            let src = compose(Format::Q4_0, kernel);
+        for entry in Entry::ALL {
+            let src = compose_entry(Format::Q4_0, entry);
             let module = naga::front::wgsl::parse_str(&src).unwrap();
             let bytes: u32 = module
                 .global_variables
@@ -129,7 +290,24 @@ mod tests {
                 .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
                 .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
                 .sum();
-            assert_eq!(bytes, kernel.workgroup_memory_bytes(), "{kernel:?}");
+            assert_eq!(bytes, entry.workgroup_memory_bytes(), "{entry:?}");
+        }
+        for kind in KernelKind::ALL {
+            assert!(kind.workgroup_memory_bytes() <= 16 * 1024, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn gemv_constants_match_the_wgsl() {
+        let src = compose_entry(Format::Q4_0, Entry::Gemv);
+        for (name, value) in [
+            ("MAX_N", GEMV_MAX_COLS),
+            ("MAX_ROWS", GEMV_MAX_ROWS),
+            ("SHARED_MAX_ROWS", GEMV_SHARED_MAX_ROWS),
+            ("WG_SIZE", GEMV_WG_SIZE),
+        ] {
+            let line = format!("const {name}: u32 = {value}u;");
+            assert!(src.contains(&line), "expected `{line}` in the GEMV WGSL");
         }
     }
 }

@@ -1,0 +1,75 @@
+//! Every kernel variant, not only the one `Kernels::new` picks for this adapter: GEMV with
+//! workgroup-memory or subgroup reduction, GEMM tiled or as GEMV in blocks of 8 columns.
+//! Same suite as `gpu_kernels` (verify's shapes and tails, poisoned and guarded outputs).
+
+mod common;
+
+use common::ctx;
+use wgquant::format::{Format, IntFormat};
+use wgquant::gpu::shaders::KernelConfig;
+use wgquant::gpu::Kernels;
+use wgquant::verify;
+
+fn configs() -> Vec<KernelConfig> {
+    let mut v = Vec::new();
+    let subgroups = ctx().device.features().contains(wgpu::Features::SUBGROUP);
+    for sg in [false, true] {
+        if sg && !subgroups {
+            continue;
+        }
+        for tiled_gemm in [false, true] {
+            v.push(KernelConfig {
+                subgroups: sg,
+                tiled_gemm,
+            });
+        }
+    }
+    v
+}
+
+#[test]
+fn every_variant_matches_the_reference() {
+    let formats = [
+        Format::F32,
+        Format::Q8_0,
+        Format::Q4_0,
+        Format::Int(IntFormat::new(4, 128, true)),
+    ];
+    let ctx = ctx();
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for config in configs() {
+        for format in formats {
+            let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
+            assert_eq!(kernels.config(), config);
+            for (i, (rows, k, n)) in verify::matmul_shapes(format).into_iter().enumerate() {
+                let r = verify::matmul_case(ctx, &kernels, rows, k, n, 7000 + i as u64).unwrap();
+                cases += 1;
+                if !r.passed() {
+                    failures.push(format!("{config:?} {r:?}"));
+                }
+            }
+        }
+    }
+    assert!(cases > 0);
+    assert!(
+        failures.is_empty(),
+        "failed cases:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn subgroup_kernels_need_the_feature() {
+    let ctx = ctx();
+    let config = KernelConfig {
+        subgroups: true,
+        tiled_gemm: true,
+    };
+    let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
+    if ctx.device.features().contains(wgpu::Features::SUBGROUP) {
+        assert!(r.is_ok());
+    } else {
+        assert!(matches!(r, Err(wgquant::Error::DeviceLimit(_))));
+    }
+}
