@@ -2,12 +2,18 @@
 // A kernel module is composed as: common.wgsl + formats/<format>.wgsl + <kernel>.wgsl.
 //
 // Layout (see src/format/mod.rs): a weight row is `k / (4 * WORD_VALUES)` vec4<u32> "chunks"
-// of codes; a block of BLOCK_VALUES weights shares PARAM_HALVES 16-bit params.
-// A weight is `p.x * code + p.y` with `p = block_params(row, block)`.
+// of codes; a block of BLOCK_VALUES weights has PARAM_HALVES 16-bit params, laid out by the
+// format as it likes within the block's share of the row's params.
+//
+// A format file defines:
+//   struct ChunkParams { ... }                       whatever one chunk needs besides codes
+//   fn chunk_params(row: u32, chunk: u32) -> ChunkParams    loads it (chunk index within row)
+//   fn dequant4(c: vec4<u32>, j: u32, p: ChunkParams) -> vec4<f32>
+//                                                    weights 4j .. 4j+3 of the chunk, j < WORD_VALUES
 
 // Weights per u32 code word: 8 (4-bit), 4 (8-bit), 1 (f32). Set by the host from the codec.
 override WORD_VALUES: u32 = 8u;
-// Weights per block (one params set).
+// Weights per block (one set of params).
 override BLOCK_VALUES: u32 = 32u;
 // 16-bit params per block.
 override PARAM_HALVES: u32 = 1u;
@@ -50,6 +56,17 @@ fn param_half(row: u32, block: u32, h: u32) -> u32 {
     let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
     let idx = block * PARAM_HALVES + h;
     return (params[row * row_words + idx / 2u] >> (16u * (idx & 1u))) & 0xffffu;
+}
+
+// Word `w` of row `row`'s params.
+fn param_word(row: u32, w: u32) -> u32 {
+    let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
+    return params[row * row_words + w];
+}
+
+// The block a chunk lies in (chunks never straddle blocks when BLOCK_VALUES >= chunk size).
+fn chunk_block(chunk: u32) -> u32 {
+    return chunk * chunk_values() / BLOCK_VALUES;
 }
 
 // Params 2b and 2b + 1 of row `row` (one word: a block's two halves when PARAM_HALVES == 2).

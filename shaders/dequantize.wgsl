@@ -18,12 +18,11 @@ fn dequantize(
     let cv = chunk_values();
     let chunk = dims.row_offset * cpr + local;
     let row = chunk / cpr;
-    let k_first = (chunk % cpr) * cv;
     let cw = codes[chunk];
-    let p = block_params(row, k_first / BLOCK_VALUES);
+    let p = chunk_params(row, chunk % cpr);
     let base = local * cv;
     for (var j = 0u; j < WORD_VALUES; j++) {
-        let v = p.x * decode(cw, j) + p.y;
+        let v = dequant4(cw, j, p);
         y[base + 4u * j + 0u] = v.x;
         y[base + 4u * j + 1u] = v.y;
         y[base + 4u * j + 2u] = v.z;

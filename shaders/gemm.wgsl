@@ -25,35 +25,26 @@ fn gemm(
     let cpr = chunks_per_row();
     let k4 = dims.k / 4u;
     let cv = chunk_values();
-    // Code chunks per tile row in one k step (TILE_K is a multiple of every chunk size).
-    let tile_chunks = TILE_K / cv;
     var acc: array<array<f32, 4>, 4>;
 
     for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
-        // Dequantize the weight slice: one chunk (4 * WORD_VALUES weights) per step.
-        for (var i = lid; i < TILE_M * tile_chunks; i += THREADS) {
-            let r = i / tile_chunks;
-            let kc = (i % tile_chunks) * cv;
+        // Dequantize the weight slice one vec4 of weights per step: chunks may be wider than
+        // TILE_K (2-bit and 1-bit formats), so each step loads its chunk (cached) and
+        // decodes only its own four weights.
+        for (var i = lid; i < TILE_M * (TILE_K / 4u); i += THREADS) {
+            let r = i / (TILE_K / 4u);
+            let kk = (i % (TILE_K / 4u)) * 4u;
             let row = row0 + r;
-            let kg = k0 + kc;
-            let live = row < dims.rows && kg < dims.k;
-            var cw = vec4<u32>(0u);
-            var p = vec2<f32>(0.0);
-            if live {
-                cw = codes[row * cpr + kg / cv];
-                p = block_params(row, kg / BLOCK_VALUES);
+            let kg = k0 + kk;
+            var v = vec4<f32>(0.0);
+            if row < dims.rows && kg < dims.k {
+                let chunk = kg / cv;
+                v = dequant4(codes[row * cpr + chunk], (kg % cv) / 4u, chunk_params(row, chunk));
             }
-            for (var j = 0u; j < WORD_VALUES; j++) {
-                var v = vec4<f32>(0.0);
-                if live {
-                    v = p.x * decode(cw, j) + p.y;
-                }
-                let kk = kc + 4u * j;
-                w_tile[(kk + 0u) * TILE_M + r] = v.x;
-                w_tile[(kk + 1u) * TILE_M + r] = v.y;
-                w_tile[(kk + 2u) * TILE_M + r] = v.z;
-                w_tile[(kk + 3u) * TILE_M + r] = v.w;
-            }
+            w_tile[(kk + 0u) * TILE_M + r] = v.x;
+            w_tile[(kk + 1u) * TILE_M + r] = v.y;
+            w_tile[(kk + 2u) * TILE_M + r] = v.z;
+            w_tile[(kk + 3u) * TILE_M + r] = v.w;
         }
         // Activation slice, one vec4 along k per step.
         for (var i = lid; i < TILE_N * (TILE_K / 4u); i += THREADS) {

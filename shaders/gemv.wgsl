@@ -7,7 +7,6 @@
 // N_COLS columns. The lane group then sums its lanes (subgroupAdd in gemv_subgroup.wgsl,
 // workgroup memory in gemv_shared.wgsl). Loops have constant bounds (override constants),
 // so they unroll and the accumulators stay in registers.
-// The block scale is factored out: sum (s*q + o) x = s * sum q x + o * sum x.
 
 // Activation rows per dispatch (a pipeline per value); workgroup_id.z picks the block of
 // N_COLS columns when the batch is larger.
@@ -28,7 +27,6 @@ struct Partial {
 fn gemv_partial(row0: u32, col0: u32, lane: u32, lanes: u32) -> Partial {
     let cpr = chunks_per_row();
     let k4 = dims.k / 4u;
-    let cv = chunk_values();
     var xbase: array<u32, MAX_N>;
     for (var col = 0u; col < N_COLS; col++) {
         xbase[col] = min(col0 + col, dims.n - 1u) * k4;
@@ -41,27 +39,23 @@ fn gemv_partial(row0: u32, col0: u32, lane: u32, lanes: u32) -> Partial {
     }
     var acc: Partial;
     for (var c = lane; c < cpr; c += lanes) {
-        let block = c * cv / BLOCK_VALUES;
         var cw: array<vec4<u32>, MAX_ROWS>;
-        var p: array<vec2<f32>, MAX_ROWS>;
+        var p: array<ChunkParams, MAX_ROWS>;
         for (var r = 0u; r < ROWS; r++) {
             cw[r] = codes[rbase[r] + c];
-            p[r] = block_params(rows[r], block);
+            p[r] = chunk_params(rows[r], c);
         }
-        for (var col = 0u; col < N_COLS; col++) {
-            let xi = xbase[col] + c * WORD_VALUES;
-            var sq: array<f32, MAX_ROWS>;
-            var sx = vec4<f32>(0.0);
-            for (var j = 0u; j < WORD_VALUES; j++) {
-                let xv = x[xi + j];
-                sx += xv;
-                for (var r = 0u; r < ROWS; r++) {
-                    sq[r] += dot(decode(cw[r], j), xv);
-                }
+        for (var j = 0u; j < WORD_VALUES; j++) {
+            // Each activation vec4 is loaded once for all ROWS rows.
+            var xv: array<vec4<f32>, MAX_N>;
+            for (var col = 0u; col < N_COLS; col++) {
+                xv[col] = x[xbase[col] + c * WORD_VALUES + j];
             }
-            let sxs = sx.x + sx.y + sx.z + sx.w;
             for (var r = 0u; r < ROWS; r++) {
-                acc.v[r][col] += p[r].x * sq[r] + p[r].y * sxs;
+                let w = dequant4(cw[r], j, p[r]);
+                for (var col = 0u; col < N_COLS; col++) {
+                    acc.v[r][col] += dot(w, xv[col]);
+                }
             }
         }
     }

@@ -14,8 +14,9 @@
 //! - **params**: each block has `param_halves()` 16-bit values (f16 scales, integer zero
 //!   points); a row holds `blocks * param_halves()` halves, padded to whole words.
 //!
-//! A weight is `scale * code + offset`, where the format's shader derives `(scale, offset)`
-//! from its params and `code` from its word. The CPU reference uses the same rules.
+//! The format's WGSL file turns a chunk of codes (one `vec4<u32>`) and its params into
+//! weights (`chunk_params` and `dequant4`, see `shaders/common.wgsl`), by the same rules
+//! the CPU dequantization uses.
 
 mod f32;
 mod int;
