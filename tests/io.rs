@@ -1101,7 +1101,7 @@ fn gguf_corrupted_counts_and_sizes() {
 
 #[test]
 fn gguf_unknown_type_is_named() {
-    for (id, name) in [(12u32, Some("Q4_K")), (14, Some("Q6_K")), (999, None)] {
+    for (id, name) in [(11u32, Some("Q3_K")), (23, Some("IQ4_XS")), (999, None)] {
         let b = Builder::new().tensor("ok", &[4], 0, &[0; 16]).tensor(
             "blk.0.ffn_down.weight",
             &[256, 1],

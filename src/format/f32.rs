@@ -6,6 +6,9 @@ use super::{Codec, GgmlType};
 pub struct F32;
 
 impl Codec for F32 {
+    fn name(&self) -> String {
+        "f32".into()
+    }
     fn block_values(&self) -> usize {
         4
     }

@@ -230,6 +230,9 @@ impl fmt::Display for IntFormat {
 }
 
 impl Codec for IntFormat {
+    fn name(&self) -> String {
+        self.to_string()
+    }
     fn block_values(&self) -> usize {
         self.group
     }

@@ -18,14 +18,37 @@
 //! weights (`chunk_params` and `dequant4`, see `shaders/common.wgsl`), by the same rules
 //! the CPU dequantization uses.
 
+// Format names follow GGUF's spelling (Q4_K, IQ4_NL), not Rust's camel case.
+#![allow(non_camel_case_types)]
+
+mod binary;
 mod f32;
 mod int;
+mod iq4_nl;
+mod mxfp4;
+mod nf4;
+mod q2_k;
 mod q4_0;
 mod q4_1;
+mod q4_k;
+mod q5;
+mod q5_k;
+mod q6_k;
 mod q8_0;
+mod ternary;
 pub mod reference;
 
 pub use self::f32::F32;
+pub use binary::BinaryFormat;
+pub use iq4_nl::IQ4_NL;
+pub use mxfp4::MXFP4;
+pub use nf4::NF4;
+pub use q2_k::Q2_K;
+pub use q4_k::Q4_K;
+pub use q5::{Q5_0, Q5_1};
+pub use q5_k::Q5_K;
+pub use q6_k::Q6_K;
+pub use ternary::{TQ1_0, TQ2_0};
 pub use int::{IntFormat, IntPlanes};
 pub use q4_0::{BlockQ4_0, Q4_0};
 pub use q4_1::{BlockQ4_1, Q4_1};
@@ -43,11 +66,21 @@ pub enum GgmlType {
     F16 = 1,
     Q4_0 = 2,
     Q4_1 = 3,
+    Q5_0 = 6,
+    Q5_1 = 7,
     Q8_0 = 8,
+    Q2_K = 10,
+    Q4_K = 12,
+    Q5_K = 13,
+    Q6_K = 14,
+    IQ4_NL = 20,
     I8 = 24,
     I16 = 25,
     I32 = 26,
     BF16 = 30,
+    TQ1_0 = 34,
+    TQ2_0 = 35,
+    MXFP4 = 39,
 }
 
 impl GgmlType {
@@ -59,11 +92,21 @@ impl GgmlType {
             1 => F16,
             2 => Q4_0,
             3 => Q4_1,
+            6 => Q5_0,
+            7 => Q5_1,
             8 => Q8_0,
+            10 => Q2_K,
+            12 => Q4_K,
+            13 => Q5_K,
+            14 => Q6_K,
+            20 => IQ4_NL,
             24 => I8,
             25 => I16,
             26 => I32,
             30 => BF16,
+            34 => TQ1_0,
+            35 => TQ2_0,
+            39 => MXFP4,
             _ => return None,
         })
     }
@@ -78,6 +121,16 @@ impl GgmlType {
             Q4_0 => (32, 18),
             Q4_1 => (32, 20),
             Q8_0 => (32, 34),
+            Q5_0 => (32, 22),
+            Q5_1 => (32, 24),
+            Q2_K => (256, 84),
+            Q4_K => (256, 144),
+            Q5_K => (256, 176),
+            Q6_K => (256, 210),
+            IQ4_NL => (32, 18),
+            TQ1_0 => (256, 54),
+            TQ2_0 => (256, 66),
+            MXFP4 => (32, 17),
         }
     }
 
@@ -94,12 +147,24 @@ impl GgmlType {
             I16 => "I16",
             I32 => "I32",
             BF16 => "BF16",
+            Q5_0 => "Q5_0",
+            Q5_1 => "Q5_1",
+            Q2_K => "Q2_K",
+            Q4_K => "Q4_K",
+            Q5_K => "Q5_K",
+            Q6_K => "Q6_K",
+            IQ4_NL => "IQ4_NL",
+            TQ1_0 => "TQ1_0",
+            TQ2_0 => "TQ2_0",
+            MXFP4 => "MXFP4",
         }
     }
 }
 
 /// What every weight format implements. See the module docs for the GPU layout contract.
 pub trait Codec: Sync {
+    /// The format's name as users type it (`q4_0`, `int4_g128`, ...).
+    fn name(&self) -> String;
     /// Weights per block (one set of scale parameters).
     fn block_values(&self) -> usize;
     /// Bytes per block in the canonical CPU layout.
@@ -140,6 +205,30 @@ pub enum Format {
     Q4_0,
     /// GGUF Q4_1: 32 4-bit values, f16 scale and min (5 bits per weight).
     Q4_1,
+    /// GGUF Q5_0: 32 5-bit values, one f16 scale (5.5 bits per weight).
+    Q5_0,
+    /// GGUF Q5_1: 32 5-bit values, f16 scale and min (6 bits per weight).
+    Q5_1,
+    /// GGUF Q2_K: super-blocks of 256, 2-bit values, 4-bit sub-block scales and mins.
+    Q2_K,
+    /// GGUF Q4_K: super-blocks of 256, 4-bit values, 6-bit sub-block scales and mins.
+    Q4_K,
+    /// GGUF Q5_K: super-blocks of 256, 5-bit values, 6-bit sub-block scales and mins.
+    Q5_K,
+    /// GGUF Q6_K: super-blocks of 256, 6-bit values, int8 scales per 16.
+    Q6_K,
+    /// GGUF IQ4_NL: 32 4-bit indices into a fixed non-linear grid, one f16 scale.
+    IQ4_NL,
+    /// OCP MXFP4 (GGUF MXFP4): 32 E2M1 values sharing an E8M0 scale.
+    MXFP4,
+    /// GGUF TQ1_0: ternary weights, 5 trits per byte, one f16 scale per 256 (1.69 bits).
+    TQ1_0,
+    /// GGUF TQ2_0: ternary weights in 2 bits, one f16 scale per 256 (2.06 bits).
+    TQ2_0,
+    /// bitsandbytes NF4: 4-bit normal-float codes, one absmax scale per 64 weights.
+    NF4,
+    /// wgquant 1-bit: sign bits, one f16 scale (mean |w|) per group of 32, 64 or 128.
+    Binary(BinaryFormat),
     /// Group-wise int4/int8 of wgquant's own layout.
     Int(IntFormat),
 }
@@ -160,7 +249,26 @@ impl Format {
 
     /// Every format wgquant supports, int variants for every group size and symmetry.
     pub fn all() -> Vec<Format> {
-        let mut v = vec![Format::F32, Format::Q8_0, Format::Q4_0, Format::Q4_1];
+        let mut v = vec![
+            Format::F32,
+            Format::Q8_0,
+            Format::Q4_0,
+            Format::Q4_1,
+            Format::Q5_0,
+            Format::Q5_1,
+            Format::Q2_K,
+            Format::Q4_K,
+            Format::Q5_K,
+            Format::Q6_K,
+            Format::IQ4_NL,
+            Format::MXFP4,
+            Format::TQ1_0,
+            Format::TQ2_0,
+            Format::NF4,
+        ];
+        for group in [32, 64, 128] {
+            v.push(Format::Binary(BinaryFormat::new(group)));
+        }
         for bits in [8, 4] {
             for group in [32, 64, 128] {
                 for asym in [false, true] {
@@ -178,8 +286,27 @@ impl Format {
             Format::Q8_0 => &Q8_0,
             Format::Q4_0 => &Q4_0,
             Format::Q4_1 => &Q4_1,
+            Format::Q5_0 => &Q5_0,
+            Format::Q5_1 => &Q5_1,
+            Format::Q2_K => &Q2_K,
+            Format::Q4_K => &Q4_K,
+            Format::Q5_K => &Q5_K,
+            Format::Q6_K => &Q6_K,
+            Format::IQ4_NL => &IQ4_NL,
+            Format::MXFP4 => &MXFP4,
+            Format::TQ1_0 => &TQ1_0,
+            Format::TQ2_0 => &TQ2_0,
+            Format::NF4 => &NF4,
+            Format::Binary(f) => f,
             Format::Int(f) => f,
         }
+    }
+
+    /// The format whose blocks a GGUF type stores directly, if wgquant has one.
+    pub fn from_ggml_type(t: GgmlType) -> Option<Format> {
+        Format::all()
+            .into_iter()
+            .find(|f| f.codec().ggml_type() == Some(t))
     }
 
     /// Whether this is a quantized format (everything but f32).
@@ -233,13 +360,7 @@ fn lcm(a: usize, b: usize) -> usize {
 
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Format::F32 => f.write_str("f32"),
-            Format::Q8_0 => f.write_str("q8_0"),
-            Format::Q4_0 => f.write_str("q4_0"),
-            Format::Q4_1 => f.write_str("q4_1"),
-            Format::Int(i) => write!(f, "{i}"),
-        }
+        f.write_str(&self.codec().name())
     }
 }
 

@@ -83,6 +83,9 @@ impl BlockQ4_0 {
 pub struct Q4_0;
 
 impl Codec for Q4_0 {
+    fn name(&self) -> String {
+        "q4_0".into()
+    }
     fn block_values(&self) -> usize {
         QK4_0
     }

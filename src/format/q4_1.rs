@@ -92,6 +92,9 @@ impl BlockQ4_1 {
 pub struct Q4_1;
 
 impl Codec for Q4_1 {
+    fn name(&self) -> String {
+        "q4_1".into()
+    }
     fn block_values(&self) -> usize {
         QK4_1
     }

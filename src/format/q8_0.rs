@@ -66,6 +66,9 @@ impl BlockQ8_0 {
 pub struct Q8_0;
 
 impl Codec for Q8_0 {
+    fn name(&self) -> String {
+        "q8_0".into()
+    }
     fn block_values(&self) -> usize {
         QK8_0
     }

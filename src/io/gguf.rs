@@ -879,6 +879,8 @@ enum Plane {
     Codes,
     Scales,
     Zeros,
+    /// The canonical blocks of a format GGUF has no type for (other than int), as I8.
+    Blocks,
 }
 
 impl Plane {
@@ -887,6 +889,7 @@ impl Plane {
             Plane::Codes => ".codes",
             Plane::Scales => ".scales",
             Plane::Zeros => ".zeros",
+            Plane::Blocks => ".blocks",
         }
     }
 }
@@ -931,6 +934,16 @@ fn build_model<R: Read + Seek>(h: GgufHeader, src: &mut R, path: &Path) -> Resul
                     plane_owner.insert(i, name);
                 }
             }
+            f if f.codec().ggml_type().is_none() => {
+                let pname = format!("{name}{}", Plane::Blocks.suffix());
+                let &i = by_name.get(pname.as_str()).ok_or_else(|| {
+                    Error::malformed(
+                        KIND,
+                        format!("'{key}' = {fname}, but tensor '{pname}' is missing"),
+                    )
+                })?;
+                plane_owner.insert(i, name);
+            }
             _ => {
                 if !by_name.contains_key(name) {
                     return Err(Error::malformed(
@@ -950,12 +963,14 @@ fn build_model<R: Read + Seek>(h: GgufHeader, src: &mut R, path: &Path) -> Resul
             if !done.insert(owner) {
                 continue;
             }
-            let Some(Format::Int(f)) = formats.get(owner).copied() else {
-                unreachable!("plane owners have int formats");
-            };
-            let t = ctx(read_int(&mut r, &by_name, owner, f), || {
-                format!("int tensor '{owner}' ({f})")
-            })?;
+            let format = formats[owner];
+            let t = ctx(
+                match format {
+                    Format::Int(f) => read_int(&mut r, &by_name, owner, f),
+                    f => read_blocks(&mut r, &by_name, owner, f),
+                },
+                || format!("tensor '{owner}' ({format})"),
+            )?;
             tensors.push((owner.to_string(), StoredTensor::Quantized(t)));
             continue;
         }
@@ -1008,13 +1023,10 @@ fn read_plain<R: Read + Seek>(
     let ty = info.ggml_type;
     let quant_format = match (format, ty) {
         (Some(f), _) => {
-            let want = match f {
-                Format::F32 => GgmlType::F32,
-                Format::Q8_0 => GgmlType::Q8_0,
-                Format::Q4_0 => GgmlType::Q4_0,
-                Format::Q4_1 => GgmlType::Q4_1,
-                Format::Int(_) => unreachable!("int formats are planes"),
-            };
+            let want = f
+                .codec()
+                .ggml_type()
+                .expect("formats without a GGUF type are planes");
             if want != ty {
                 return Err(Error::malformed(
                     KIND,
@@ -1026,10 +1038,7 @@ fn read_plain<R: Read + Seek>(
             }
             Some(f)
         }
-        (None, GgmlType::Q8_0) => Some(Format::Q8_0),
-        (None, GgmlType::Q4_0) => Some(Format::Q4_0),
-        (None, GgmlType::Q4_1) => Some(Format::Q4_1),
-        (None, _) => None,
+        (None, t) => Format::from_ggml_type(t).filter(|f| f.is_quantized()),
     };
     let bytes = r.read(i)?;
     if let Some(f) = quant_format {
@@ -1061,12 +1070,58 @@ fn read_plain<R: Read + Seek>(
             }
             out
         }
-        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 => unreachable!("handled above"),
+        other => {
+            return Err(Error::UnsupportedFormat(format!(
+                "GGUF type {} of tensor '{}' is not supported",
+                other.name(),
+                info.name
+            )))
+        }
     };
     Ok(StoredTensor::Float {
         shape: info.shape(),
         data,
     })
+}
+
+/// A format without a GGUF type, stored as its canonical blocks in an I8 tensor
+/// `<name>.blocks` with dims [row bytes, rows].
+fn read_blocks<R: Read + Seek>(
+    r: &mut Data<'_, R>,
+    by_name: &HashMap<&str, usize>,
+    name: &str,
+    f: Format,
+) -> Result<QuantizedTensor> {
+    let pname = format!("{name}{}", Plane::Blocks.suffix());
+    let i = *by_name
+        .get(pname.as_str())
+        .ok_or_else(|| Error::malformed(KIND, format!("plane '{pname}' is missing")))?;
+    let t = &r.h.tensors[i];
+    if t.ggml_type != GgmlType::I8 || t.dims.len() != 2 {
+        return Err(Error::malformed(
+            KIND,
+            format!(
+                "plane '{pname}' must be a 2-D I8 tensor, found {} with dims {:?}",
+                t.ggml_type.name(),
+                t.dims
+            ),
+        ));
+    }
+    let c = f.codec();
+    let (row_bytes, rows) = (t.dims[0], t.dims[1]);
+    if row_bytes % c.block_bytes() as u64 != 0 {
+        return Err(Error::malformed(
+            KIND,
+            format!("{row_bytes} bytes per row is not a whole number of {f} blocks"),
+        ));
+    }
+    let k = row_bytes / c.block_bytes() as u64 * c.block_values() as u64;
+    let (rows, k) = match (usize::try_from(rows), usize::try_from(k)) {
+        (Ok(r), Ok(k)) => (r, k),
+        _ => return Err(Error::malformed(KIND, "too large for this platform")),
+    };
+    let bytes = r.read(i)?;
+    QuantizedTensor::from_bytes(f, rows, k, bytes).map_err(|e| Error::malformed(KIND, e.to_string()))
 }
 
 fn read_int<R: Read + Seek>(
@@ -1269,12 +1324,9 @@ fn plan_model<'a>(
                     MetaValue::String(format.to_string()),
                 ));
                 let (rows, k) = (q.rows() as u64, q.k() as u64);
-                let ty = match format {
-                    Format::F32 => GgmlType::F32,
-                    Format::Q8_0 => GgmlType::Q8_0,
-                    Format::Q4_0 => GgmlType::Q4_0,
-                    Format::Q4_1 => GgmlType::Q4_1,
-                    Format::Int(f) => {
+                let ty = match (format.codec().ggml_type(), format) {
+                    (Some(t), _) => t,
+                    (None, Format::Int(f)) => {
                         let groups = k / f.group as u64;
                         let mut planes = vec![
                             (Plane::Codes, GgmlType::I8, k * f.bits as u64 / 8),
@@ -1292,6 +1344,17 @@ fn plan_model<'a>(
                                 payload: Payload::Plane(ti, f, p),
                             });
                         }
+                        continue;
+                    }
+                    (None, _) => {
+                        let row_bytes = q.bytes().len() as u64 / rows.max(1);
+                        out.push(OutTensor {
+                            name: format!("{name}{}", Plane::Blocks.suffix()),
+                            ty: GgmlType::I8,
+                            dims: vec![row_bytes, rows],
+                            n_bytes: q.bytes().len() as u64,
+                            payload: Payload::Bytes(q.bytes()),
+                        });
                         continue;
                     }
                 };
@@ -1413,6 +1476,7 @@ fn write_planned<W: Write>(
                         .collect::<Vec<u8>>()
                         .into(),
                     Plane::Zeros => planes.zeros.as_deref().unwrap_or(&[]).into(),
+                    Plane::Blocks => unreachable!("block planes are written as bytes"),
                 };
                 w.put(&bytes)?;
                 bytes.len() as u64
