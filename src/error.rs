@@ -14,11 +14,16 @@ pub enum Error {
     Shape(String),
 
     /// The row length does not fit the format's block size.
-    #[error("row length {k} is not a multiple of {multiple}, which format {format} requires")]
+    #[error(
+        "row length {k} is not a multiple of {multiple}, which format {format} requires{}",
+        match .nearest { Some(f) => format!("; the nearest format that fits is {f}"), None => String::new() }
+    )]
     BlockMismatch {
         format: String,
         k: usize,
         multiple: usize,
+        /// The quantized format closest in bits per weight whose block fits `k`, if any.
+        nearest: Option<String>,
     },
 
     /// A format name or GGUF type that wgquant does not know.

@@ -37,4 +37,3 @@ impl Codec for IQ4_NL {
         Some(GgmlType::IQ4_NL)
     }
 }
-

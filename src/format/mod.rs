@@ -35,24 +35,24 @@ mod q5;
 mod q5_k;
 mod q6_k;
 mod q8_0;
-mod ternary;
 pub mod reference;
+mod ternary;
 
 pub use self::f32::F32;
 pub use binary::BinaryFormat;
+pub use int::{IntFormat, IntPlanes};
 pub use iq4_nl::IQ4_NL;
 pub use mxfp4::MXFP4;
 pub use nf4::NF4;
 pub use q2_k::Q2_K;
+pub use q4_0::{BlockQ4_0, Q4_0};
+pub use q4_1::{BlockQ4_1, Q4_1};
 pub use q4_k::Q4_K;
 pub use q5::{Q5_0, Q5_1};
 pub use q5_k::Q5_K;
 pub use q6_k::Q6_K;
-pub use ternary::{TQ1_0, TQ2_0};
-pub use int::{IntFormat, IntPlanes};
-pub use q4_0::{BlockQ4_0, Q4_0};
-pub use q4_1::{BlockQ4_1, Q4_1};
 pub use q8_0::{BlockQ8_0, Q8_0};
+pub use ternary::{TQ1_0, TQ2_0};
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -334,9 +334,24 @@ impl Format {
                 format: self.to_string(),
                 k,
                 multiple: m,
+                nearest: self.nearest_fitting(k).map(|f| f.to_string()),
             });
         }
         Ok(())
+    }
+
+    /// The quantized format closest to this one in bits per weight whose rows may have
+    /// length `k` (for error messages: "K-quants need 256; q4_0 fits").
+    pub fn nearest_fitting(&self, k: usize) -> Option<Format> {
+        let bits = self.bits_per_weight();
+        Format::all()
+            .into_iter()
+            .filter(|f| f.is_quantized() && f != self && k > 0 && k.is_multiple_of(f.k_multiple()))
+            .min_by(|a, b| {
+                let da = (a.bits_per_weight() - bits).abs();
+                let db = (b.bits_per_weight() - bits).abs();
+                da.total_cmp(&db)
+            })
     }
 
     /// Bytes of one row of `k` weights in the canonical layout.

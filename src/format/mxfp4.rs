@@ -37,4 +37,3 @@ impl Codec for MXFP4 {
         Some(GgmlType::MXFP4)
     }
 }
-

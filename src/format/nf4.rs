@@ -34,4 +34,3 @@ impl Codec for NF4 {
         include_str!("../../shaders/formats/nf4.wgsl")
     }
 }
-

@@ -37,4 +37,3 @@ impl Codec for Q2_K {
         Some(GgmlType::Q2_K)
     }
 }
-

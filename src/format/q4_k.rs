@@ -37,4 +37,3 @@ impl Codec for Q4_K {
         Some(GgmlType::Q4_K)
     }
 }
-

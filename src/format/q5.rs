@@ -73,4 +73,3 @@ impl Codec for Q5_1 {
         Some(GgmlType::Q5_1)
     }
 }
-

@@ -37,4 +37,3 @@ impl Codec for Q5_K {
         Some(GgmlType::Q5_K)
     }
 }
-

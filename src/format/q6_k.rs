@@ -37,4 +37,3 @@ impl Codec for Q6_K {
         Some(GgmlType::Q6_K)
     }
 }
-

@@ -73,4 +73,3 @@ impl Codec for TQ2_0 {
         Some(GgmlType::TQ2_0)
     }
 }
-

@@ -1121,7 +1121,8 @@ fn read_blocks<R: Read + Seek>(
         _ => return Err(Error::malformed(KIND, "too large for this platform")),
     };
     let bytes = r.read(i)?;
-    QuantizedTensor::from_bytes(f, rows, k, bytes).map_err(|e| Error::malformed(KIND, e.to_string()))
+    QuantizedTensor::from_bytes(f, rows, k, bytes)
+        .map_err(|e| Error::malformed(KIND, e.to_string()))
 }
 
 fn read_int<R: Read + Seek>(

@@ -3,15 +3,16 @@
 use crate::AdapterArgs;
 use std::process::ExitCode;
 use wgquant::bench::{BenchConfig, Timing};
-use wgquant::{Error, Format};
+use wgquant::Error;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     adapter: AdapterArgs,
-    /// Formats to time (repeatable; default: a representative set). f32 always runs as the baseline.
+    /// Formats to time (repeatable; `all` for every format; default: a representative set).
+    /// f32 always runs as the baseline.
     #[arg(long = "format", value_name = "F")]
-    formats: Vec<Format>,
+    formats: Vec<String>,
     /// Weight shapes as MxK: M output rows, K row length (repeatable).
     #[arg(long = "shape", value_name = "MxK", value_parser = parse_shape)]
     shapes: Vec<(usize, usize)>,
@@ -42,7 +43,7 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     let ctx = args.adapter.context()?;
     let mut cfg = BenchConfig::defaults_for(&ctx);
     if !args.formats.is_empty() {
-        cfg.formats = args.formats;
+        cfg.formats = crate::parse_formats(&args.formats)?;
     }
     if !args.shapes.is_empty() {
         cfg.shapes = args.shapes;

@@ -77,6 +77,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Formats named on the command line; `all` stands for every format.
+pub fn parse_formats(names: &[String]) -> wgquant::Result<Vec<wgquant::Format>> {
+    let mut out: Vec<wgquant::Format> = Vec::new();
+    for n in names {
+        let named = if n.eq_ignore_ascii_case("all") {
+            wgquant::Format::all()
+        } else {
+            vec![n.parse()?]
+        };
+        for f in named {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);

@@ -8,9 +8,9 @@ use wgquant::Format;
 pub struct Args {
     #[command(flatten)]
     adapter: AdapterArgs,
-    /// Formats to check (default: every format).
+    /// Formats to check, or `all` (default: every format).
     #[arg(long = "format", value_name = "F")]
-    formats: Vec<Format>,
+    formats: Vec<String>,
 }
 
 pub fn run(args: Args) -> wgquant::Result<ExitCode> {
@@ -18,7 +18,7 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     let formats = if args.formats.is_empty() {
         Format::all()
     } else {
-        args.formats
+        crate::parse_formats(&args.formats)?
     };
     println!("verifying on {}", ctx.describe());
     println!(
