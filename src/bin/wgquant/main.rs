@@ -1,5 +1,6 @@
 //! The `wgquant` command: adapters, bench, verify, quantize, dequantize, matmul.
 
+mod accuracy;
 mod adapters;
 mod bench;
 mod files;
@@ -55,6 +56,8 @@ enum Command {
     Dequantize(files::DequantizeArgs),
     /// Y = X W^T on the GPU for one weight tensor of a GGUF file.
     Matmul(files::MatmulArgs),
+    /// Weight and layer-output error of each format (N(0,1) data, optionally real weights).
+    Accuracy(accuracy::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Quantize(a) => files::quantize(a),
         Command::Dequantize(a) => files::dequantize(a),
         Command::Matmul(a) => files::matmul(a),
+        Command::Accuracy(a) => accuracy::run(a),
     };
     match result {
         Ok(code) => code,
