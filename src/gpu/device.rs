@@ -118,14 +118,15 @@ pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
     Ok(adapters.remove(0))
 }
 
-/// The optional features wgquant can use, of those `adapter` offers: timestamp queries for
-/// benchmarks, f16 and subgroups for faster kernel variants.
-pub fn wanted_features(adapter_features: wgpu::Features) -> wgpu::Features {
+/// The optional features worth enabling on a device made from `adapter`, of those it offers:
+/// subgroups (faster GEMV reductions), f16, and timestamp queries (benchmarks). wgquant works
+/// without any of them; kernels pick their variants from what the device has.
+pub fn recommended_features(adapter: &wgpu::Adapter) -> wgpu::Features {
     let useful = wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::SHADER_F16
         | wgpu::Features::SUBGROUP;
-    adapter_features & useful
+    adapter.features() & useful
 }
 
 /// A device and queue wgquant runs on, with what it knows about them.
@@ -154,7 +155,7 @@ impl GpuContext {
         let info = adapter.get_info();
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgquant"),
-            required_features: wanted_features(adapter.features()),
+            required_features: recommended_features(adapter),
             required_limits: adapter.limits(),
             ..Default::default()
         };

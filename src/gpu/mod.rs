@@ -20,8 +20,8 @@ pub mod shaders;
 mod tensor;
 
 pub use device::{
-    choose_adapter, enumerate_adapters, wanted_features, DeviceOptions, GpuContext, ENV_ADAPTER,
-    ENV_BACKEND, SOFTWARE_ADAPTER_HINT,
+    choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,
+    ENV_ADAPTER, ENV_BACKEND, SOFTWARE_ADAPTER_HINT,
 };
 pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
