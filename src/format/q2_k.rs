@@ -293,3 +293,40 @@ impl Codec for Q2_K {
         Some(GgmlType::Q2_K)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_unpack_round_trip() {
+        let mut s = 0x9abc_def0u32;
+        let bytes: Vec<u8> = (0..BlockQ2_K::BYTES)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 24) as u8
+            })
+            .collect();
+        let b = BlockQ2_K::unpack(&bytes);
+        let mut out = vec![0u8; BlockQ2_K::BYTES];
+        b.pack(&mut out);
+        assert_eq!(out, bytes);
+        let codes: Vec<u8> = (0..QK2_K).map(|i| b.code(i)).collect();
+        assert_eq!(BlockQ2_K::pack_codes(&codes), b.qs);
+    }
+
+    #[test]
+    fn make_qkx2_quants_constant_and_positive() {
+        let mut codes = [9u8; 16];
+        // A constant positive sub-block: min clamps to 0, the scale fits the value.
+        let x = [2.0f32; 16];
+        let (scale, min) = make_qkx2_quants(&x, &x, &mut codes);
+        assert_eq!(min, 0.0);
+        assert!(codes.iter().all(|&c| c == 3));
+        assert_eq!(scale * 3.0, 2.0);
+        // All zeros: nothing to fit.
+        let z = [0f32; 16];
+        assert_eq!(make_qkx2_quants(&z, &z, &mut codes), (0.0, 0.0));
+        assert!(codes.iter().all(|&c| c == 0));
+    }
+}

@@ -273,3 +273,41 @@ impl Codec for Q6_K {
         Some(GgmlType::Q6_K)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_int_rounds_ties_to_even() {
+        let cases = [
+            (0.5, 0),
+            (1.5, 2),
+            (2.5, 2),
+            (-0.5, 0),
+            (-1.5, -2),
+            (31.49, 31),
+            (-7.7, -8),
+        ];
+        for (v, want) in cases {
+            assert_eq!(nearest_int(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn pack_unpack_round_trip() {
+        let mut s = 0x1234_5678u32;
+        let bytes: Vec<u8> = (0..BlockQ6_K::BYTES)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 24) as u8
+            })
+            .collect();
+        let b = BlockQ6_K::unpack(&bytes);
+        let mut out = vec![0u8; BlockQ6_K::BYTES];
+        b.pack(&mut out);
+        assert_eq!(out, bytes);
+        let codes: Vec<u8> = (0..QK6_K).map(|i| b.code(i)).collect();
+        assert_eq!(BlockQ6_K::from_codes(&codes, b.scales, b.d), b);
+    }
+}
