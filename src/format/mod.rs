@@ -44,13 +44,13 @@ pub use int::{IntFormat, IntPlanes};
 pub use iq4_nl::IQ4_NL;
 pub use mxfp4::MXFP4;
 pub use nf4::NF4;
-pub use q2_k::Q2_K;
+pub use q2_k::{BlockQ2_K, Q2_K};
 pub use q4_0::{BlockQ4_0, Q4_0};
 pub use q4_1::{BlockQ4_1, Q4_1};
 pub use q4_k::{BlockQ4_K, Q4_K};
 pub use q5::{Q5_0, Q5_1};
 pub use q5_k::{BlockQ5_K, Q5_K};
-pub use q6_k::Q6_K;
+pub use q6_k::{BlockQ6_K, Q6_K};
 pub use q8_0::{BlockQ8_0, Q8_0};
 pub use ternary::{TQ1_0, TQ2_0};
 
