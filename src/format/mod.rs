@@ -25,6 +25,7 @@ mod binary;
 mod f32;
 mod int;
 mod iq4_nl;
+mod kquants;
 mod mxfp4;
 mod nf4;
 mod q2_k;

@@ -36,7 +36,7 @@
 //! words) per block: word `c < 4` holds the scale bytes `4c .. 4c + 4` (those of chunk `c`
 //! of the block, byte `s % 4` of the word), word 4 holds `d` (low half) and `dmin`.
 
-use super::q6_k::nearest_int;
+use super::kquants::{make_qkx2_quants, nearest_int, SearchError};
 use super::{Codec, GgmlType};
 use half::f16;
 
@@ -106,7 +106,8 @@ impl BlockQ2_K {
             .enumerate()
         {
             let weights: [f32; 16] = std::array::from_fn(|l| xs[l].abs());
-            let (scale, min) = make_qkx2_quants(xs, &weights, ls);
+            let (scale, min) =
+                make_qkx2_quants(xs, &weights, 3, -0.5, 15, ls, SearchError::Absolute);
             sub_scales[j] = scale;
             sub_mins[j] = min;
             if scale > max_scale {
@@ -169,83 +170,6 @@ impl BlockQ2_K {
             *o = dl * self.code(i) as f32 - ml;
         }
     }
-}
-
-/// ggml's `make_qkx2_quants` for one sub-block of 16 with `nmax = 3`, `rmin = -0.5`,
-/// `rdelta = 0.1`, `nstep = 15` and mean absolute error: writes codes 0..=3 and returns
-/// `(scale, min)` with the weight `scale * l - min` (`min >= 0`).
-fn make_qkx2_quants(x: &[f32], weights: &[f32], codes: &mut [u8]) -> (f32, f32) {
-    const NMAX: i32 = 3;
-    const RMIN: f32 = -0.5;
-    const RDELTA: f32 = 0.1;
-    const NSTEP: i32 = 15;
-    let n = x.len();
-    let mut min = x[0];
-    let mut max = x[0];
-    let mut sum_w = weights[0];
-    let mut sum_x = sum_w * x[0];
-    for i in 1..n {
-        if x[i] < min {
-            min = x[i];
-        }
-        if x[i] > max {
-            max = x[i];
-        }
-        let w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
-    }
-    if min > 0.0 {
-        min = 0.0;
-    }
-    if max == min {
-        codes.fill(0);
-        return (0.0, -min);
-    }
-    let quant = |iscale: f32, v: f32, min: f32| nearest_int(iscale * (v - min)).clamp(0, NMAX);
-    let mut iscale = NMAX as f32 / (max - min);
-    let mut scale = 1.0 / iscale;
-    let mut best_error = 0f32;
-    for i in 0..n {
-        let l = quant(iscale, x[i], min);
-        codes[i] = l as u8;
-        let diff = scale * l as f32 + min - x[i];
-        best_error += weights[i] * diff.abs();
-    }
-    let mut aux = [0u8; 16];
-    for is in 0..=NSTEP {
-        iscale = (RMIN + RDELTA * is as f32 + NMAX as f32) / (max - min);
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (0f32, 0f32, 0f32);
-        for i in 0..n {
-            let l = quant(iscale, x[i], min);
-            aux[i] = l as u8;
-            let (w, l) = (weights[i], l as f32);
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
-        }
-        let det = sum_w * sum_l2 - sum_l * sum_l;
-        if det > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-            if this_min > 0.0 {
-                this_min = 0.0;
-                this_scale = sum_xl / sum_l2;
-            }
-            let mut cur_error = 0f32;
-            for i in 0..n {
-                let diff = this_scale * aux[i] as f32 + this_min - x[i];
-                cur_error += weights[i] * diff.abs();
-            }
-            if cur_error < best_error {
-                codes[..n].copy_from_slice(&aux[..n]);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    (scale, -min)
 }
 
 /// The Q2_K format.
@@ -320,13 +244,16 @@ mod tests {
         let mut codes = [9u8; 16];
         // A constant positive sub-block: min clamps to 0, the scale fits the value.
         let x = [2.0f32; 16];
-        let (scale, min) = make_qkx2_quants(&x, &x, &mut codes);
+        let (scale, min) = make_qkx2_quants(&x, &x, 3, -0.5, 15, &mut codes, SearchError::Absolute);
         assert_eq!(min, 0.0);
         assert!(codes.iter().all(|&c| c == 3));
         assert_eq!(scale * 3.0, 2.0);
         // All zeros: nothing to fit.
         let z = [0f32; 16];
-        assert_eq!(make_qkx2_quants(&z, &z, &mut codes), (0.0, 0.0));
+        assert_eq!(
+            make_qkx2_quants(&z, &z, 3, -0.5, 15, &mut codes, SearchError::Absolute),
+            (0.0, 0.0)
+        );
         assert!(codes.iter().all(|&c| c == 0));
     }
 }

@@ -39,6 +39,7 @@
 //!   of word `16 + s / 4`;
 //! - word 20: the f16 bits of `d` in its low half, 0 in the high half.
 
+use super::kquants::nearest_int;
 use super::{pack_nibbles, Codec, GgmlType};
 use half::f16;
 
@@ -59,13 +60,6 @@ const PARAM_HALVES: usize = 42;
 
 /// ggml's `GROUP_MAX_EPS`: sub-blocks (and super-block scales) below it count as zero.
 const GROUP_MAX_EPS: f32 = 1e-15;
-
-/// ggml's `nearest_int`: round to nearest, ties to even, by adding 1.5 * 2^23. Meant for
-/// `|v| <= 2^22 - 1`; outside that (and for inf/NaN) it returns what ggml's bit trick does.
-pub(crate) fn nearest_int(v: f32) -> i32 {
-    let bits = (v + 12_582_912.0f32).to_bits() as i32;
-    (bits & 0x007f_ffff) - 0x0040_0000
-}
 
 impl BlockQ6_K {
     pub const BYTES: usize = QK6_K / 2 + QK6_K / 4 + QK6_K / 16 + 2;
