@@ -1,12 +1,32 @@
-// (Being implemented.)
+// bitsandbytes NF4: w = NF4[q] * absmax, q a 4-bit index in natural order (8 per word),
+// absmax an f32 per block of 64 weights, stored as two params halves (one u32 word).
+// A chunk is 32 weights, so one block each. The table is bitsandbytes' exact f32 values;
+// the product is the same single f32 rounding as on the CPU.
+// The table is four vec4 constants, picked with selects and a dynamic vector component:
+// a dynamically indexed array (const or private) goes through memory on CPU Vulkan.
+const NF4_0 = vec4<f32>(-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453);
+const NF4_1 = vec4<f32>(-0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0);
+const NF4_2 = vec4<f32>(0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224);
+const NF4_3 = vec4<f32>(0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0);
+
 struct ChunkParams {
-    unused: u32,
+    absmax: f32,
 }
 
 fn chunk_params(row: u32, chunk: u32) -> ChunkParams {
-    return ChunkParams(0u);
+    return ChunkParams(bitcast<f32>(param_word(row, chunk_block(chunk))));
+}
+
+fn nf4_value(q: u32) -> f32 {
+    let hi = q >> 2u;
+    var t = select(NF4_0, NF4_1, hi == 1u);
+    t = select(t, NF4_2, hi == 2u);
+    t = select(t, NF4_3, hi == 3u);
+    return t[q & 3u];
 }
 
 fn dequant4(c: vec4<u32>, j: u32, p: ChunkParams) -> vec4<f32> {
-    return vec4<f32>(0.0);
+    let word = c[j / 2u] >> (16u * (j & 1u));
+    let q = vec4<u32>(word, word >> 4u, word >> 8u, word >> 12u) & vec4<u32>(15u);
+    return p.absmax * vec4<f32>(nf4_value(q.x), nf4_value(q.y), nf4_value(q.z), nf4_value(q.w));
 }
