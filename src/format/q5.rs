@@ -61,6 +61,19 @@ fn low_nibble(qs: &[u8; 16], j: usize) -> u8 {
     }
 }
 
+/// C's float-to-byte conversion as x86 compilers emit it (and numpy does): truncate toward
+/// zero through an `i32` (NaN and out-of-range values become `i32::MIN`), keep the low
+/// byte. Only non-finite inputs (an f32-subnormal `d`, so `id` is infinite) reach the
+/// out-of-range path; they give code 0.
+fn c_trunc_byte(v: f32) -> u8 {
+    let i = if v.is_nan() || v.abs() >= 2_147_483_648.0 {
+        i32::MIN
+    } else {
+        v as i32
+    };
+    i as u8
+}
+
 /// Split 32 five-bit codes into ggml's `qh` and `qs`.
 fn split_codes(q: &[u8; QK5]) -> (u32, [u8; 16]) {
     let mut qh = 0u32;
@@ -118,8 +131,9 @@ impl BlockQ5_0 {
         }
         let d = max / -16.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        // C's (int8_t) cast truncates toward zero; x * id + 16.5 lies in [0, 32.5].
-        let q: [u8; QK5] = std::array::from_fn(|j| ((x[j] * id + 16.5) as i8).min(31) as u8);
+        // MIN(31, (int8_t)(x * id + 16.5)); for finite id the argument lies in [0, 32.5].
+        let q: [u8; QK5] =
+            std::array::from_fn(|j| (c_trunc_byte(x[j] * id + 16.5) as i8).min(31) as u8);
         let (qh, qs) = split_codes(&q);
         BlockQ5_0 {
             d: f16::from_f32(d),
@@ -186,8 +200,8 @@ impl BlockQ5_1 {
         }
         let d = (max - min) / 31.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        // C's (uint8_t) cast truncates; (x - min) * id + 0.5 lies in [0.5, 31.5].
-        let q: [u8; QK5] = std::array::from_fn(|j| (((x[j] - min) * id + 0.5) as u8).min(31));
+        // (uint8_t)((x - min) * id + 0.5); for finite id the argument lies in [0.5, 31.5].
+        let q: [u8; QK5] = std::array::from_fn(|j| c_trunc_byte((x[j] - min) * id + 0.5));
         let (qh, qs) = split_codes(&q);
         BlockQ5_1 {
             d: f16::from_f32(d),
