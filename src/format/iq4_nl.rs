@@ -260,9 +260,67 @@ mod tests {
             let mut w = [0f32; 32];
             b.dequantize(&mut w);
             assert!(
-                (w[5] + 2.0).abs() < 0.05 && (w[9] - 1.9).abs() < 0.2,
+                (w[5] + 2.0).abs() < 0.1 && (w[9] - 1.9).abs() < 0.2,
                 "{w:?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    /// ggml's `quantize_row_iq4_nl_ref` (ntry = -1) against the numpy port in
+    /// scripts/golden_legacy.py (key "iq4_nl_ref"); the codec's ntry = 7 quantizer is
+    /// checked in tests/formats_legacy.rs.
+    #[test]
+    fn reference_quantizer_matches_golden() {
+        let g: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/data/golden_legacy.json")).unwrap();
+        let mut checked = 0;
+        for case in g["cases"].as_array().unwrap() {
+            let x: Vec<f32> = case["x"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| f32::from_bits(v.as_u64().unwrap() as u32))
+                .collect();
+            let hex = case["blocks"]["iq4_nl_ref"].as_str().unwrap();
+            let want: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            for (b, (xb, wb)) in x.chunks_exact(32).zip(want.chunks_exact(18)).enumerate() {
+                let mut got = [0u8; 18];
+                BlockIQ4_NL::quantize_ref(xb).pack(&mut got);
+                assert_eq!(got[..], wb[..], "{} block {b}", case["name"]);
+                checked += 1;
+            }
+        }
+        assert!(checked > 50);
+    }
+
+    /// The search lowers the error of the no-search reference (6.18e-3 -> 5.79e-3 on
+    /// 2^20 N(0,1) values in the script; here on 2^16).
+    #[test]
+    fn search_beats_reference() {
+        let x = crate::rng::Rng::new(77).normal_vec(1 << 16);
+        let err = |q: fn(&[f32]) -> BlockIQ4_NL| {
+            let mut e = 0f64;
+            for xb in x.chunks_exact(32) {
+                let mut w = [0f32; 32];
+                q(xb).dequantize(&mut w);
+                e += xb
+                    .iter()
+                    .zip(&w)
+                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .sum::<f64>();
+            }
+            e / x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
+        };
+        let (search, reference) = (err(BlockIQ4_NL::quantize), err(BlockIQ4_NL::quantize_ref));
+        assert!(search < reference, "{search} vs {reference}");
+        assert!((reference / 6.18e-3 - 1.0).abs() < 0.15, "{reference}");
     }
 }
