@@ -39,7 +39,7 @@
 //!
 //! # GPU layout
 //! As Q4_0: codes are the indices in natural order; one param half per block, `d`. The
-//! grid is a WGSL `const` array.
+//! grid is a WGSL `const` of 16 int8 packed in a `vec4<u32>` (see the shader for why).
 
 use super::{pack_nibbles, Codec, GgmlType};
 use half::f16;

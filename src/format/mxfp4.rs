@@ -35,7 +35,7 @@
 //!
 //! # GPU layout
 //! Codes are the 4-bit codes in natural order; one param half per block holding `e`. The
-//! table is a WGSL `const` array.
+//! table is a WGSL `const` of 16 int8 packed in a `vec4<u32>` (see the shader for why).
 
 use super::{pack_nibbles, Codec, GgmlType};
 
