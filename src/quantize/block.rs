@@ -55,6 +55,77 @@ fn f16_sat(v: f32) -> f16 {
     }
 }
 
+/// Which code rule a [`Prepared`] applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    Q4_0,
+    Q8_0,
+    Q4_1,
+    IntSym,
+    IntAsym,
+}
+
+/// Block parameters prepared by [`BlockSpec::prepare`] for coding many values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prepared {
+    rule: Rule,
+    /// The code rule's scale: the reciprocal of the f32 `d` (GGUF types, as ggml), or the
+    /// stored f16 scale (int formats, which divide by it).
+    a: f32,
+    /// Q4_1's f32 min for the code rule.
+    m: f32,
+    /// Int asym zero point.
+    z: f32,
+    /// Code clamp range (int formats).
+    lo: f32,
+    hi: f32,
+    /// Stored scale and min for the value.
+    vd: f32,
+    vm: f32,
+}
+
+impl Prepared {
+    fn new(rule: Rule, a: f32, vd: f32) -> Prepared {
+        Prepared {
+            rule,
+            a,
+            m: 0.0,
+            z: 0.0,
+            lo: 0.0,
+            hi: 0.0,
+            vd,
+            vm: 0.0,
+        }
+    }
+
+    /// The code of `v` (see [`BlockSpec::code`]).
+    #[inline]
+    pub fn code(&self, v: f32) -> i32 {
+        match self.rule {
+            // ggml: min(15, (int8_t)(v * id + 8.5)); truncation is floor for the
+            // non-negative values the reference produces; clamp below for the rest.
+            Rule::Q4_0 => ((v * self.a + 8.5).floor().clamp(0.0, 15.0) as i32) - 8,
+            Rule::Q8_0 => (v * self.a).round().clamp(-128.0, 127.0) as i32,
+            Rule::Q4_1 => ((v - self.m) * self.a + 0.5).floor().clamp(0.0, 15.0) as i32,
+            Rule::IntSym if self.a == 0.0 => 0,
+            Rule::IntSym => (v / self.a).round().clamp(self.lo, self.hi) as i32,
+            Rule::IntAsym if self.a == 0.0 => 0,
+            Rule::IntAsym => ((v / self.a).round() + self.z).clamp(0.0, self.hi) as i32,
+        }
+    }
+
+    /// The value of code `q` (see [`BlockSpec::value`]).
+    #[inline]
+    pub fn value(&self, q: i32) -> f32 {
+        match self.rule {
+            // Q4_0 (q - 8 + 8), Q8_0 and int sym ((q + z) - z) are all exactly d * q.
+            Rule::Q4_0 | Rule::Q8_0 | Rule::IntSym => q as f32 * self.vd,
+            Rule::Q4_1 => q as f32 * self.vd + self.vm,
+            Rule::IntAsym => self.vd * (q as f32 - self.z),
+        }
+    }
+}
+
 /// Which canonical layout [`BlockSpec::encode`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Layout {
@@ -211,69 +282,69 @@ impl BlockSpec {
         }
     }
 
-    /// The code of value `v` with parameters `p`, by the format's reference rule, clamped to
-    /// the grid: `q` for [`Grid::Scale`] (signed), the unsigned code otherwise.
-    pub fn code(&self, p: BlockParams, v: f32) -> i32 {
-        match (self.layout, p) {
-            (Layout::Q4_0, BlockParams::Scale { d }) => {
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                // ggml: min(15, (int8_t)(v * id + 8.5)); truncation is floor for the
-                // non-negative values the reference produces; clamp below for the rest.
-                ((v * id + 8.5).floor().clamp(0.0, 15.0) as i32) - 8
+    /// `p` prepared for coding many values (the scale reciprocal or stored f16 scale the
+    /// code rule uses, and the stored values the dequantization uses).
+    pub fn prepare(&self, p: BlockParams) -> Prepared {
+        let recip = |d: f32| if d != 0.0 { 1.0 / d } else { 0.0 };
+        let st = self.stored(p);
+        match (self.layout, p, st) {
+            (Layout::Q4_0, BlockParams::Scale { d }, BlockParams::Scale { d: vd }) => {
+                Prepared::new(Rule::Q4_0, recip(d), vd)
             }
-            (Layout::Q8_0, BlockParams::Scale { d }) => {
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                (v * id).round().clamp(-128.0, 127.0) as i32
+            (Layout::Q8_0, BlockParams::Scale { d }, BlockParams::Scale { d: vd }) => {
+                Prepared::new(Rule::Q8_0, recip(d), vd)
             }
-            (Layout::Q4_1, BlockParams::ScaleMin { d, m }) => {
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                ((v - m) * id + 0.5).floor().clamp(0.0, 15.0) as i32
-            }
-            (Layout::Int(_), BlockParams::Scale { d }) => {
-                let s = f16_sat(d).to_f32();
+            (
+                Layout::Q4_1,
+                BlockParams::ScaleMin { d, m },
+                BlockParams::ScaleMin { d: vd, m: vm },
+            ) => Prepared {
+                m,
+                vm,
+                ..Prepared::new(Rule::Q4_1, recip(d), vd)
+            },
+            (Layout::Int(_), BlockParams::Scale { .. }, BlockParams::Scale { d: s }) => {
                 let Grid::Scale { qmin, qmax, .. } = self.grid else {
                     unreachable!()
                 };
-                if s == 0.0 {
-                    0
-                } else {
-                    (v / s).round().clamp(qmin as f32, qmax as f32) as i32
+                Prepared {
+                    lo: qmin as f32,
+                    hi: qmax as f32,
+                    ..Prepared::new(Rule::IntSym, s, s)
                 }
             }
-            (Layout::Int(_), BlockParams::ScaleZero { s, z }) => {
-                let s = f16_sat(s).to_f32();
+            (Layout::Int(_), BlockParams::ScaleZero { .. }, BlockParams::ScaleZero { s, z }) => {
                 let Grid::ScaleZero { qmax } = self.grid else {
                     unreachable!()
                 };
-                if s == 0.0 {
-                    0
-                } else {
-                    ((v / s).round() + z as f32).clamp(0.0, qmax as f32) as i32
+                Prepared {
+                    z: z as f32,
+                    hi: qmax as f32,
+                    ..Prepared::new(Rule::IntAsym, s, s)
                 }
             }
             _ => panic!("{}: parameters {p:?} do not fit its grid", self.format),
         }
     }
 
+    /// The code of value `v` with parameters `p`, by the format's reference rule, clamped to
+    /// the grid: `q` for [`Grid::Scale`] (signed), the unsigned code otherwise.
+    pub fn code(&self, p: BlockParams, v: f32) -> i32 {
+        self.prepare(p).code(v)
+    }
+
     /// The value code `q` stands for, exactly as the format's `dequantize_block` computes it.
     pub fn value(&self, p: BlockParams, q: i32) -> f32 {
-        match (self.layout, self.stored(p)) {
-            (Layout::Int(f), BlockParams::Scale { d }) => {
-                let z = 1i32 << (f.bits - 1);
-                d * ((q + z) as f32 - z as f32)
-            }
-            (_, BlockParams::Scale { d }) => q as f32 * d,
-            (_, BlockParams::ScaleMin { d, m }) => q as f32 * d + m,
-            (_, BlockParams::ScaleZero { s, z }) => s * (q as f32 - z as f32),
-        }
+        self.prepare(p).value(q)
     }
 
     /// Sum of squared errors of block `x` quantized with `p`.
     pub fn sse(&self, p: BlockParams, x: &[f32]) -> f64 {
+        let pp = self.prepare(p);
         x[..self.group]
             .iter()
             .map(|&v| {
-                let e = (self.value(p, self.code(p, v)) - v) as f64;
+                let e = (pp.value(pp.code(v)) - v) as f64;
                 e * e
             })
             .sum()
@@ -282,7 +353,8 @@ impl BlockSpec {
     /// Write the canonical bytes of block `x` quantized with `p` (codes by [`Self::code`]).
     /// `out.len()` must be the format's block bytes.
     pub fn encode(&self, x: &[f32], p: BlockParams, out: &mut [u8]) {
-        let codes: Vec<i32> = x[..self.group].iter().map(|&v| self.code(p, v)).collect();
+        let pp = self.prepare(p);
+        let codes: Vec<i32> = x[..self.group].iter().map(|&v| pp.code(v)).collect();
         self.encode_codes(&codes, p, out);
     }
 

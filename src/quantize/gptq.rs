@@ -190,10 +190,10 @@ pub fn quantize(
                         }
                         params[r * (k / g) + i / g] = spec.stored(spec.rtn_params(&gbuf));
                     }
-                    let p = params[r * (k / g) + i / g];
-                    let q = spec.code(p, wr[i] as f32);
+                    let p = spec.prepare(params[r * (k / g) + i / g]);
+                    let q = p.code(wr[i] as f32);
                     codes[r * k + i] = q;
-                    let e = (wr[i] - spec.value(p, q) as f64) / uii;
+                    let e = (wr[i] - p.value(q) as f64) / uii;
                     err[r * batch + (i - i1)] = e;
                     for (wj, &uj) in wr[i + 1..i2].iter_mut().zip(&urow[i + 1..i2]) {
                         *wj -= e * uj;

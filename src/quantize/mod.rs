@@ -25,7 +25,7 @@ pub mod calib;
 pub mod gptq;
 pub mod mse;
 
-pub use block::{BlockParams, BlockSpec, Grid};
+pub use block::{BlockParams, BlockSpec, Grid, Prepared};
 pub use calib::{Activations, Calibration};
 
 use crate::error::{Error, Result};

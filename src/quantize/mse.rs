@@ -8,11 +8,11 @@
 //!   largest magnitude to either end of the code range (`qmin`, or `qmax`; only the positive
 //!   one where the scale must be positive), `f` over ggml `make_qx_quants`' candidates
 //!   `nmax / (nmax + 0.1 i)`, `i = -9..=9`, and a clipping sweep `0.30 ..= 1.10` in steps of
-//!   0.02. Each candidate's codes also give the least-squares scale `sum(x q) / sum(q^2)`
+//!   0.04. Each candidate's codes also give the least-squares scale `sum(x q) / sum(q^2)`
 //!   (ggml's closed form), which is tried too; the best is then refined by repeating
 //!   codes -> least-squares scale until it stops improving.
 //! - `w = d q + m` (Q4_1) and `w = s (q - z)` (int asym): the range `[lo, hi]` is clipped at
-//!   both ends independently (0 to 40% of the range each, 21 x 21 candidates); each
+//!   both ends independently (0 to 40% of the range each in steps of 4%, 11 x 11 candidates); each
 //!   candidate's codes give the least-squares `(d, m)` (resp. `s` for the candidate's `z`).
 //!
 //! Formats without a [`BlockSpec`] (K-quants and the other non-linear formats) get a
@@ -26,7 +26,7 @@ use crate::format::Codec;
 /// Scale factors tried around a base scale whose code magnitude is `nmax`.
 fn scale_factors(nmax: f32) -> Vec<f32> {
     let mut f: Vec<f32> = (-9..=9).map(|i| nmax / (nmax + 0.1 * i as f32)).collect();
-    f.extend((15..=55).map(|i| i as f32 * 0.02));
+    f.extend((15..=55).step_by(2).map(|i| i as f32 * 0.02));
     f
 }
 
@@ -57,7 +57,8 @@ impl Best<'_> {
     /// `ScaleZero`), if they exist.
     fn refit(&self, p: BlockParams) -> Option<BlockParams> {
         let spec = self.spec;
-        let codes = self.x.iter().map(|&v| (v as f64, spec.code(p, v) as f64));
+        let pp = spec.prepare(p);
+        let codes = self.x.iter().map(|&v| (v as f64, pp.code(v) as f64));
         match p {
             BlockParams::Scale { .. } => {
                 let (mut xq, mut qq) = (0.0, 0.0);
@@ -175,10 +176,10 @@ pub fn search(spec: &BlockSpec, x: &[f32]) -> BlockParams {
             }
             let r = hi - lo;
             let qm = qmax as f32;
-            for a in 0..=20 {
-                for b in 0..=20 {
-                    let lo_c = lo + 0.02 * a as f32 * r;
-                    let hi_c = hi - 0.02 * b as f32 * r;
+            for a in 0..=10 {
+                for b in 0..=10 {
+                    let lo_c = lo + 0.04 * a as f32 * r;
+                    let hi_c = hi - 0.04 * b as f32 * r;
                     if hi_c <= lo_c {
                         continue;
                     }
