@@ -1,5 +1,5 @@
 //! Block grids: "quantize this block with this scale (and min or zero point)" for the
-//! formats whose blocks are one linear grid, without touching the [`Codec`] trait.
+//! formats whose blocks are one linear grid, without touching the [`Codec`](crate::format::Codec) trait.
 //!
 //! A [`BlockSpec`] knows, for one format, the grid its codes lie on ([`Grid`]), the
 //! reference (round-to-nearest) parameters of a block ([`BlockSpec::rtn_params`]), the code
