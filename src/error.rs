@@ -65,6 +65,18 @@ pub enum Error {
     /// A caller-supplied argument is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// A data-dependent quantization method was asked for without calibration activations.
+    #[error(
+        "method {method} needs calibration activations: pass --calib CALIB.npy \
+         ([samples, K], used for every weight with rows of length K) or --calib \
+         CALIB.safetensors (tensor name -> [samples, K])"
+    )]
+    MissingCalibration { method: String },
+
+    /// Calibration activations that cannot be used (non-finite values, wrong K or rank).
+    #[error("calibration: {0}")]
+    Calibration(String),
 }
 
 fn path_suffix(path: &Option<PathBuf>) -> String {

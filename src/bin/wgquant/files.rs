@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use wgquant::gpu::{GpuWeight, Kernels};
 use wgquant::io::gguf::{self, MetaValue, StoredTensor};
 use wgquant::io::{npy, safetensors, Array};
+use wgquant::quantize::{self as methods, Calibration, Method};
 use wgquant::{Error, Format, QuantizedTensor};
 
 #[derive(clap::Args)]
@@ -17,6 +18,16 @@ pub struct QuantizeArgs {
     /// Target format: q8_0, q4_0, q4_1, int8_g32, int4_g128, int4_g128_asym, ...
     #[arg(long, short)]
     format: Format,
+    /// How scales are chosen: rtn (round to nearest, ggml's reference: the default), mse
+    /// (per-block scale search), gptq or awq (these two need --calib). See
+    /// docs/QUANTIZATION.md.
+    #[arg(long, short, default_value = "rtn")]
+    method: Method,
+    /// Calibration activations: an f32 .npy of shape [samples, K] (used for every weight
+    /// whose rows have length K), or a .safetensors mapping weight names to their own
+    /// [samples, K] inputs. With it, the output NMSE on these inputs is reported too.
+    #[arg(long, value_name = "CALIB")]
+    calib: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +68,12 @@ fn keep_reason(a: &Array, format: Format) -> Option<String> {
 }
 
 pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
+    if args.method.needs_calibration() && args.calib.is_none() {
+        return Err(Error::MissingCalibration {
+            method: args.method.name().to_string(),
+        });
+    }
+    let calib = args.calib.as_ref().map(Calibration::load).transpose()?;
     let file = safetensors::read_safetensors(&args.input)?;
     for t in &file.skipped {
         eprintln!(
@@ -64,40 +81,127 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
             t.name, t.shape, t.dtype
         );
     }
-    let total: usize = file.tensors.iter().map(|(_, a)| a.len()).sum();
-    let bar = crate::progress_bar(total as u64, "quantize");
+    // Calibration that fits no weight is a mistake worth stopping for.
+    if let (Some(c), Some(path)) = (&calib, &args.calib) {
+        let mut fits = false;
+        for (name, a) in &file.tensors {
+            if keep_reason(a, args.format).is_none() && c.for_tensor(name, a.shape[1])?.is_some() {
+                fits = true;
+            }
+        }
+        if !fits {
+            let ks: Vec<String> = file
+                .tensors
+                .iter()
+                .filter(|(_, a)| keep_reason(a, args.format).is_none())
+                .map(|(n, a)| format!("{n}: K = {}", a.shape[1]))
+                .collect();
+            return Err(Error::Calibration(format!(
+                "{} ({}) fits none of the weights to quantize ({})",
+                path.display(),
+                c.describe(),
+                if ks.is_empty() {
+                    "there are none".to_string()
+                } else {
+                    ks.join(", ")
+                }
+            )));
+        }
+    }
+    let bar = crate::progress_bar(file.tensors.len() as u64, "quantize");
     let mut out = Vec::new();
     let (mut quantized, mut kept) = (0, 0);
     for (name, a) in file.tensors {
         bar.set_message(name.clone());
-        let stored = match keep_reason(&a, args.format) {
+        match keep_reason(&a, args.format) {
             Some(why) => {
                 bar.suspend(|| eprintln!("kept {name} {:?} as f32: {why}", a.shape));
                 kept += 1;
-                StoredTensor::Float {
-                    shape: a.shape.clone(),
-                    data: a.data.clone(),
-                }
+                out.push((
+                    name,
+                    StoredTensor::Float {
+                        shape: a.shape.clone(),
+                        data: a.data.clone(),
+                    },
+                ));
             }
             None => {
                 quantized += 1;
-                let q = QuantizedTensor::quantize(args.format, &a.data, a.shape[0], a.shape[1])?;
-                StoredTensor::Quantized(q)
+                let (rows, k) = (a.shape[0], a.shape[1]);
+                let acts = match &calib {
+                    Some(c) => c.for_tensor(&name, k)?,
+                    None => None,
+                };
+                let (method, note) = if args.method.needs_calibration() && acts.is_none() {
+                    (Method::Rtn, format!(" (no calibration for K = {k}: rtn)"))
+                } else {
+                    (args.method, String::new())
+                };
+                let q = methods::quantize(args.format, method, &a.data, rows, k, acts)?;
+                let report = methods::evaluate(&q, &a.data, acts);
+                let output = match (report.output_nmse, acts) {
+                    (Some(e), Some(x)) => {
+                        format!(", output NMSE {e:.3e} on {} samples", x.samples())
+                    }
+                    _ => String::new(),
+                };
+                let awq = match q.awq_alpha {
+                    Some(alpha) => format!(
+                        "; alpha {alpha:.2}, scales stored as {name}.awq_scales [{k}]: \
+                         divide this layer's input by them"
+                    ),
+                    None => String::new(),
+                };
+                bar.suspend(|| {
+                    eprintln!(
+                        "{name} [{rows}, {k}] {} {}{note}: weight NMSE {:.3e}{output}{awq}",
+                        args.format,
+                        method.name(),
+                        report.weight_nmse
+                    )
+                });
+                out.push((name.clone(), StoredTensor::Quantized(q.tensor)));
+                if let Some(s) = q.awq_scales {
+                    out.push((
+                        format!("{name}.awq_scales"),
+                        StoredTensor::Float {
+                            shape: vec![k],
+                            data: s,
+                        },
+                    ));
+                }
             }
-        };
-        bar.inc(a.len() as u64);
-        out.push((name, stored));
+        }
+        bar.inc(1);
     }
     bar.finish_and_clear();
-    let meta = vec![(
+    let mut meta = vec![(
         "general.quantized_by".to_string(),
         MetaValue::String(format!("wgquant {}", env!("CARGO_PKG_VERSION"))),
     )];
+    // RTN files stay exactly what they were before methods existed.
+    if args.method != Method::Rtn {
+        meta.push((
+            "wgquant.quantize.method".to_string(),
+            MetaValue::String(args.method.to_string()),
+        ));
+    }
+    if matches!(args.method, Method::Awq { .. }) {
+        meta.push((
+            "wgquant.quantize.awq_scales".to_string(),
+            MetaValue::String(
+                "each <name>.awq_scales tensor holds s (length K): <name> stores W*diag(s), \
+                 so the layer's input must be divided by s (fold 1/s into the previous layer)"
+                    .to_string(),
+            ),
+        ));
+    }
     gguf::write_model(&args.output, &meta, &out)?;
     eprintln!(
-        "wrote {}: {quantized} tensors as {}, {kept} kept as f32",
+        "wrote {}: {quantized} tensors as {} ({}), {kept} kept as f32",
         args.output.display(),
-        args.format
+        args.format,
+        args.method
     );
     Ok(ExitCode::SUCCESS)
 }
