@@ -43,7 +43,11 @@ except ImportError:  # pragma: no cover
     sys.exit("check_gguf.py needs the reference package: pip install gguf numpy")
 
 FORMAT_PREFIX = "wgquant.format."
-QUANT_TYPES = {T.Q8_0: "Q8_0", T.Q4_0: "Q4_0", T.Q4_1: "Q4_1"}
+# Types the gguf package can quantize: wgquant's blocks must be byte-identical.
+QUANT_TYPES = {T.Q8_0: "Q8_0", T.Q4_0: "Q4_0", T.Q4_1: "Q4_1", T.Q5_0: "Q5_0", T.Q5_1: "Q5_1",
+               T.TQ1_0: "TQ1_0", T.TQ2_0: "TQ2_0", T.MXFP4: "MXFP4"}
+# Types it can only dequantize: the weights must be close to the source (NMSE bound).
+DEQUANT_TYPES = {T.Q2_K: 0.15, T.Q4_K: 0.02, T.Q5_K: 0.005, T.Q6_K: 0.002, T.IQ4_NL: 0.02}
 # Loose bounds on the NMSE of round-to-nearest group quantization of typical weights.
 INT_NMSE_BOUND = {8: 2e-3, 4: 6e-2}
 
@@ -194,10 +198,11 @@ def main() -> int:
     for name, t in tensors.items():
         if name in planes:
             continue
-        if t.tensor_type not in QUANT_TYPES and t.tensor_type != T.F32:
+        if t.tensor_type not in QUANT_TYPES and t.tensor_type not in DEQUANT_TYPES \
+                and t.tensor_type != T.F32:
             continue
         if name not in source:
-            if t.tensor_type in QUANT_TYPES or name in formats:
+            if t.tensor_type in QUANT_TYPES or t.tensor_type in DEQUANT_TYPES or name in formats:
                 fail(f"{name}: quantized, but the source has no tensor '{name}' to compare")
             else:
                 print(f"  {name}: not in source, skipped")
@@ -214,6 +219,18 @@ def main() -> int:
                 fail(f"{name}: F32 data differs from the source ({int((got != src).sum())} values)")
             else:
                 n_f32 += 1
+            continue
+        if t.tensor_type in DEQUANT_TYPES:
+            w = np.asarray(gguf.quants.dequantize(np.asarray(t.data), t.tensor_type),
+                           dtype=np.float64).reshape(-1)
+            s64 = src.astype(np.float64)
+            nmse = float(((w - s64) ** 2).sum() / max((s64 ** 2).sum(), 1e-300))
+            bound = DEQUANT_TYPES[t.tensor_type]
+            if nmse <= bound:
+                print(f"  {name}: {t.tensor_type.name} dequantized by gguf.quants, NMSE {nmse:.3g}")
+                n_exact += 1
+            else:
+                fail(f"{name}: {t.tensor_type.name} NMSE {nmse:.3g} vs the source exceeds {bound}")
             continue
         ref = gguf.quants.quantize(src.reshape(rows, k), t.tensor_type)
         got = np.asarray(t.data).view(np.uint8).reshape(ref.shape)

@@ -8,7 +8,8 @@ Usage:
 
 The weights are dequantized independently of wgquant: GGUF types with the reference `gguf`
 package (gguf.quants.dequantize), wgquant's int planes (NAME.codes / .scales / .zeros and
-the metadata key wgquant.format.NAME) by their documented rule w = s * (q - z).
+the metadata key wgquant.format.NAME) by their documented rule w = s * (q - z), and the
+block-stored formats (NAME.blocks: nf4, b1_gG) by the layouts in their module docs.
 Passes when NMSE = sum (y - y_ref)^2 / sum y_ref^2 <= 1e-6 and Y has no NaN. Exit 1 otherwise.
 """
 
@@ -41,6 +42,8 @@ def dequantized_weight(path: str, name: str) -> np.ndarray:
             return np.asarray(t.data, dtype=np.float32).reshape(rows, k)
         w = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type)
         return np.asarray(w, dtype=np.float32).reshape(rows, k)
+    if fmt == "nf4" or fmt.startswith("b1_g"):
+        return block_format_weight(tensors[f"{name}.blocks"], fmt)
     m = re.fullmatch(r"int(4|8)_g(32|64|128)(_asym)?", fmt)
     if not m:
         raise SystemExit(f"unknown wgquant format {fmt!r}")
@@ -64,6 +67,30 @@ def dequantized_weight(path: str, name: str) -> np.ndarray:
     s = np.repeat(scales, group, axis=1)
     zz = np.repeat(z, group, axis=1)
     return (s * (q - zz)).astype(np.float32).reshape(rows, k)
+
+
+NF4_CODES = np.array([-1.0, -0.6961928, -0.5250731, -0.3949175, -0.2844414, -0.1847734,
+                      -0.0910500, 0.0, 0.0795803, 0.1609302, 0.2461123, 0.3379152, 0.4407098,
+                      0.5626170, 0.7229568, 1.0], dtype=np.float32)
+
+
+def block_format_weight(t, fmt: str) -> np.ndarray:
+    """nf4: per 64 weights an f32 absmax then 32 bytes, first weight in the high nibble;
+    b1_gG: per G weights an f16 scale then G/8 bytes of sign bits, LSB first, 1 = +s."""
+    raw = np.asarray(t.data).view(np.uint8)
+    rows = int(t.shape[1])
+    raw = raw.reshape(rows, -1)
+    if fmt == "nf4":
+        blocks = raw.reshape(rows, -1, 36)
+        absmax = blocks[:, :, :4].copy().view(np.float32)  # [rows, nb, 1]
+        qs = blocks[:, :, 4:]
+        q = np.stack([qs >> 4, qs & 15], axis=-1).reshape(rows, qs.shape[1], 64)
+        return (NF4_CODES[q] * absmax).reshape(rows, -1)
+    group = int(fmt[len("b1_g"):])
+    blocks = raw.reshape(rows, -1, 2 + group // 8)
+    scale = blocks[:, :, :2].copy().view(np.float16).astype(np.float32)  # [rows, nb, 1]
+    bits = np.unpackbits(blocks[:, :, 2:], axis=-1, bitorder="little")
+    return (np.where(bits == 1, 1.0, -1.0).astype(np.float32) * scale).reshape(rows, -1)
 
 
 def main() -> int:

@@ -45,7 +45,8 @@ np.save(f"{work}/x1.npy", rng.standard_normal((1, 256)).astype(np.float32))
 np.save(f"{work}/x5.npy", rng.standard_normal((5, 256)).astype(np.float32))
 np.save(f"{work}/x20.npy", rng.standard_normal((20, 256)).astype(np.float32))
 PYEOF
-for fmt in q8_0 q4_0 q4_1 int8_g32 int4_g128 int4_g64_asym; do
+for fmt in q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q4_k q5_k q6_k iq4_nl mxfp4 tq1_0 tq2_0 nf4 b1_g64 \
+    int8_g32 int4_g128 int4_g64_asym; do
     echo "== $fmt"
     $WGQUANT quantize "$WORK/model.safetensors" "$WORK/$fmt.gguf" --format $fmt
     $PY scripts/check_gguf.py "$WORK/$fmt.gguf" "$WORK/model.safetensors"
