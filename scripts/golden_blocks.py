@@ -20,18 +20,14 @@ Contents:
   FNV-1a 64 hash of the quantized bytes per format.
 """
 
-import argparse
-import json
-import os
-import sys
-
 import numpy as np
 
 from gguf.constants import GGMLQuantizationType as T
 from gguf.quants import np_roundf, quantize, dequantize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "data", "golden_blocks.json")
+import golden_common as gc
+
+OUT = gc.out_path("golden_blocks.json")
 
 GGUF_FORMATS = {"q8_0": T.Q8_0, "q4_0": T.Q4_0, "q4_1": T.Q4_1}
 INT_FORMATS = [(bits, group, asym) for bits in (8, 4) for group in (32, 64, 128) for asym in (False, True)]
@@ -112,8 +108,7 @@ def quant_all(x):
 # A scalar, statement-by-statement port of ggml's C reference quantizers (ggml-quants.c,
 # compiled without FMA contraction), in f32 arithmetic. gguf-py's vectorized versions agree
 # except where numpy's min/max pick a different zero sign; the C loop is what wgquant follows.
-def f32(v):
-    return np.float32(v)
+f32 = gc.f32
 
 
 def c_quantize_q8_0(x):
@@ -218,133 +213,32 @@ def cases():
     return c
 
 
-def hexs(b):
-    return bytes(b).hex()
-
-
-def bits(v):
-    return [int(u) for u in np.asarray(v, np.float32).view(np.uint32)]
-
-
-# SplitMix64, exactly wgquant::rng::Rng::next_u64: the i-th output (0-based) mixes
-# seed + (i + 1) * 0x9E3779B97F4A7C15 (mod 2^64).
-def splitmix64(seed, n):
-    z = np.uint64(seed) + np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def stream(seed, n):
-    """Value i: (sum of the four 16-bit fields of u_i - 131070) / 2^15 (an Irwin-Hall
-    near-normal, exact in f32), times 2^e with e = (7 * block) % 52 - 34 per 32-block
-    (magnitudes 2^-34 .. 2^17, from f16-subnormal scales to f16 overflow); every 13th block
-    is zero and every 17th constant (its first value). All exact in f32."""
-    u = splitmix64(seed, n)
-    s = sum(((u >> np.uint64(16 * i)) & np.uint64(0xFFFF)).astype(np.int64) for i in range(4))
-    v = (s - 131070).astype(np.float32) * np.float32(2.0**-15)
-    blk = np.arange(n) // 32
-    e = (7 * blk) % 52 - 34
-    v = v * np.exp2(e).astype(np.float32)
-    v = v.reshape(-1, 32)
-    v[::13] = 0
-    v[::17] = v[::17, :1]
-    return v.reshape(-1)
-
-
-def fnv1a64(b):
-    h = 0xCBF29CE484222325
-    for x in b.tobytes():
-        h = ((h ^ x) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
-
-
 def build():
-    doc = {
-        "generator": "scripts/golden_blocks.py",
-        "gguf_version": pkg_version("gguf"),
-        "numpy_version": np.__version__,
-        "cases": [],
-        "deviations": [],
-    }
+    doc = gc.header("scripts/golden_blocks.py")
+    doc.update(cases=[], deviations=[])
     for name, x in cases().items():
         x = np.asarray(x, np.float32)
-        entry = {"name": name, "x": bits(x), "blocks": {}, "dequant": {}}
+        entry = {"name": name, "x": gc.bits(x), "blocks": {}, "dequant": {}}
         for f, (b, d) in quant_all(x).items():
             if f in C_REF:
                 with np.errstate(over="ignore", invalid="ignore"):
-                    c = C_REF[f](x)
-                bb = len(b) // (len(x) // 32)
-                for i, (pb, cb) in enumerate(zip(b.reshape(-1, bb), c.reshape(-1, bb))):
-                    if (pb != cb).any():
-                        doc["deviations"].append(
-                            {"case": name, "format": f, "block": i, "gguf_py": hexs(pb), "ggml_c": hexs(cb)}
-                        )
-                entry["blocks"][f] = hexs(c)
+                    c = gc.c_reference_blocks(doc, name, f, b, C_REF[f](x), len(x))
+                entry["blocks"][f] = gc.hexs(c)
                 with np.errstate(over="ignore", invalid="ignore"):
-                    entry["dequant"][f] = bits(dequantize(c.reshape(1, -1), GGUF_FORMATS[f]).reshape(-1))
+                    entry["dequant"][f] = gc.bits(dequantize(c.reshape(1, -1), GGUF_FORMATS[f]).reshape(-1))
             else:
-                entry["blocks"][f] = hexs(b)
+                entry["blocks"][f] = gc.hexs(b)
         doc["cases"].append(entry)
-    seed, n = 0x5EED_B10C, 1 << 20
-    x = stream(seed, n)
-    doc["stream"] = {
-        "seed": seed,
-        "values": n,
-        "fnv1a64": {f: fnv1a64(b) for f, (b, _) in quant_all(x).items()},
-    }
+    doc["stream"] = gc.stream_entry(lambda x: {f: b for f, (b, _) in quant_all(x).items()})
     return doc
-
-
-def dump(doc):
-    """JSON with one top-level key, and one case or deviation, per line (readable diffs)."""
-    compact = lambda v: json.dumps(v, separators=(",", ":"))
-    items = []
-    for k, v in doc.items():
-        if isinstance(v, list):
-            body = ",\n".join("  " + compact(e) for e in v)
-            items.append(f" {compact(k)}: [\n{body}\n ]" if v else f" {compact(k)}: []")
-        else:
-            items.append(f" {compact(k)}: {compact(v)}")
-    return "{\n" + ",\n".join(items) + "\n}\n"
-
-
-def pkg_version(name):
-    from importlib.metadata import version
-
-    return version(name)
 
 
 def nmse_report():
     """NMSE of weight-only quantization on 2^20 N(0,1) values (printed, not stored)."""
     x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
     for f, (_, d) in quant_all(x).items():
-        e = np.sum((d.astype(np.float64) - x) ** 2) / np.sum(x.astype(np.float64) ** 2)
-        print(f"  {f:16s} NMSE {e:.3e}")
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--check", action="store_true", help="compare with the committed file")
-    ap.add_argument("--nmse", action="store_true", help="also print NMSE per format")
-    args = ap.parse_args()
-    version = pkg_version("gguf")
-    if version != "0.19.0":
-        print(f"warning: gguf {version}, the committed file was made with 0.19.0", file=sys.stderr)
-    doc = build()
-    text = dump(doc)
-    if args.nmse:
-        nmse_report()
-    if args.check:
-        with open(OUT) as f:
-            same = f.read() == text
-        print("golden_blocks.json is up to date" if same else "golden_blocks.json differs")
-        sys.exit(0 if same else 1)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
-        f.write(text)
-    print(f"wrote {OUT} ({len(text)} bytes, {len(doc['cases'])} cases)")
+        print(f"  {f:16s} NMSE {gc.nmse(x, d):.3e}")
 
 
 if __name__ == "__main__":
-    main()
+    gc.main(OUT, build, nmse_report, lambda doc: f", {len(doc['cases'])} cases")

@@ -19,85 +19,27 @@ The `gguf` package (0.19.0) dequantizes K-quants but has no K-quant quantizer. S
 All f32 arrays and blocks are stored as little-endian hex strings.
 """
 
-import argparse
-import json
-import os
-import sys
-
 import numpy as np
 
 from gguf.constants import GGMLQuantizationType as T
 from gguf.quants import dequantize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "data", "golden_kquants_a.json")
+import golden_common as gc
+
+OUT = gc.out_path("golden_kquants_a.json")
 
 FORMATS = {"q4_k": T.Q4_K, "q5_k": T.Q5_K}
 # (nmax, rmin, nstep) of make_qkx2_quants per format; rdelta is 0.1 for both.
 SEARCH = {"q4_k": (15, -1.0, 20), "q5_k": (31, -0.5, 15)}
 BLOCK_BYTES = {"q4_k": 144, "q5_k": 176}
 
-f32 = np.float32
-
-
-def nearest_int(v):
-    """ggml's nearest_int: the low mantissa bits of v + 1.5 * 2^23 (ties to even)."""
-    b = int(np.array(f32(v) + f32(12582912.0), np.float32).view(np.uint32))
-    return (b & 0x007FFFFF) - 0x00400000
+f32 = gc.f32
+nearest_int = gc.nearest_int
 
 
 def make_qkx2_quants(x, w, nmax, rmin, nstep):
     """Returns (scale, the_min, L) as ggml's make_qkx2_quants (squared error)."""
-    n = len(x)
-    rdelta = f32(0.1)
-    mn, mx = x[0], x[0]
-    sum_w = w[0]
-    sum_x = sum_w * x[0]
-    for i in range(1, n):
-        if x[i] < mn:
-            mn = x[i]
-        if x[i] > mx:
-            mx = x[i]
-        sum_w = sum_w + w[i]
-        sum_x = sum_x + w[i] * x[i]
-    if mn > 0:
-        mn = f32(0)
-    if mx == mn:
-        return f32(0), -mn, [0] * n
-    iscale = f32(nmax) / (mx - mn)
-    scale = f32(1) / iscale
-    L = [0] * n
-    best = f32(0)
-    for i in range(n):
-        l = max(0, min(nmax, nearest_int(iscale * (x[i] - mn))))
-        L[i] = l
-        diff = scale * f32(l) + mn - x[i]
-        best = best + w[i] * (diff * diff)
-    for step in range(nstep + 1):
-        iscale = (f32(rmin) + rdelta * f32(step) + f32(nmax)) / (mx - mn)
-        sum_l = sum_l2 = sum_xl = f32(0)
-        aux = [0] * n
-        for i in range(n):
-            l = max(0, min(nmax, nearest_int(iscale * (x[i] - mn))))
-            aux[i] = l
-            wl = w[i] * f32(l)
-            sum_l = sum_l + wl
-            sum_l2 = sum_l2 + wl * f32(l)
-            sum_xl = sum_xl + wl * x[i]
-        det = sum_w * sum_l2 - sum_l * sum_l
-        if det > 0:
-            this_scale = (sum_w * sum_xl - sum_x * sum_l) / det
-            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det
-            if this_min > 0:
-                this_min = f32(0)
-                this_scale = sum_xl / sum_l2
-            cur = f32(0)
-            for i in range(n):
-                diff = this_scale * f32(aux[i]) + this_min - x[i]
-                cur = cur + w[i] * (diff * diff)
-            if cur < best:
-                L, best, scale, mn = aux, cur, this_scale, this_min
-    return scale, -mn, L
+    return gc.make_qkx2_quants(x, w, nmax, rmin, f32(0.1), nstep, use_mad=False)
 
 
 def scale_min(s, j):
@@ -213,81 +155,36 @@ def random_blocks(fmt, rng):
     return blocks
 
 
-def hexs(a):
-    return np.ascontiguousarray(a).tobytes().hex()
-
-
 def deq(block_bytes, fmt):
     with np.errstate(over="ignore", invalid="ignore"):
         return dequantize(block_bytes.reshape(1, -1), FORMATS[fmt]).reshape(-1).astype(np.float32)
 
 
 def build():
-    from importlib.metadata import version
-
-    doc = {
-        "generator": "scripts/golden_kquants_a.py",
-        "gguf_version": version("gguf"),
-        "numpy_version": np.__version__,
-        "cases": [],
-        "random_blocks": [],
-    }
+    doc = gc.header("scripts/golden_kquants_a.py")
+    doc.update(cases=[], random_blocks=[])
     for name, x in cases().items():
         x = np.asarray(x, np.float32)
-        entry = {"name": name, "x": hexs(x.astype("<f4")), "blocks": {}, "dequant": {}}
+        entry = {"name": name, "x": gc.f32hex(x), "blocks": {}, "dequant": {}}
         for fmt in FORMATS:
             with np.errstate(over="ignore", invalid="ignore"):
                 b = quantize_k(x, fmt)
-            entry["blocks"][fmt] = hexs(b)
-            entry["dequant"][fmt] = hexs(deq(b, fmt).astype("<f4"))
+            entry["blocks"][fmt] = gc.hexs(b)
+            entry["dequant"][fmt] = gc.f32hex(deq(b, fmt))
         doc["cases"].append(entry)
     rng = np.random.default_rng(7)
     for fmt in FORMATS:
         for b in random_blocks(fmt, rng):
-            doc["random_blocks"].append({"format": fmt, "block": hexs(b), "dequant": hexs(deq(b, fmt).astype("<f4"))})
+            doc["random_blocks"].append({"format": fmt, "block": gc.hexs(b), "dequant": gc.f32hex(deq(b, fmt))})
     return doc
-
-
-def dump(doc):
-    """JSON with one case or block per line (readable diffs)."""
-    compact = lambda v: json.dumps(v, separators=(",", ":"))
-    items = []
-    for k, v in doc.items():
-        if isinstance(v, list):
-            body = ",\n".join("  " + compact(e) for e in v)
-            items.append(f" {compact(k)}: [\n{body}\n ]")
-        else:
-            items.append(f" {compact(k)}: {compact(v)}")
-    return "{\n" + ",\n".join(items) + "\n}\n"
 
 
 def nmse_report():
     """NMSE of this port on 2^16 N(0,1) values (printed; the scalar port is slow)."""
     x = np.random.default_rng(0).standard_normal(1 << 16).astype(np.float32)
     for fmt in FORMATS:
-        d = deq(quantize_k(x, fmt), fmt)
-        e = np.sum((d.astype(np.float64) - x) ** 2) / np.sum(x.astype(np.float64) ** 2)
-        print(f"  {fmt} NMSE {e:.3e}")
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--check", action="store_true", help="compare with the committed file")
-    ap.add_argument("--nmse", action="store_true", help="also print NMSE per format")
-    args = ap.parse_args()
-    text = dump(build())
-    if args.nmse:
-        nmse_report()
-    if args.check:
-        with open(OUT) as f:
-            same = f.read() == text
-        print("golden_kquants_a.json is up to date" if same else "golden_kquants_a.json differs")
-        sys.exit(0 if same else 1)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
-        f.write(text)
-    print(f"wrote {OUT} ({len(text)} bytes)")
+        print(f"  {fmt} NMSE {gc.nmse(x, deq(quantize_k(x, fmt), fmt)):.3e}")
 
 
 if __name__ == "__main__":
-    main()
+    gc.main(OUT, build, nmse_report)

@@ -18,31 +18,20 @@ f32 arrays (inputs "x", dequantized "values") are hex strings of little-endian f
     python3 scripts/golden_kquants_b.py --nmse     # also prints NMSE on 2^16 N(0,1) values
 """
 
-import argparse
-import json
-import os
-import sys
-
 import numpy as np
 
 from gguf.constants import GGMLQuantizationType as T
 from gguf.quants import dequantize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "data", "golden_kquants_b.json")
+import golden_common as gc
+
+OUT = gc.out_path("golden_kquants_b.json")
 
 FORMATS = {"q6_k": (T.Q6_K, 210), "q2_k": (T.Q2_K, 84)}
 
-f32 = np.float32
+f32 = gc.f32
 GROUP_MAX_EPS = f32(1e-15)
-
-
-def nearest_int(v):
-    """ggml's nearest_int: add 1.5 * 2^23 in f32, read the low mantissa bits."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        s = np.array([f32(v) + f32(12582912.0)], np.float32)
-    i = int(s.view(np.int32)[0])
-    return (i & 0x007FFFFF) - 0x00400000
+nearest_int = gc.nearest_int
 
 
 def to_f16(v):
@@ -144,53 +133,7 @@ def quantize_q6_k(x):
 
 def make_qkx2_quants(x, w, nmax=3, rmin=f32(-0.5), rdelta=f32(0.1), nstep=15):
     """make_qkx2_quants(16, nmax, ...) with use_mad: (scale, the_min, L)."""
-    n = len(x)
-    mn, mx = x[0], x[0]
-    sum_w = w[0]
-    sum_x = sum_w * x[0]
-    for i in range(1, n):
-        if x[i] < mn:
-            mn = x[i]
-        if x[i] > mx:
-            mx = x[i]
-        sum_w = sum_w + w[i]
-        sum_x = sum_x + w[i] * x[i]
-    if mn > 0:
-        mn = f32(0)
-    if mx == mn:
-        return f32(0), -mn, [0] * n
-
-    def q(iscale, v, m):
-        return max(0, min(nmax, nearest_int(iscale * (v - m))))
-
-    iscale = f32(nmax) / (mx - mn)
-    scale = f32(1) / iscale
-    L = [q(iscale, v, mn) for v in x]
-    best = f32(0)
-    for i in range(n):
-        best = best + w[i] * abs(scale * f32(L[i]) + mn - x[i])
-    for s in range(nstep + 1):
-        iscale = (rmin + rdelta * f32(s) + f32(nmax)) / (mx - mn)
-        aux = [q(iscale, v, mn) for v in x]
-        sum_l, sum_l2, sum_xl = f32(0), f32(0), f32(0)
-        for i in range(n):
-            l = f32(aux[i])
-            sum_l = sum_l + w[i] * l
-            sum_l2 = sum_l2 + w[i] * l * l
-            sum_xl = sum_xl + w[i] * l * x[i]
-        D = sum_w * sum_l2 - sum_l * sum_l
-        if D > 0:
-            this_scale = (sum_w * sum_xl - sum_x * sum_l) / D
-            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D
-            if this_min > 0:
-                this_min = f32(0)
-                this_scale = sum_xl / sum_l2
-            err = f32(0)
-            for i in range(n):
-                err = err + w[i] * abs(this_scale * f32(aux[i]) + this_min - x[i])
-            if err < best:
-                L, best, scale, mn = aux, err, this_scale, this_min
-    return scale, -mn, L
+    return gc.make_qkx2_quants(x, w, nmax, rmin, rdelta, nstep, use_mad=True)
 
 
 def quantize_q2_k(x):
@@ -301,89 +244,34 @@ def dequant_blocks(name, rng, count):
     return b
 
 
-def hexs(b):
-    return bytes(b).hex()
-
-
-def f32hex(v):
-    """f32 values as the hex of their little-endian bytes (8 digits per value)."""
-    return np.asarray(v, np.float32).astype("<f4").tobytes().hex()
-
-
 def build():
-    doc = {
-        "generator": "scripts/golden_kquants_b.py",
-        "gguf_version": pkg_version("gguf"),
-        "numpy_version": np.__version__,
-        "dequant": [],
-        "quant": [],
-    }
+    doc = gc.header("scripts/golden_kquants_b.py")
+    doc.update(dequant=[], quant=[])
     rng = np.random.default_rng(777)
     for name, (t, bb) in FORMATS.items():
         blocks = dequant_blocks(name, rng, 12)
         with np.errstate(over="ignore", invalid="ignore"):
             y = dequantize(blocks.reshape(1, -1), t).reshape(-1, 256)
         for blk, v in zip(blocks, y):
-            doc["dequant"].append({"format": name, "block": hexs(blk), "values": f32hex(v)})
+            doc["dequant"].append({"format": name, "block": gc.hexs(blk), "values": gc.f32hex(v)})
     for case, x in quant_cases().items():
         x = np.asarray(x, np.float32)
-        entry = {"name": case, "x": f32hex(x), "blocks": {}, "dequant": {}}
+        entry = {"name": case, "x": gc.f32hex(x), "blocks": {}, "dequant": {}}
         for name, (t, _) in FORMATS.items():
             b = QUANTIZE[name](x)
-            entry["blocks"][name] = hexs(b)
+            entry["blocks"][name] = gc.hexs(b)
             with np.errstate(over="ignore", invalid="ignore"):
-                entry["dequant"][name] = f32hex(dequantize(b.reshape(1, -1), t).reshape(-1))
+                entry["dequant"][name] = gc.f32hex(dequantize(b.reshape(1, -1), t).reshape(-1))
         doc["quant"].append(entry)
     return doc
-
-
-def dump(doc):
-    """JSON with one top-level key, and one list entry, per line (readable diffs)."""
-    compact = lambda v: json.dumps(v, separators=(",", ":"))
-    items = []
-    for k, v in doc.items():
-        if isinstance(v, list):
-            body = ",\n".join("  " + compact(e) for e in v)
-            items.append(f" {compact(k)}: [\n{body}\n ]" if v else f" {compact(k)}: []")
-        else:
-            items.append(f" {compact(k)}: {compact(v)}")
-    return "{\n" + ",\n".join(items) + "\n}\n"
-
-
-def pkg_version(name):
-    from importlib.metadata import version
-
-    return version(name)
 
 
 def nmse_report():
     x = np.random.default_rng(0).standard_normal(1 << 16).astype(np.float32)
     for name, (t, _) in FORMATS.items():
         d = dequantize(QUANTIZE[name](x).reshape(1, -1), t).reshape(-1)
-        e = np.sum((d.astype(np.float64) - x) ** 2) / np.sum(x.astype(np.float64) ** 2)
-        print(f"  {name:6s} NMSE {e:.3e}")
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--check", action="store_true", help="compare with the committed file")
-    ap.add_argument("--nmse", action="store_true", help="also print NMSE per format")
-    args = ap.parse_args()
-    if pkg_version("gguf") != "0.19.0":
-        print("warning: the committed file was made with gguf 0.19.0", file=sys.stderr)
-    if args.nmse:
-        nmse_report()
-    text = dump(build())
-    if args.check:
-        with open(OUT) as f:
-            same = f.read() == text
-        print("golden_kquants_b.json is up to date" if same else "golden_kquants_b.json differs")
-        sys.exit(0 if same else 1)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
-        f.write(text)
-    print(f"wrote {OUT} ({len(text)} bytes)")
+        print(f"  {name:6s} NMSE {gc.nmse(x, d):.3e}")
 
 
 if __name__ == "__main__":
-    main()
+    gc.main(OUT, build, nmse_report)

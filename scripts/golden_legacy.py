@@ -19,31 +19,22 @@ Sources of truth:
   port (below) of ggml's quantize_row_iq4_nl_impl for one 32-block with no importance
   matrix, with ntry = 7 (ggml's quantize_iq4_nl, the codec's quantizer) and ntry = -1
   (quantize_row_iq4_nl_ref, key "iq4_nl_ref").
-- "stream": the 2^20-value stream of scripts/golden_blocks.py (SplitMix64, exact in f32)
+- "stream": the 2^20-value stream of scripts/golden_common.py (SplitMix64, exact in f32)
   and the FNV-1a 64 hash of the quantized bytes per format.
 """
-
-import argparse
-import importlib.util
-import json
-import os
-import sys
 
 import numpy as np
 
 from gguf.constants import GGMLQuantizationType as T
 from gguf.quants import dequantize, quantize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "data", "golden_legacy.json")
+import golden_blocks as gb  # the cases of the main golden script
+import golden_common as gc
 
-# The cases, stream and JSON layout of the main golden script.
-_spec = importlib.util.spec_from_file_location("golden_blocks", os.path.join(ROOT, "scripts", "golden_blocks.py"))
-gb = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gb)
+OUT = gc.out_path("golden_legacy.json")
 
 TYPES = {"q5_0": T.Q5_0, "q5_1": T.Q5_1, "iq4_nl": T.IQ4_NL, "mxfp4": T.MXFP4}
-f32 = np.float32
+f32 = gc.f32
 
 KV_IQ4NL = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.int32)
 KV_MXFP4 = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12]
@@ -274,72 +265,34 @@ def random_blocks(seed=7):
                 m = rng.integers(0, 1 << 16, n).astype(np.uint16)
                 b[:, 2:4] = m.view(np.uint8).reshape(n, 2)
         flat = b.reshape(-1)
-        out[name] = {"blocks": gb.hexs(flat), "dequant": gb.bits(deq(name, flat))}
+        out[name] = {"blocks": gc.hexs(flat), "dequant": gc.bits(deq(name, flat))}
     return out
 
 
 def build():
-    doc = {
-        "generator": "scripts/golden_legacy.py",
-        "gguf_version": gb.pkg_version("gguf"),
-        "numpy_version": np.__version__,
-        "cases": [],
-        "deviations": [],
-    }
+    doc = gc.header("scripts/golden_legacy.py")
+    doc.update(cases=[], deviations=[])
     cases = dict(gb.cases())
     cases.update(extra_cases())
     for name, x in cases.items():
         x = np.asarray(x, np.float32)
-        entry = {"name": name, "x": gb.bits(x), "blocks": {}}
+        entry = {"name": name, "x": gc.bits(x), "blocks": {}}
         for f, b in quant_all(x).items():
             if f in C_REF:
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    c = C_REF[f](x)
-                bb = len(b) // (len(x) // 32)
-                for i, (pb, cb) in enumerate(zip(b.reshape(-1, bb), c.reshape(-1, bb))):
-                    if (pb != cb).any():
-                        doc["deviations"].append(
-                            {"case": name, "format": f, "block": i, "gguf_py": gb.hexs(pb), "ggml_c": gb.hexs(cb)}
-                        )
-                b = c
-            entry["blocks"][f] = gb.hexs(b)
+                    b = gc.c_reference_blocks(doc, name, f, b, C_REF[f](x), len(x))
+            entry["blocks"][f] = gc.hexs(b)
         doc["cases"].append(entry)
     doc["random_blocks"] = random_blocks()
-    seed, n = 0x5EED_B10C, 1 << 20
-    x = gb.stream(seed, n)
-    doc["stream"] = {"seed": seed, "values": n, "fnv1a64": {f: gb.fnv1a64(b) for f, b in quant_all(x).items()}}
+    doc["stream"] = gc.stream_entry(quant_all)
     return doc
 
 
 def nmse_report():
     x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
     for f, b in quant_all(x).items():
-        d = deq(f, b)
-        e = np.sum((d.astype(np.float64) - x) ** 2) / np.sum(x.astype(np.float64) ** 2)
-        print(f"  {f:12s} NMSE {e:.3e}")
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--check", action="store_true", help="compare with the committed file")
-    ap.add_argument("--nmse", action="store_true", help="also print NMSE per format")
-    args = ap.parse_args()
-    if gb.pkg_version("gguf") != "0.19.0":
-        print("warning: the committed file was made with gguf 0.19.0", file=sys.stderr)
-    doc = build()
-    text = gb.dump(doc)
-    if args.nmse:
-        nmse_report()
-    if args.check:
-        with open(OUT) as f:
-            same = f.read() == text
-        print("golden_legacy.json is up to date" if same else "golden_legacy.json differs")
-        sys.exit(0 if same else 1)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
-        f.write(text)
-    print(f"wrote {OUT} ({len(text)} bytes, {len(doc['cases'])} cases, {len(doc['deviations'])} deviations)")
+        print(f"  {f:12s} NMSE {gc.nmse(x, deq(f, b)):.3e}")
 
 
 if __name__ == "__main__":
-    main()
+    gc.main(OUT, build, nmse_report, lambda doc: f", {len(doc['cases'])} cases, {len(doc['deviations'])} deviations")

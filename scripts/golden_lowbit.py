@@ -16,18 +16,14 @@ reproduce for TQ1_0, TQ2_0, NF4 and the 1-bit formats b1_g32 / b1_g64 / b1_g128.
     python3 scripts/golden_lowbit.py --nmse     # also prints NMSE on 2^20 N(0,1) values
 """
 
-import argparse
-import json
-import os
-import sys
-
 import numpy as np
 
 from gguf.constants import GGMLQuantizationType as T
 from gguf.quants import quantize, dequantize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "data", "golden_lowbit.json")
+import golden_common as gc
+
+OUT = gc.out_path("golden_lowbit.json")
 
 GGUF_FORMATS = {"tq1_0": T.TQ1_0, "tq2_0": T.TQ2_0}
 
@@ -161,83 +157,30 @@ def random_blocks():
         d = rng.integers(0, 0x7C00, 8).astype(np.uint16) | (rng.integers(0, 2, 8).astype(np.uint16) << 15)
         b[:, -2:] = d.astype("<u2").view(np.uint8).reshape(8, 2)
         b[0, :-2] = 0xFF  # includes TQ1_0 bytes >= 243 and TQ2_0 code 3
-        out[name] = {"blocks": hexs(b.reshape(-1)), "dequant": bits(dequantize(b, t).reshape(-1))}
+        out[name] = {"blocks": gc.hexs(b.reshape(-1)), "dequant": gc.bits(dequantize(b, t).reshape(-1))}
     return out
 
 
-def hexs(b):
-    return bytes(np.asarray(b, np.uint8)).hex()
-
-
-def bits(v):
-    return [int(u) for u in np.asarray(v, np.float32).view(np.uint32)]
-
-
 def build():
-    doc = {
-        "generator": "scripts/golden_lowbit.py",
-        "gguf_version": pkg_version("gguf"),
-        "numpy_version": np.__version__,
-        "cases": [],
-    }
+    doc = gc.header("scripts/golden_lowbit.py")
+    doc["cases"] = []
     for name, x in cases().items():
         x = np.asarray(x, np.float32)
-        entry = {"name": name, "x": bits(x), "blocks": {}, "dequant": {}}  # dequant: gguf's, TQ only
+        entry = {"name": name, "x": gc.bits(x), "blocks": {}, "dequant": {}}  # dequant: gguf's, TQ only
         for f, (b, d) in quant_all(x).items():
-            entry["blocks"][f] = hexs(b)
+            entry["blocks"][f] = gc.hexs(b)
             if f in GGUF_FORMATS:
-                entry["dequant"][f] = bits(d)
+                entry["dequant"][f] = gc.bits(d)
         doc["cases"].append(entry)
     doc["random_blocks"] = random_blocks()
     return doc
 
 
-def dump(doc):
-    """JSON with one top-level key, and one case, per line (readable diffs)."""
-    compact = lambda v: json.dumps(v, separators=(",", ":"))
-    items = []
-    for k, v in doc.items():
-        if isinstance(v, list):
-            body = ",\n".join("  " + compact(e) for e in v)
-            items.append(f" {compact(k)}: [\n{body}\n ]")
-        else:
-            items.append(f" {compact(k)}: {compact(v)}")
-    return "{\n" + ",\n".join(items) + "\n}\n"
-
-
-def pkg_version(name):
-    from importlib.metadata import version
-
-    return version(name)
-
-
 def nmse_report():
     x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
     for f, (_, d) in quant_all(x).items():
-        e = np.sum((d.astype(np.float64) - x) ** 2) / np.sum(x.astype(np.float64) ** 2)
-        print(f"  {f:10s} NMSE {e:.4e}")
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--check", action="store_true", help="compare with the committed file")
-    ap.add_argument("--nmse", action="store_true", help="also print NMSE per format")
-    args = ap.parse_args()
-    if pkg_version("gguf") != "0.19.0":
-        print("warning: the committed file was made with gguf 0.19.0", file=sys.stderr)
-    if args.nmse:
-        nmse_report()
-    text = dump(build())
-    if args.check:
-        with open(OUT) as f:
-            same = f.read() == text
-        print("golden_lowbit.json is up to date" if same else "golden_lowbit.json differs")
-        sys.exit(0 if same else 1)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
-        f.write(text)
-    print(f"wrote {OUT} ({len(text)} bytes)")
+        print(f"  {f:10s} NMSE {gc.nmse(x, d):.4e}")
 
 
 if __name__ == "__main__":
-    main()
+    gc.main(OUT, build, nmse_report)
