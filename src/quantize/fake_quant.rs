@@ -149,7 +149,8 @@ pub fn group_params(cfg: FakeQuantConfig, x: &[f32]) -> Result<Vec<GroupParams>>
                 let z = if s == 0.0 {
                     0.0
                 } else {
-                    round_away(-lo / s).clamp(0.0, qmax)
+                    // abs: +0, never -0, when lo is 0 (as the GPU writes it)
+                    round_away(-lo / s).clamp(0.0, qmax).abs()
                 };
                 GroupParams { s, z }
             } else {
