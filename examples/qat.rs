@@ -14,8 +14,8 @@
 //!
 //! Then both are quantized for real and evaluated on held-out data. Biases stay f32.
 //!
-//! `cargo run --release --example qat [FORMAT [SEED]]` (default int4_g32, seed 1; any int
-//! format).
+//! `cargo run --release --example qat [FORMAT [SEED]]` (default int4_g32, seed 1; any
+//! int format with groups of 32).
 
 use std::time::Instant;
 use wgquant::gpu::{FakeQuant, GpuContext, Operand, ParamsMode};
@@ -396,6 +396,12 @@ fn train(
 
 pub fn run(ctx: &GpuContext, s: &Settings) -> Result<Report> {
     let cfg = FakeQuantConfig::of_format(s.format)?;
+    if SHAPES.iter().any(|&(i, _)| i % cfg.group != 0) {
+        return Err(wgquant::Error::InvalidArgument(format!(
+            "{}: the layers' inputs ({INPUTS}, {HIDDEN}) must be whole groups; use a g32 format",
+            s.format
+        )));
+    }
     let mut rng = Rng::new(s.seed);
     let teacher = Net {
         w: [
