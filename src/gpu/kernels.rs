@@ -61,7 +61,7 @@ pub fn kernel_for_batch(n: usize) -> KernelKind {
     }
 }
 
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+pub(crate) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -74,7 +74,7 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+pub(crate) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -445,7 +445,7 @@ impl Kernels {
     }
 }
 
-fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+pub(crate) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry { binding, resource }
 }
 
@@ -465,7 +465,7 @@ impl<'a> From<&'a wgpu::Buffer> for Operand<'a> {
 }
 
 impl<'a> Operand<'a> {
-    fn check(&self, what: &str, need: u64, limits: &wgpu::Limits) -> Result<()> {
+    pub(crate) fn check(&self, what: &str, need: u64, limits: &wgpu::Limits) -> Result<()> {
         let align = limits.min_storage_buffer_offset_alignment as u64;
         if !self.offset.is_multiple_of(align) {
             return Err(Error::InvalidArgument(format!(
@@ -484,7 +484,7 @@ impl<'a> Operand<'a> {
         Ok(())
     }
 
-    fn binding(&self, bytes: u64) -> wgpu::BindingResource<'a> {
+    pub(crate) fn binding(&self, bytes: u64) -> wgpu::BindingResource<'a> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.buffer,
             offset: self.offset,
@@ -512,7 +512,7 @@ fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
 
 /// `count` workgroups as a 2-D grid (x up to the per-dimension limit), for kernels that
 /// linearise `workgroup_id` themselves.
-fn grid_1d(count: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
+pub(crate) fn grid_1d(count: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
     let max = limits.max_compute_workgroups_per_dimension as usize;
     let gx = count.clamp(1, max);
     let gy = count.div_ceil(gx);

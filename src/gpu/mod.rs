@@ -15,6 +15,7 @@
 //! ```
 
 mod device;
+mod fake_quant;
 mod kernels;
 pub mod shaders;
 mod tensor;
@@ -22,6 +23,10 @@ mod tensor;
 pub use device::{
     choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,
     ENV_ADAPTER, ENV_BACKEND, SOFTWARE_ADAPTER_HINT,
+};
+pub use fake_quant::{
+    params_from_f32, params_to_f32, FakeQuant, FakeQuantDispatch, ParamsMode, FAKE_QUANT_ENTRIES,
+    FAKE_QUANT_WGSL,
 };
 pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,

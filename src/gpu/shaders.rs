@@ -279,6 +279,36 @@ mod tests {
         }
     }
 
+    /// The fake-quantization shader (QAT) parses, validates and compiles to SPIR-V for both
+    /// entry points, without subgroups or workgroup memory.
+    #[test]
+    fn fake_quant_validates_with_naga() {
+        use crate::gpu::{FAKE_QUANT_ENTRIES, FAKE_QUANT_WGSL};
+        let src = FAKE_QUANT_WGSL;
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("fake_quant: {}", e.emit_to_string(src)));
+        let caps = naga::valid::Capabilities::all()
+            - naga::valid::Capabilities::SUBGROUP
+            - naga::valid::Capabilities::SUBGROUP_BARRIER
+            - naga::valid::Capabilities::SUBGROUP_VERTEX_STAGE;
+        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("fake_quant: {}", e.emit_to_string(src)));
+        assert!(!module
+            .global_variables
+            .iter()
+            .any(|(_, g)| g.space == naga::AddressSpace::WorkGroup));
+        for name in FAKE_QUANT_ENTRIES {
+            assert!(module.entry_points.iter().any(|e| e.name == name), "{name}");
+            let pipeline = naga::back::spv::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: name.to_string(),
+            };
+            naga::back::spv::write_vec(&module, &info, &Default::default(), Some(&pipeline))
+                .unwrap_or_else(|e| panic!("fake_quant {name}: {e}"));
+        }
+    }
+
     #[test]
     fn workgroup_memory_matches_the_wgsl() {
         for entry in Entry::ALL {

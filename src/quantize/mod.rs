@@ -22,11 +22,13 @@
 pub mod awq;
 pub mod block;
 pub mod calib;
+pub mod fake_quant;
 pub mod gptq;
 pub mod mse;
 
 pub use block::{BlockParams, BlockSpec, Grid, Prepared};
 pub use calib::{Activations, Calibration};
+pub use fake_quant::{FakeQuantConfig, GroupParams};
 
 use crate::error::{Error, Result};
 use crate::format::{check_len, Format, QuantizedTensor};
