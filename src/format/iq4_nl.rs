@@ -41,7 +41,8 @@
 //! As Q4_0: codes are the indices in natural order; one param half per block, `d`. The
 //! grid is a WGSL `const` of 16 int8 packed in a `vec4<u32>` (see the shader for why).
 
-use super::{pack_nibbles, Codec, GgmlType};
+use super::q4_0::Block4x32;
+use super::{Codec, GgmlType};
 use half::f16;
 
 /// Weights per IQ4_NL block.
@@ -68,40 +69,14 @@ fn nearest_index(x: f32) -> u8 {
     idx as u8
 }
 
-/// One IQ4_NL block, exactly as ggml lays it out (18 bytes).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BlockIQ4_NL {
-    pub d: f16,
-    pub qs: [u8; QK4_NL / 2],
-}
+/// `GRID` of [`BlockIQ4_NL`]: [`KVALUES_IQ4NL`].
+pub const GRID_IQ4NL: u8 = 1;
+
+/// One IQ4_NL block, exactly as ggml lays it out (18 bytes): Q4_0's layout, where `code(j)`
+/// is the grid index of weight `j`.
+pub type BlockIQ4_NL = Block4x32<GRID_IQ4NL>;
 
 impl BlockIQ4_NL {
-    pub const BYTES: usize = 2 + QK4_NL / 2;
-
-    /// Serialize to ggml's byte layout.
-    pub fn pack(&self, out: &mut [u8]) {
-        out[..2].copy_from_slice(&self.d.to_le_bytes());
-        out[2..Self::BYTES].copy_from_slice(&self.qs);
-    }
-
-    /// Parse ggml's byte layout.
-    pub fn unpack(b: &[u8]) -> Self {
-        BlockIQ4_NL {
-            d: f16::from_le_bytes([b[0], b[1]]),
-            qs: b[2..Self::BYTES].try_into().unwrap(),
-        }
-    }
-
-    /// The grid index of weight `j`, 0..=15.
-    pub fn code(&self, j: usize) -> u8 {
-        let byte = self.qs[j % 16];
-        if j < 16 {
-            byte & 15
-        } else {
-            byte >> 4
-        }
-    }
-
     /// ggml's `quantize_iq4_nl` (no importance matrix, 7 scale trials each side).
     pub fn quantize(x: &[f32]) -> Self {
         Self::quantize_ntry(x, 7)
@@ -205,12 +180,7 @@ impl Codec for IQ4_NL {
         1
     }
     fn gpu_block(&self, block: &[u8], codes: &mut [u32], params: &mut [u16]) {
-        let b = BlockIQ4_NL::unpack(block);
-        let q: [u8; QK4_NL] = std::array::from_fn(|j| b.code(j));
-        for (w, chunk) in codes.iter_mut().zip(q.chunks_exact(8)) {
-            *w = pack_nibbles(chunk);
-        }
-        params[0] = b.d.to_bits();
+        BlockIQ4_NL::gpu_block(block, codes, params);
     }
     fn wgsl(&self) -> &'static str {
         include_str!("../../shaders/formats/iq4_nl.wgsl")

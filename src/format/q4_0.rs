@@ -8,14 +8,24 @@ use half::f16;
 /// Weights per Q4_0 block.
 pub const QK4_0: usize = 32;
 
-/// One Q4_0 block, exactly as ggml lays it out (18 bytes).
+/// The 18-byte block of Q4_0 and IQ4_NL (ggml's `block_q4_0` and `block_iq4_nl` share the
+/// layout): an f16 scale `d` and 16 bytes of 4-bit codes, byte `j` holding weight `j` in
+/// its low nibble and weight `j + 16` in its high nibble. The formats differ only in what a
+/// code means; `GRID` tells their block types apart ([`BlockQ4_0`], and
+/// [`BlockIQ4_NL`](super::BlockIQ4_NL)), each with its own quantizer and dequantizer.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BlockQ4_0 {
+pub struct Block4x32<const GRID: u8> {
     pub d: f16,
     pub qs: [u8; QK4_0 / 2],
 }
 
-impl BlockQ4_0 {
+/// `GRID` of [`BlockQ4_0`]: the linear grid `q - 8`.
+pub const GRID_LINEAR: u8 = 0;
+
+/// One Q4_0 block, exactly as ggml lays it out (18 bytes).
+pub type BlockQ4_0 = Block4x32<GRID_LINEAR>;
+
+impl<const GRID: u8> Block4x32<GRID> {
     pub const BYTES: usize = 2 + QK4_0 / 2;
 
     /// Serialize to ggml's byte layout.
@@ -26,7 +36,7 @@ impl BlockQ4_0 {
 
     /// Parse ggml's byte layout.
     pub fn unpack(b: &[u8]) -> Self {
-        BlockQ4_0 {
+        Block4x32 {
             d: f16::from_le_bytes([b[0], b[1]]),
             qs: b[2..Self::BYTES].try_into().unwrap(),
         }
@@ -42,6 +52,19 @@ impl BlockQ4_0 {
         }
     }
 
+    /// [`Codec::gpu_block`] of both formats: the codes in natural order, eight to a word,
+    /// and one param half, `d`.
+    pub(super) fn gpu_block(block: &[u8], codes: &mut [u32], params: &mut [u16]) {
+        let b = Self::unpack(block);
+        let q: [u8; QK4_0] = std::array::from_fn(|j| b.code(j));
+        for (w, chunk) in codes.iter_mut().zip(q.chunks_exact(8)) {
+            *w = pack_nibbles(chunk);
+        }
+        params[0] = b.d.to_bits();
+    }
+}
+
+impl BlockQ4_0 {
     /// ggml's `quantize_row_q4_0_ref` for one block.
     pub fn quantize(x: &[f32]) -> Self {
         // The value of largest magnitude, sign kept; the first one wins ties.
@@ -105,12 +128,7 @@ impl Codec for Q4_0 {
         1
     }
     fn gpu_block(&self, block: &[u8], codes: &mut [u32], params: &mut [u16]) {
-        let b = BlockQ4_0::unpack(block);
-        let q: Vec<u8> = (0..QK4_0).map(|j| b.code(j)).collect();
-        for (w, chunk) in codes.iter_mut().zip(q.chunks_exact(8)) {
-            *w = pack_nibbles(chunk);
-        }
-        params[0] = b.d.to_bits();
+        BlockQ4_0::gpu_block(block, codes, params);
     }
     fn wgsl(&self) -> &'static str {
         include_str!("../../shaders/formats/q4_0.wgsl")
