@@ -2,42 +2,20 @@
 //! (tests/data/golden_blocks.json, made by scripts/golden_blocks.py), round trips,
 //! quantization error, the CPU <-> shader plane contract, and bad input.
 
+#[path = "common/golden.rs"]
+mod golden;
+
+use golden::{format, quantize_row};
 use half::f16;
-use serde_json::Value;
 use std::str::FromStr;
-use wgquant::format::reference::nmse;
 use wgquant::format::{
     BlockQ4_0, BlockQ4_1, BlockQ8_0, Codec, Format, IntFormat, IntPlanes, Q4_0, Q4_1, Q8_0,
 };
 use wgquant::rng::Rng;
 use wgquant::{Error, QuantizedTensor};
 
-fn golden() -> Value {
-    serde_json::from_str(include_str!("data/golden_blocks.json")).expect("golden JSON parses")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|b| f32::from_bits(b.as_u64().unwrap() as u32))
-        .collect()
-}
-
-fn format(name: &str) -> Format {
-    Format::from_str(name).unwrap()
-}
-
-/// One row of `x.len()` weights.
-fn quantize_row(f: Format, x: &[f32]) -> QuantizedTensor {
-    QuantizedTensor::quantize(f, x, 1, x.len()).unwrap()
+fn golden() -> serde_json::Value {
+    golden::parse(include_str!("data/golden_blocks.json"))
 }
 
 /// The formats this file covers (the newer formats have test files of their own).
@@ -61,10 +39,6 @@ fn int_formats() -> Vec<IntFormat> {
             _ => None,
         })
         .collect()
-}
-
-fn same_f32(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
 /// `rows` x `k` N(0,1) weights, each row scaled differently, with some all-zero and
@@ -94,32 +68,15 @@ fn golden_blocks_match_reference() {
     let mut checked = 0;
     for case in g["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let x = f32s(&case["x"]);
+        let x = golden::f32s_bits(&case["x"]);
         for (f, hex) in case["blocks"].as_object().unwrap() {
-            let q = quantize_row(format(f), &x);
-            let want = unhex(hex.as_str().unwrap());
-            if q.bytes() != want {
-                let bb = format(f).codec().block_bytes();
-                let i = (0..want.len() / bb)
-                    .find(|&i| q.bytes()[i * bb..][..bb] != want[i * bb..][..bb])
-                    .unwrap();
-                panic!(
-                    "{name} / {f}: block {i} is {:02x?}, reference {:02x?}",
-                    &q.bytes()[i * bb..][..bb],
-                    &want[i * bb..][..bb]
-                );
-            }
+            golden::assert_quantizes_to(&format!("{name} / {f}"), format(f), &x, hex);
             checked += 1;
         }
         // The package's dequantization (ggml's dequantize_row_*), bit for bit.
         for (f, want) in case["dequant"].as_object().unwrap() {
             let got = quantize_row(format(f), &x).dequantize();
-            for (i, (a, b)) in got.iter().zip(f32s(want)).enumerate() {
-                assert!(
-                    same_f32(*a, b),
-                    "{name} / {f}: weight {i} is {a}, reference {b}"
-                );
-            }
+            golden::assert_same_f32s(&format!("{name} / {f}"), &got, &golden::f32s_bits(want));
         }
     }
     assert!(
@@ -134,71 +91,23 @@ fn golden_blocks_match_reference() {
 #[test]
 fn golden_deviations_from_gguf_py_are_only_zero_signs() {
     let g = golden();
-    let devs = g["deviations"].as_array().unwrap();
-    for d in devs {
-        let (py, c) = (
-            unhex(d["gguf_py"].as_str().unwrap()),
-            unhex(d["ggml_c"].as_str().unwrap()),
-        );
-        assert_eq!(d["case"], "signed_zeros_and_denormal_f32", "{d}");
-        assert_eq!(py.len(), c.len());
-        for (i, (a, b)) in py.iter().zip(&c).enumerate() {
-            // Only the sign byte of an f16 zero (d, or m for Q4_1) may differ.
-            let zero_sign = a ^ b == 0x80 && a & 0x7f == 0 && py[i - 1] == 0 && c[i - 1] == 0;
-            let ok = a == b || (i % 2 == 1 && i < 4 && zero_sign);
-            assert!(ok, "deviation beyond a zero sign: {d}");
-        }
+    for d in g["deviations"].as_array().unwrap() {
+        golden::assert_only_zero_sign_deviation(d);
     }
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// The script's "stream": exact f32 values from SplitMix64 over magnitudes 2^-34 .. 2^17
-/// (f16-subnormal scales up to f16 overflow), with zero and constant blocks.
-fn stream(seed: u64, n: usize) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    let mut v: Vec<f32> = (0..n)
-        .map(|i| {
-            let u = rng.next_u64();
-            let s: i64 = (0..4).map(|j| ((u >> (16 * j)) & 0xffff) as i64).sum();
-            let e = ((7 * (i / 32)) % 52) as i32 - 34;
-            (s - 131_070) as f32 * 2f32.powi(-15) * 2f32.powi(e)
-        })
-        .collect();
-    for (b, block) in v.chunks_exact_mut(32).enumerate() {
-        if b % 13 == 0 {
-            block.fill(0.0);
-        }
-        if b % 17 == 0 {
-            block.fill(block[0]);
-        }
-    }
-    v
 }
 
 #[test]
 fn golden_stream_hashes_match_reference() {
     let g = golden();
-    let s = &g["stream"];
-    let n = s["values"].as_u64().unwrap() as usize;
-    let x = stream(s["seed"].as_u64().unwrap(), n);
-    let hashes = s["fnv1a64"].as_object().unwrap();
+    let (x, hashes) = golden::golden_stream(&g);
     assert_eq!(
         hashes.len(),
         covered_formats().len() - 1,
         "every quantized format this file covers"
     );
     for (f, want) in hashes {
-        let q = QuantizedTensor::quantize(format(f), &x, n / 1024, 1024).unwrap();
-        let got = format!("{:016x}", fnv1a64(q.bytes()));
         assert_eq!(
-            got,
+            golden::stream_hash(format(f), &x),
             want.as_str().unwrap(),
             "{f}: 2^20-value stream differs"
         );
@@ -263,18 +172,7 @@ fn typed_blocks_pack_unpack() {
 #[test]
 fn requantization_is_stable() {
     let (rows, k) = (64, 1024);
-    let mut w = Rng::new(5).normal_vec(rows * k);
-    for (r, row) in w.chunks_exact_mut(k).enumerate() {
-        let scale = [1.0f32, 1e-2, 37.5, 0.3][r % 4];
-        for (b, block) in row.chunks_exact_mut(32).enumerate() {
-            block.iter_mut().for_each(|v| *v *= scale);
-            match (r + b) % 11 {
-                3 => block.fill(0.0),
-                7 => block.fill(if b % 2 == 0 { 0.8 } else { -0.8 } * scale),
-                _ => {}
-            }
-        }
-    }
+    let w = golden::requantization_weights(rows, k);
     let mut worst = 0f32;
     for f in covered_formats().into_iter().filter(|f| f.is_quantized()) {
         let q1 = QuantizedTensor::quantize(f, &w, rows, k).unwrap();
@@ -441,14 +339,6 @@ fn int_block_layout_is_documented_one() {
 
 // ---------------------------------------------------------------- quantization error
 
-/// NMSE of weight-only quantization on 2^20 N(0,1) values.
-fn measured_nmse(f: Format) -> f64 {
-    let x = Rng::new(0x1234_5678).normal_vec(1 << 20);
-    let q = QuantizedTensor::quantize(f, &x, 1024, 1024).unwrap();
-    let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    nmse(&want, &q.dequantize())
-}
-
 #[test]
 fn quantization_error_matches_figures() {
     // (format, expected NMSE, relative tolerance). The first five are the figures in
@@ -475,17 +365,9 @@ fn quantization_error_matches_figures() {
         ("int8_g128", 4.19e-5),
         ("int8_g128_asym", 3.50e-5),
     ];
-    let mut report = Vec::new();
-    for (name, want) in table {
-        let got = measured_nmse(format(name));
-        report.push(format!("{name} {got:.3e}"));
-        assert!(
-            (got / want - 1.0).abs() <= 0.15,
-            "{name}: NMSE {got:.3e}, expected {want:.3e} +-15%"
-        );
-    }
-    eprintln!("NMSE on 2^20 N(0,1): {}", report.join(", "));
-    assert_eq!(measured_nmse(Format::F32), 0.0);
+    let table = table.map(|(name, want)| (format(name), want, 0.15));
+    golden::assert_nmse_figures(&table, 3);
+    assert_eq!(golden::measured_nmse(Format::F32), 0.0);
 }
 
 // ---------------------------------------------------------------- CPU <-> shader contract

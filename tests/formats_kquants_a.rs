@@ -3,47 +3,20 @@
 //! ggml's reference quantizer), the documented block layout, GPU planes as the shaders read
 //! them, quantization error, edge blocks and bad input.
 
+#[path = "common/golden.rs"]
+mod golden;
+
+use golden::{assert_same_f32s, f32s_hex, nmse_f32, quantize_row, unhex};
 use half::f16;
-use serde_json::Value;
 use std::str::FromStr;
-use wgquant::format::reference::nmse;
 use wgquant::format::{Codec, Format, GgmlType};
 use wgquant::rng::Rng;
 use wgquant::{Error, QuantizedTensor};
 
 const FORMATS: [Format; 2] = [Format::Q4_K, Format::Q5_K];
 
-fn golden() -> Value {
-    serde_json::from_str(include_str!("data/golden_kquants_a.json")).expect("golden JSON parses")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn f32s_hex(v: &Value) -> Vec<f32> {
-    unhex(v.as_str().unwrap())
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-fn same_f32(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn assert_same_f32s(got: &[f32], want: &[f32], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(same_f32(*a, *b), "{what}: weight {i} is {a}, reference {b}");
-    }
-}
-
-fn quantize_row(f: Format, x: &[f32]) -> QuantizedTensor {
-    QuantizedTensor::quantize(f, x, 1, x.len()).unwrap()
+fn golden() -> serde_json::Value {
+    golden::parse(include_str!("data/golden_kquants_a.json"))
 }
 
 fn block_bytes(f: Format) -> usize {
@@ -60,22 +33,11 @@ fn golden_blocks_match_ggml_reference() {
         let name = case["name"].as_str().unwrap();
         let x = f32s_hex(&case["x"]);
         for f in FORMATS {
-            let want = unhex(case["blocks"][f.to_string()].as_str().unwrap());
-            let q = quantize_row(f, &x);
-            let bb = block_bytes(f);
-            if let Some(i) =
-                (0..want.len() / bb).find(|&i| q.bytes()[i * bb..][..bb] != want[i * bb..][..bb])
-            {
-                panic!(
-                    "{name} / {f}: block {i} is {:02x?}, reference {:02x?}",
-                    &q.bytes()[i * bb..][..bb],
-                    &want[i * bb..][..bb]
-                );
-            }
-            assert_eq!(q.bytes().len(), want.len(), "{name} / {f}");
+            let what = format!("{name} / {f}");
+            let q = golden::assert_quantizes_to(&what, f, &x, &case["blocks"][f.to_string()]);
             // gguf-py's dequantization of those bytes, bit for bit.
             let deq = f32s_hex(&case["dequant"][f.to_string()]);
-            assert_same_f32s(&q.dequantize(), &deq, &format!("{name} / {f}"));
+            assert_same_f32s(&what, &q.dequantize(), &deq);
             checked += 1;
         }
     }
@@ -93,9 +55,9 @@ fn arbitrary_blocks_dequantize_like_gguf_py() {
         let q = QuantizedTensor::from_bytes(f, 1, 256, bytes.clone()).unwrap();
         assert_eq!(q.bytes(), &bytes[..]);
         assert_same_f32s(
+            &format!("block {i} ({f})"),
             &q.dequantize(),
             &f32s_hex(&b["dequant"]),
-            &format!("block {i} ({f})"),
         );
     }
 }
@@ -213,9 +175,7 @@ fn requantization_stays_close() {
         let d2 = QuantizedTensor::quantize(f, &d1, rows, k)
             .unwrap()
             .dequantize();
-        let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
-        let d164: Vec<f64> = d1.iter().map(|&v| v as f64).collect();
-        let (e1, e12) = (nmse(&w64, &d1), nmse(&d164, &d2));
+        let (e1, e12) = (nmse_f32(&w, &d1), nmse_f32(&d1, &d2));
         eprintln!("{f}: NMSE {e1:.3e}, requantization drift {e12:.3e}");
         assert!(
             e12 < e1,
@@ -274,9 +234,9 @@ fn gpu_planes_follow_the_shader_contract() {
         let row_words = k / 256 * f.codec().param_halves() / 2;
         assert_eq!(params.len(), rows * row_words, "{f}");
         assert_same_f32s(
+            &f.to_string(),
             &decode_planes(f, &codes, &params, rows, k),
             &q.dequantize(),
-            &f.to_string(),
         );
         let (c2, p2) = q.gpu_planes(2..5);
         assert_eq!(c2, codes[2 * k / 8..5 * k / 8]);
@@ -286,29 +246,16 @@ fn gpu_planes_follow_the_shader_contract() {
 
 // ---------------------------------------------------------------- quantization error
 
-fn measured_nmse(f: Format) -> f64 {
-    let x = Rng::new(0x1234_5678).normal_vec(1 << 20);
-    let q = QuantizedTensor::quantize(f, &x, 1024, 1024).unwrap();
-    let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    nmse(&want, &q.dequantize())
-}
-
 /// Q4_K: shared/notes/formats.md gives 5.56e-3 for ggml's reference quantizer on 1M N(0,1)
 /// values; we allow +-15%. Q5_K has no published figure: measured here 1.305e-3 (the scalar
 /// port in scripts/golden_kquants_a.py gives 1.317e-3 on another 2^16 values), which is Q4_K's
 /// error times (15/31)^2 = 0.234 as for a grid with twice the levels; +-15% as well.
 #[test]
 fn quantization_error_matches_figures() {
-    let mut report = Vec::new();
-    for (f, want) in [(Format::Q4_K, 5.56e-3), (Format::Q5_K, 1.31e-3)] {
-        let got = measured_nmse(f);
-        report.push(format!("{f} {got:.3e}"));
-        assert!(
-            (got / want - 1.0).abs() <= 0.15,
-            "{f}: NMSE {got:.3e}, expected {want:.3e} +-15%"
-        );
-    }
-    eprintln!("NMSE on 2^20 N(0,1): {}", report.join(", "));
+    golden::assert_nmse_figures(
+        &[(Format::Q4_K, 5.56e-3, 0.15), (Format::Q5_K, 1.31e-3, 0.15)],
+        3,
+    );
 }
 
 // ---------------------------------------------------------------- edge blocks

@@ -2,8 +2,11 @@
 //! (tests/data/golden_kquants_b.json, made by scripts/golden_kquants_b.py), quantization
 //! error, edge blocks, the CPU <-> shader plane contract, and bad input.
 
+#[path = "common/golden.rs"]
+mod golden;
+
+use golden::{assert_same_f32s, f32s_hex, format, nmse_f32, quantize_row, same_f32, unhex};
 use half::f16;
-use serde_json::Value;
 use wgquant::format::reference::nmse;
 use wgquant::format::{Codec, Format, Q2_K, Q6_K};
 use wgquant::rng::Rng;
@@ -11,42 +14,8 @@ use wgquant::{Error, QuantizedTensor};
 
 const FORMATS: [Format; 2] = [Format::Q6_K, Format::Q2_K];
 
-fn golden() -> Value {
-    serde_json::from_str(include_str!("data/golden_kquants_b.json")).expect("golden JSON parses")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// f32 values from the hex of their little-endian bytes.
-fn f32s(v: &Value) -> Vec<f32> {
-    unhex(v.as_str().unwrap())
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
-fn format(name: &str) -> Format {
-    name.parse().unwrap()
-}
-
-fn quantize_row(f: Format, x: &[f32]) -> QuantizedTensor {
-    QuantizedTensor::quantize(f, x, 1, x.len()).unwrap()
-}
-
-fn same_f32(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn assert_same(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(same_f32(*a, *b), "{what}: weight {i} is {a}, reference {b}");
-    }
+fn golden() -> serde_json::Value {
+    golden::parse(include_str!("data/golden_kquants_b.json"))
 }
 
 // ---------------------------------------------------------------- golden
@@ -63,10 +32,10 @@ fn golden_dequantize_matches_gguf_py() {
         assert_eq!(block.len(), f.codec().block_bytes());
         let mut out = vec![0f32; 256];
         f.codec().dequantize_block(&block, &mut out);
-        assert_same(
+        assert_same_f32s(
             &format!("{f} block {}", e["block"]),
             &out,
-            &f32s(&e["values"]),
+            &f32s_hex(&e["values"]),
         );
         seen[(f == Format::Q2_K) as usize] += 1;
     }
@@ -84,25 +53,14 @@ fn golden_quantize_matches_ggml_reference() {
     let mut checked = 0;
     for case in g["quant"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let x = f32s(&case["x"]);
+        let x = f32s_hex(&case["x"]);
         for (f, hex) in case["blocks"].as_object().unwrap() {
             let f = format(f);
-            let q = quantize_row(f, &x);
-            let want = unhex(hex.as_str().unwrap());
-            let bb = f.codec().block_bytes();
-            if let Some(i) =
-                (0..want.len() / bb).find(|&i| q.bytes()[i * bb..][..bb] != want[i * bb..][..bb])
-            {
-                panic!(
-                    "{name} / {f}: block {i} is {:02x?}, reference {:02x?}",
-                    &q.bytes()[i * bb..][..bb],
-                    &want[i * bb..][..bb]
-                );
-            }
-            assert_same(
+            let q = golden::assert_quantizes_to(&format!("{name} / {f}"), f, &x, hex);
+            assert_same_f32s(
                 &format!("{name} / {f}"),
                 &q.dequantize(),
-                &f32s(&case["dequant"][f.to_string()]),
+                &f32s_hex(&case["dequant"][f.to_string()]),
             );
             checked += 1;
         }
@@ -241,8 +199,7 @@ fn tiny_values() {
         assert!(d.iter().all(|v| v.is_finite() && v.abs() <= 1e-8), "{f}");
         // Scales in the normal f16 range: the usual relative error.
         let x: Vec<f32> = n.iter().map(|v| v * 1e-2).collect();
-        let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        let e = nmse(&want, &quantize_row(f, &x).dequantize());
+        let e = nmse_f32(&x, &quantize_row(f, &x).dequantize());
         assert!(e < [1e-3, 0.15][(f == Format::Q2_K) as usize], "{f}: {e}");
     }
 }
@@ -262,8 +219,7 @@ fn requantization_stays_close() {
     for f in FORMATS {
         let d1 = quantize_row(f, &x).dequantize();
         let d2 = quantize_row(f, &d1).dequantize();
-        let want: Vec<f64> = d1.iter().map(|&v| v as f64).collect();
-        let e = nmse(&want, &d2);
+        let e = nmse_f32(&d1, &d2);
         eprintln!("{f}: requantization NMSE {e:.3e}");
         assert!(e < [1e-5, 2e-4][(f == Format::Q2_K) as usize], "{f}: {e}");
     }

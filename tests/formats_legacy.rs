@@ -2,40 +2,19 @@
 //! (tests/data/golden_legacy.json, made by scripts/golden_legacy.py), round trips,
 //! quantization error, edge blocks, the CPU <-> shader plane contract, and bad input.
 
+#[path = "common/golden.rs"]
+mod golden;
+
+use golden::{nmse_f32, quantize_row, same_f32, unhex};
 use half::f16;
-use serde_json::Value;
-use wgquant::format::reference::nmse;
 use wgquant::format::{Format, GgmlType};
 use wgquant::rng::Rng;
 use wgquant::{Error, QuantizedTensor};
 
 const FORMATS: [Format; 4] = [Format::Q5_0, Format::Q5_1, Format::IQ4_NL, Format::MXFP4];
 
-fn golden() -> Value {
-    serde_json::from_str(include_str!("data/golden_legacy.json")).expect("golden JSON parses")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|b| f32::from_bits(b.as_u64().unwrap() as u32))
-        .collect()
-}
-
-fn same_f32(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn quantize_row(f: Format, x: &[f32]) -> QuantizedTensor {
-    QuantizedTensor::quantize(f, x, 1, x.len()).unwrap()
+fn golden() -> serde_json::Value {
+    golden::parse(include_str!("data/golden_legacy.json"))
 }
 
 fn dequantize_bytes(f: Format, bytes: &[u8]) -> Vec<f32> {
@@ -53,7 +32,7 @@ fn golden_blocks_match_reference() {
     let mut checked = 0;
     for case in g["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let x = f32s(&case["x"]);
+        let x = golden::f32s_bits(&case["x"]);
         for (f, hex) in case["blocks"].as_object().unwrap() {
             // iq4_nl_ref (ggml's no-search reference) is checked by the module's unit test.
             let Ok(format) = f.parse::<Format>() else {
@@ -62,18 +41,10 @@ fn golden_blocks_match_reference() {
             };
             let q = quantize_row(format, &x);
             let want = unhex(hex.as_str().unwrap());
-            if q.bytes() != want {
-                let bb = format.codec().block_bytes();
-                let i = (0..want.len() / bb)
-                    .find(|&i| q.bytes()[i * bb..][..bb] != want[i * bb..][..bb])
-                    .unwrap();
-                panic!(
-                    "{name} / {f}: block {i} is {:02x?}, reference {:02x?} (x = {:?})",
-                    &q.bytes()[i * bb..][..bb],
-                    &want[i * bb..][..bb],
-                    &x[i * 32..][..32]
-                );
-            }
+            let bb = format.codec().block_bytes();
+            golden::assert_blocks_eq_with(&format!("{name} / {f}"), q.bytes(), &want, bb, |i| {
+                format!(" (x = {:?})", &x[i * 32..][..32])
+            });
             checked += 1;
         }
     }
@@ -89,17 +60,8 @@ fn golden_deviations_from_gguf_py_are_only_zero_signs() {
     let devs = g["deviations"].as_array().unwrap();
     assert!(devs.len() <= 8, "{devs:?}");
     for d in devs {
-        let (py, c) = (
-            unhex(d["gguf_py"].as_str().unwrap()),
-            unhex(d["ggml_c"].as_str().unwrap()),
-        );
-        assert_eq!(d["case"], "signed_zeros_and_denormal_f32", "{d}");
         assert_ne!(d["format"], "mxfp4", "{d}");
-        for (i, (a, b)) in py.iter().zip(&c).enumerate() {
-            let zero_sign = a ^ b == 0x80 && a & 0x7f == 0 && py[i - 1] == 0 && c[i - 1] == 0;
-            let ok = a == b || (i % 2 == 1 && i < 4 && zero_sign);
-            assert!(ok, "deviation beyond a zero sign: {d}");
-        }
+        golden::assert_only_zero_sign_deviation(d);
     }
 }
 
@@ -111,7 +73,7 @@ fn golden_dequantization_of_random_blocks() {
     for (f, v) in g["random_blocks"].as_object().unwrap() {
         let format: Format = f.parse().unwrap();
         let got = dequantize_bytes(format, &unhex(v["blocks"].as_str().unwrap()));
-        let want = f32s(&v["dequant"]);
+        let want = golden::f32s_bits(&v["dequant"]);
         assert_eq!(got.len(), want.len());
         for (i, (a, b)) in got.iter().zip(&want).enumerate() {
             assert!(same_f32(*a, *b), "{f} weight {i}: {a:e}, reference {b:e}");
@@ -119,48 +81,13 @@ fn golden_dequantization_of_random_blocks() {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// scripts/golden_blocks.py's stream (see tests/formats.rs): exact f32 values over
-/// magnitudes 2^-34 .. 2^17, with zero and constant blocks.
-fn stream(seed: u64, n: usize) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    let mut v: Vec<f32> = (0..n)
-        .map(|i| {
-            let u = rng.next_u64();
-            let s: i64 = (0..4).map(|j| ((u >> (16 * j)) & 0xffff) as i64).sum();
-            let e = ((7 * (i / 32)) % 52) as i32 - 34;
-            (s - 131_070) as f32 * 2f32.powi(-15) * 2f32.powi(e)
-        })
-        .collect();
-    for (b, block) in v.chunks_exact_mut(32).enumerate() {
-        if b % 13 == 0 {
-            block.fill(0.0);
-        }
-        if b % 17 == 0 {
-            block.fill(block[0]);
-        }
-    }
-    v
-}
-
 #[test]
 fn golden_stream_hashes_match_reference() {
     let g = golden();
-    let s = &g["stream"];
-    let n = s["values"].as_u64().unwrap() as usize;
-    let x = stream(s["seed"].as_u64().unwrap(), n);
-    let hashes = s["fnv1a64"].as_object().unwrap();
+    let (x, hashes) = golden::golden_stream(&g);
     for f in FORMATS {
-        let q = QuantizedTensor::quantize(f, &x, n / 1024, 1024).unwrap();
         let want = hashes[&f.to_string()].as_str().unwrap();
-        assert_eq!(format!("{:016x}", fnv1a64(q.bytes())), want, "{f}: stream");
+        assert_eq!(golden::stream_hash(f, &x), want, "{f}: stream");
     }
 }
 
@@ -314,18 +241,7 @@ fn gpu_planes_follow_the_shader_contract() {
 #[test]
 fn requantization_is_stable() {
     let (rows, k) = (32, 512);
-    let mut w = Rng::new(5).normal_vec(rows * k);
-    for (r, row) in w.chunks_exact_mut(k).enumerate() {
-        let scale = [1.0f32, 1e-2, 37.5, 0.3][r % 4];
-        for (b, block) in row.chunks_exact_mut(32).enumerate() {
-            block.iter_mut().for_each(|v| *v *= scale);
-            match (r + b) % 11 {
-                3 => block.fill(0.0),
-                7 => block.fill(if b % 2 == 0 { 0.8 } else { -0.8 } * scale),
-                _ => {}
-            }
-        }
-    }
+    let w = golden::requantization_weights(rows, k);
     for f in FORMATS {
         let q1 = QuantizedTensor::quantize(f, &w, rows, k).unwrap();
         let d1 = q1.dequantize();
@@ -337,9 +253,8 @@ fn requantization_is_stable() {
         if f == Format::IQ4_NL {
             // Not guaranteed (a weighted least-squares optimum of the dequantized block may
             // sit elsewhere), but the dequantized weights must not move much.
-            let d2 = q2.dequantize();
-            let want: Vec<f64> = d1.iter().map(|&v| v as f64).collect();
-            assert!(nmse(&want, &d2) < 1e-3, "{f}: {}", nmse(&want, &d2));
+            let e = nmse_f32(&d1, &q2.dequantize());
+            assert!(e < 1e-3, "{f}: {e}");
             eprintln!(
                 "{f}: {} of {} blocks change on requantization",
                 changed.len(),
@@ -349,14 +264,6 @@ fn requantization_is_stable() {
             assert!(changed.is_empty(), "{f}: blocks {changed:?} changed");
         }
     }
-}
-
-/// NMSE of weight-only quantization on 2^20 N(0,1) values.
-fn measured_nmse(f: Format) -> f64 {
-    let x = Rng::new(0x1234_5678).normal_vec(1 << 20);
-    let q = QuantizedTensor::quantize(f, &x, 1024, 1024).unwrap();
-    let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    nmse(&want, &q.dequantize())
 }
 
 #[test]
@@ -372,16 +279,7 @@ fn quantization_error_matches_figures() {
         (Format::IQ4_NL, 5.79e-3),
         (Format::MXFP4, 1.32e-2),
     ];
-    let mut report = Vec::new();
-    for (f, want) in table {
-        let got = measured_nmse(f);
-        report.push(format!("{f} {got:.3e}"));
-        assert!(
-            (got / want - 1.0).abs() <= 0.15,
-            "{f}: NMSE {got:.3e}, expected {want:.3e} +-15%"
-        );
-    }
-    eprintln!("NMSE on 2^20 N(0,1): {}", report.join(", "));
+    golden::assert_nmse_figures(&table.map(|(f, want)| (f, want, 0.15)), 3);
 }
 
 // ---------------------------------------------------------------- edge blocks
@@ -444,9 +342,8 @@ fn edge_blocks() {
     let x: Vec<f32> = (0..32)
         .map(|i| (i as f32 - 16.0) * 2f32.powi(-120))
         .collect();
-    let d = quantize_row(Format::MXFP4, &x).dequantize();
-    let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    assert!(nmse(&want, &d) < 0.02, "{}", nmse(&want, &d));
+    let e = nmse_f32(&x, &quantize_row(Format::MXFP4, &x).dequantize());
+    assert!(e < 0.02, "{e}");
 
     // Constant blocks: Q5_0 / IQ4_NL / MXFP4 put the constant on the grid end (exact up to
     // the f16 / power-of-two scale); Q5_1 stores it as the f16 minimum.
@@ -459,9 +356,7 @@ fn edge_blocks() {
 
     // f16 overflow: Q5 and IQ4_NL store an infinite scale (as ggml); MXFP4 has range.
     let x: Vec<f32> = Rng::new(4).normal_vec(32).iter().map(|v| v * 1e7).collect();
-    let d = quantize_row(Format::MXFP4, &x).dequantize();
-    let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    assert!(nmse(&want, &d) < 0.05);
+    assert!(nmse_f32(&x, &quantize_row(Format::MXFP4, &x).dequantize()) < 0.05);
     for f in [Format::Q5_0, Format::Q5_1, Format::IQ4_NL] {
         let b = quantize_row(f, &x);
         let d = f16::from_le_bytes([b.bytes()[0], b.bytes()[1]]);

@@ -3,10 +3,11 @@
 //! and independent numpy implementations), round trips, quantization error, edge blocks,
 //! the CPU <-> shader plane contract, and bad input.
 
+#[path = "common/golden.rs"]
+mod golden;
+
+use golden::{assert_same_f32s, format, quantize_row, unhex};
 use half::f16;
-use serde_json::Value;
-use std::str::FromStr;
-use wgquant::format::reference::nmse;
 use wgquant::format::{BinaryFormat, Codec, Format, NF4, TQ1_0, TQ2_0};
 use wgquant::rng::Rng;
 use wgquant::{Error, QuantizedTensor};
@@ -33,42 +34,8 @@ const NF4_TABLE: [f32; 16] = [
     1.0,
 ];
 
-fn golden() -> Value {
-    serde_json::from_str(include_str!("data/golden_lowbit.json")).expect("golden JSON parses")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|b| f32::from_bits(b.as_u64().unwrap() as u32))
-        .collect()
-}
-
-fn format(name: &str) -> Format {
-    Format::from_str(name).unwrap()
-}
-
-fn quantize_row(f: Format, x: &[f32]) -> QuantizedTensor {
-    QuantizedTensor::quantize(f, x, 1, x.len()).unwrap()
-}
-
-fn same_f32(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn assert_same(name: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{name}");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(same_f32(*a, *b), "{name}: weight {i} is {a}, reference {b}");
-    }
+fn golden() -> serde_json::Value {
+    golden::parse(include_str!("data/golden_lowbit.json"))
 }
 
 // ---------------------------------------------------------------- golden bytes
@@ -79,27 +46,15 @@ fn golden_blocks_match_reference() {
     let mut checked = 0;
     for case in g["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let x = f32s(&case["x"]);
+        let x = golden::f32s_bits(&case["x"]);
         for (f, hex) in case["blocks"].as_object().unwrap() {
-            let q = quantize_row(format(f), &x);
-            let want = unhex(hex.as_str().unwrap());
-            if q.bytes() != want {
-                let bb = format(f).codec().block_bytes();
-                let i = (0..want.len() / bb)
-                    .find(|&i| q.bytes()[i * bb..][..bb] != want[i * bb..][..bb])
-                    .unwrap();
-                panic!(
-                    "{name} / {f}: block {i} is {:02x?}, reference {:02x?}",
-                    &q.bytes()[i * bb..][..bb],
-                    &want[i * bb..][..bb]
-                );
-            }
+            golden::assert_quantizes_to(&format!("{name} / {f}"), format(f), &x, hex);
             checked += 1;
         }
         // gguf's dequantize (ggml's dequantize_row_tq*_0), bit for bit.
         for (f, want) in case["dequant"].as_object().unwrap() {
             let got = quantize_row(format(f), &x).dequantize();
-            assert_same(&format!("{name} / {f}"), &got, &f32s(want));
+            assert_same_f32s(&format!("{name} / {f}"), &got, &golden::f32s_bits(want));
         }
     }
     assert!(
@@ -117,11 +72,11 @@ fn golden_random_blocks_dequantize_like_gguf() {
         let bytes = unhex(v["blocks"].as_str().unwrap());
         let rows = bytes.len() / format(f).codec().block_bytes();
         let q = QuantizedTensor::from_bytes(format(f), rows, 256, bytes).unwrap();
-        assert_same(f, &q.dequantize(), &f32s(&v["dequant"]));
+        assert_same_f32s(f, &q.dequantize(), &golden::f32s_bits(&v["dequant"]));
         // And the GPU planes decode to the same values (TQ2_0 code 3, TQ1_0 bytes >= 243).
         let (codes, params) = q.gpu_planes(0..rows);
         let got = decode_planes(format(f), &codes, &params, rows, 256);
-        assert_same(&format!("{f} planes"), &got, &q.dequantize());
+        assert_same_f32s(&format!("{f} planes"), &got, &q.dequantize());
     }
 }
 
@@ -372,13 +327,6 @@ fn edge_blocks() {
 
 // ---------------------------------------------------------------- quantization error
 
-fn measured_nmse(f: Format) -> f64 {
-    let x = Rng::new(0x1234_5678).normal_vec(1 << 20);
-    let q = QuantizedTensor::quantize(f, &x, 1024, 1024).unwrap();
-    let want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    nmse(&want, &q.dequantize())
-}
-
 /// NF4's figure is formats.md's (+-15%). The others were measured with this crate and with
 /// scripts/golden_lowbit.py --nmse (numpy, another 2^20 sample), which agree to 0.2%; the
 /// statistical spread at 2^20 values is far below that, so they get +-3%. Sanity: the 1-bit
@@ -393,16 +341,7 @@ fn quantization_error_matches_figures() {
         ("b1_g64", 0.358, 0.03),
         ("b1_g128", 0.361, 0.03),
     ];
-    let mut report = Vec::new();
-    for (name, want, tol) in table {
-        let got = measured_nmse(format(name));
-        report.push(format!("{name} {got:.4e}"));
-        assert!(
-            (got / want - 1.0).abs() <= tol,
-            "{name}: NMSE {got:.4e}, expected {want:.3e} +-{tol}"
-        );
-    }
-    eprintln!("NMSE on 2^20 N(0,1): {}", report.join(", "));
+    golden::assert_nmse_figures(&table.map(|(name, want, tol)| (format(name), want, tol)), 4);
 }
 
 // ---------------------------------------------------------------- CPU <-> shader contract
@@ -462,7 +401,7 @@ fn gpu_planes_follow_the_shader_contract() {
         let row_words = (k / c.block_values() * c.param_halves()).div_ceil(2);
         assert_eq!(params.len(), rows * row_words, "{name}");
         let got = decode_planes(f, &codes, &params, rows, k);
-        assert_same(name, &got, &q.dequantize());
+        assert_same_f32s(name, &got, &q.dequantize());
         let (c2, p2) = q.gpu_planes(1..4);
         assert_eq!(c2, codes[k / c.word_values()..4 * k / c.word_values()]);
         assert_eq!(p2, params[row_words..4 * row_words]);
