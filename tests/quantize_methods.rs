@@ -101,6 +101,26 @@ fn out_nmse(q: &quantize::Quantized, w: &[f32], x: &Activations) -> f64 {
     quantize::evaluate(q, w, Some(x)).output_nmse.unwrap()
 }
 
+/// Weight NMSE of `q` against the weights `w` it stands for.
+fn weight_nmse(q: &quantize::Quantized, w: &[f32]) -> f64 {
+    quantize::evaluate(q, w, None).weight_nmse
+}
+
+/// The `rows` x `k` weights `w` in format `f`, by RTN and by `method` (calibrated on
+/// `calib` where it needs it).
+fn rtn_and(
+    f: Format,
+    method: Method,
+    w: &[f32],
+    (rows, k): (usize, usize),
+    calib: Option<&Activations>,
+) -> (quantize::Quantized, quantize::Quantized) {
+    (
+        quantize::quantize(f, Method::Rtn, w, rows, k, None).unwrap(),
+        quantize::quantize(f, method, w, rows, k, calib).unwrap(),
+    )
+}
+
 /// ggml's `make_qx_quants` (ggml-quants.c) with unit weights (`rmse_type` 2): the
 /// candidate search `iscale = -(nmax + 0.1 is) / max`, `is = -9..=9`, each with the
 /// closed-form scale `sum(x l) / sum(l^2)`; codes in `-nmax..nmax`. Returns the weight NMSE
@@ -169,10 +189,7 @@ fn mse_search_never_loses_to_rtn_on_weights() {
             let t = std::time::Instant::now();
             let mse = quantize::quantize(f, Method::Mse, w, rows, k, None).unwrap();
             let secs = t.elapsed().as_secs_f64();
-            let (er, em) = (
-                quantize::evaluate(&rtn, w, None).weight_nmse,
-                quantize::evaluate(&mse, w, None).weight_nmse,
-            );
+            let (er, em) = (weight_nmse(&rtn, w), weight_nmse(&mse, w));
             println!(
                 "weights {what:7} {f:16} rtn {er:.3e}  mse {em:.3e}  ({:.3}x, {secs:.2} s)",
                 em / er
@@ -229,13 +246,9 @@ fn gptq_beats_rtn_on_correlated_activations() {
     ] {
         for f in ["int4_g128", "q4_0", "int4_g32_asym", "q4_1", "int8_g128"] {
             let f = fmt(f);
-            let rtn = quantize::quantize(f, Method::Rtn, &w, rows, k, None).unwrap();
-            let gptq = quantize::quantize(f, Method::GPTQ, &w, rows, k, Some(&calib)).unwrap();
+            let (rtn, gptq) = rtn_and(f, Method::GPTQ, &w, (rows, k), Some(&calib));
             let (er, eg) = (out_nmse(&rtn, &w, &held), out_nmse(&gptq, &w, &held));
-            let (wr, wg) = (
-                quantize::evaluate(&rtn, &w, None).weight_nmse,
-                quantize::evaluate(&gptq, &w, None).weight_nmse,
-            );
+            let (wr, wg) = (weight_nmse(&rtn, &w), weight_nmse(&gptq, &w));
             println!(
                 "gptq {what:14} {f:14} output NMSE rtn {er:.3e} gptq {eg:.3e} ({:.3}x); \
                  weight NMSE rtn {wr:.3e} gptq {wg:.3e}",
@@ -253,8 +266,7 @@ fn gptq_on_white_activations_is_about_rtn() {
     let held = white(4, 1024, k);
     for f in ["int4_g128", "q4_0", "int4_g32_asym"] {
         let f = fmt(f);
-        let rtn = quantize::quantize(f, Method::Rtn, &w, rows, k, None).unwrap();
-        let gptq = quantize::quantize(f, Method::GPTQ, &w, rows, k, Some(&calib)).unwrap();
+        let (rtn, gptq) = rtn_and(f, Method::GPTQ, &w, (rows, k), Some(&calib));
         let (er, eg) = (out_nmse(&rtn, &w, &held), out_nmse(&gptq, &w, &held));
         let ec = out_nmse(&gptq, &w, &calib) / out_nmse(&rtn, &w, &calib);
         println!(
@@ -307,8 +319,7 @@ fn awq_protects_channels_with_large_activations() {
     let held = outlier_channels(6, 512, k, 4, 30.0);
     for f in ["int4_g128", "q4_0", "int4_g32_asym", "q4_1"] {
         let f = fmt(f);
-        let rtn = quantize::quantize(f, Method::Rtn, &w, rows, k, None).unwrap();
-        let awq = quantize::quantize(f, Method::AWQ, &w, rows, k, Some(&calib)).unwrap();
+        let (rtn, awq) = rtn_and(f, Method::AWQ, &w, (rows, k), Some(&calib));
         let (er, ea) = (out_nmse(&rtn, &w, &held), out_nmse(&awq, &w, &held));
         let s = awq.awq_scales.as_ref().unwrap();
         let alpha = awq.awq_alpha.unwrap();
@@ -353,8 +364,7 @@ fn awq_on_white_activations_is_rtn_or_better() {
     let (rows, k, w) = layer();
     let calib = white(7, 256, k);
     let f = fmt("int4_g128");
-    let rtn = quantize::quantize(f, Method::Rtn, &w, rows, k, None).unwrap();
-    let awq = quantize::quantize(f, Method::AWQ, &w, rows, k, Some(&calib)).unwrap();
+    let (rtn, awq) = rtn_and(f, Method::AWQ, &w, (rows, k), Some(&calib));
     let (er, ea) = (out_nmse(&rtn, &w, &calib), out_nmse(&awq, &w, &calib));
     println!("awq white           {f:14} output NMSE rtn {er:.3e} awq {ea:.3e}");
     assert!(ea <= er * (1.0 + 1e-9));
@@ -404,14 +414,7 @@ fn bad_calibration_gives_typed_errors() {
         "{e}"
     );
     let p = dir.join("c.safetensors");
-    io::write_safetensors(
-        &p,
-        &[(
-            "proj".to_string(),
-            Array::new(vec![2, 3, 128], vec![1.0; 768]).unwrap(),
-        )],
-    )
-    .unwrap();
+    write_one(&p, "proj", vec![2, 3, 128], vec![1.0; 768]);
     let c = Calibration::load(&p).unwrap();
     let e = c.for_tensor("proj.weight", 256).unwrap_err();
     assert!(matches!(e, Error::Calibration(_)), "{e}");
@@ -459,6 +462,34 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// A safetensors file holding the one f32 array `name`.
+fn write_one(path: &Path, name: &str, shape: Vec<usize>, data: Vec<f32>) {
+    io::write_safetensors(path, &[(name.into(), Array::new(shape, data).unwrap())]).unwrap();
+}
+
+/// `wgquant quantize MODEL OUT -f FORMAT --method METHOD [--calib CALIB]`.
+fn quantize_args<'a>(
+    model: &'a Path,
+    out: &'a Path,
+    format: &'a str,
+    method: &'a str,
+    calib: Option<&'a Path>,
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "quantize",
+        s(model),
+        s(out),
+        "-f",
+        format,
+        "--method",
+        method,
+    ];
+    if let Some(c) = calib {
+        args.extend(["--calib", s(c)]);
+    }
+    args
+}
+
 fn quantized(path: &Path, name: &str) -> QuantizedTensor {
     match io::read_model(path).unwrap().tensor(name) {
         Some(StoredTensor::Quantized(q)) => q.clone(),
@@ -493,15 +524,7 @@ fn cli_quantize_with_methods_and_calibration() {
     let plain = dir.join("plain.gguf");
     let rtn = dir.join("rtn.gguf");
     ok(&["quantize", s(&model), s(&plain), "--format", "q4_0"]);
-    let err = ok(&[
-        "quantize",
-        s(&model),
-        s(&rtn),
-        "-f",
-        "q4_0",
-        "--method",
-        "rtn",
-    ]);
+    let err = ok(&quantize_args(&model, &rtn, "q4_0", "rtn", None));
     assert!(err.contains("proj.weight") && err.contains("rtn") && err.contains("weight NMSE"));
     assert_eq!(std::fs::read(&plain).unwrap(), std::fs::read(&rtn).unwrap());
     assert_eq!(
@@ -511,61 +534,32 @@ fn cli_quantize_with_methods_and_calibration() {
 
     // Data-dependent methods without --calib: a clear error before any work.
     for m in ["gptq", "awq"] {
-        let err = fails(&["quantize", s(&model), s(&rtn), "-f", "q4_0", "--method", m]);
+        let err = fails(&quantize_args(&model, &rtn, "q4_0", m, None));
         assert!(err.contains(m) && err.contains("--calib"), "{err}");
     }
-    let err = fails(&[
-        "quantize",
-        s(&model),
-        s(&rtn),
-        "-f",
-        "q4_0",
-        "--method",
-        "best",
-    ]);
+    let err = fails(&quantize_args(&model, &rtn, "q4_0", "best", None));
     assert!(err.contains("gptq"), "{err}");
 
     // mse needs nothing; gptq and awq write what the library computes and report errors.
     let out = dir.join("mse.gguf");
-    let err = ok(&[
-        "quantize",
-        s(&model),
-        s(&out),
-        "-f",
-        "int4_g128",
-        "--method",
-        "mse",
-    ]);
+    let err = ok(&quantize_args(&model, &out, "int4_g128", "mse", None));
     assert!(err.contains("mse") && err.contains("weight NMSE"), "{err}");
     let want = quantize::quantize(fmt("int4_g128"), Method::Mse, &w, rows, k, None).unwrap();
     assert_eq!(quantized(&out, "proj.weight"), want.tensor);
 
     let out = dir.join("gptq.gguf");
-    let err = ok(&[
-        "quantize",
-        s(&model),
-        s(&out),
-        "-f",
+    let err = ok(&quantize_args(
+        &model,
+        &out,
         "int4_g32_asym",
-        "--method",
         "gptq",
-        "--calib",
-        s(&cp),
-    ]);
+        Some(&cp),
+    ));
     assert!(
         err.contains("gptq") && err.contains("output NMSE") && err.contains("256 samples"),
         "{err}"
     );
-    let want = quantize::quantize(
-        fmt("int4_g32_asym"),
-        Method::GPTQ,
-        &w,
-        rows,
-        k,
-        Some(&calib),
-    )
-    .unwrap();
-    assert_eq!(quantized(&out, "proj.weight"), want.tensor);
+    assert_eq!(quantized(&out, "proj.weight"), want_gptq(&w, &calib));
     let m = io::read_model(&out).unwrap();
     assert!(m
         .metadata("wgquant.quantize.method")
@@ -574,17 +568,7 @@ fn cli_quantize_with_methods_and_calibration() {
         .starts_with("gptq"));
 
     let out = dir.join("awq.gguf");
-    let err = ok(&[
-        "quantize",
-        s(&model),
-        s(&out),
-        "-f",
-        "q4_0",
-        "--method",
-        "awq",
-        "--calib",
-        s(&cp),
-    ]);
+    let err = ok(&quantize_args(&model, &out, "q4_0", "awq", Some(&cp)));
     assert!(err.contains("proj.weight.awq_scales"), "{err}");
     let want = quantize::quantize(Format::Q4_0, Method::AWQ, &w, rows, k, Some(&calib)).unwrap();
     assert_eq!(quantized(&out, "proj.weight"), want.tensor);
@@ -601,42 +585,26 @@ fn cli_quantize_with_methods_and_calibration() {
 
     // Per-tensor calibration from safetensors, found by name.
     let named = dir.join("calib.safetensors");
-    io::write_safetensors(
+    write_one(
         &named,
-        &[(
-            "proj.weight".into(),
-            Array::new(vec![calib.samples(), k], calib.data().to_vec()).unwrap(),
-        )],
-    )
-    .unwrap();
+        "proj.weight",
+        vec![calib.samples(), k],
+        calib.data().to_vec(),
+    );
     let out = dir.join("gptq2.gguf");
-    ok(&[
-        "quantize",
-        s(&model),
-        s(&out),
-        "-f",
+    ok(&quantize_args(
+        &model,
+        &out,
         "int4_g32_asym",
-        "--method",
         "gptq",
-        "--calib",
-        s(&named),
-    ]);
+        Some(&named),
+    ));
     assert_eq!(quantized(&out, "proj.weight"), want_gptq(&w, &calib));
 
     // Bad calibration: K that fits no weight, NaN, a named entry of the wrong K.
     let bad = dir.join("bad.npy");
     io::write_npy(&bad, &[4, 128], &[0.5; 512]).unwrap();
-    let err = fails(&[
-        "quantize",
-        s(&model),
-        s(&out),
-        "-f",
-        "q4_0",
-        "--method",
-        "gptq",
-        "--calib",
-        s(&bad),
-    ]);
+    let err = fails(&quantize_args(&model, &out, "q4_0", "gptq", Some(&bad)));
     assert!(
         err.contains("calibration") && err.contains("K = 256"),
         "{err}"
@@ -644,38 +612,11 @@ fn cli_quantize_with_methods_and_calibration() {
     let mut x = vec![0.5f32; 4 * k];
     x[9] = f32::NAN;
     io::write_npy(&bad, &[4, k], &x).unwrap();
-    let err = fails(&[
-        "quantize",
-        s(&model),
-        s(&out),
-        "-f",
-        "q4_0",
-        "--method",
-        "awq",
-        "--calib",
-        s(&bad),
-    ]);
+    let err = fails(&quantize_args(&model, &out, "q4_0", "awq", Some(&bad)));
     assert!(err.contains("NaN"), "{err}");
     let badst = dir.join("bad.safetensors");
-    io::write_safetensors(
-        &badst,
-        &[(
-            "proj.weight".into(),
-            Array::new(vec![2, 64], vec![1.0; 128]).unwrap(),
-        )],
-    )
-    .unwrap();
-    let err = fails(&[
-        "quantize",
-        s(&model),
-        s(&out),
-        "-f",
-        "q4_0",
-        "--method",
-        "gptq",
-        "--calib",
-        s(&badst),
-    ]);
+    write_one(&badst, "proj.weight", vec![2, 64], vec![1.0; 128]);
+    let err = fails(&quantize_args(&model, &out, "q4_0", "gptq", Some(&badst)));
     assert!(err.contains("K = 64"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
@@ -695,12 +636,8 @@ fn report_weight_nmse_on_1m_normal_values() {
     let (rows, k) = (1024, 1024);
     let w = Rng::new(1).normal_vec(rows * k);
     for f in covered() {
-        let rtn = quantize::quantize(f, Method::Rtn, &w, rows, k, None).unwrap();
-        let mse = quantize::quantize(f, Method::Mse, &w, rows, k, None).unwrap();
-        let (er, em) = (
-            quantize::evaluate(&rtn, &w, None).weight_nmse,
-            quantize::evaluate(&mse, &w, None).weight_nmse,
-        );
+        let (rtn, mse) = rtn_and(f, Method::Mse, &w, (rows, k), None);
+        let (er, em) = (weight_nmse(&rtn, &w), weight_nmse(&mse, &w));
         println!(
             "1M N(0,1) {f:16} rtn {er:.3e}  mse {em:.3e}  ({:.3}x)",
             em / er
