@@ -53,7 +53,7 @@ pub use q5::{BlockQ5_0, BlockQ5_1, Q5_0, Q5_1};
 pub use q5_k::{BlockQ5_K, Q5_K};
 pub use q6_k::{BlockQ6_K, Q6_K};
 pub use q8_0::{BlockQ8_0, Q8_0};
-pub use ternary::{BlockTQ1_0, BlockTQ2_0, TQ1_0, TQ2_0};
+pub use ternary::{quantize_absmean as ternary_absmean, BlockTQ1_0, BlockTQ2_0, TQ1_0, TQ2_0};
 
 use crate::error::{Error, Result};
 use std::fmt;

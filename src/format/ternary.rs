@@ -66,6 +66,14 @@ fn absmax_scale(x: &[f32]) -> (f32, f32) {
     (d, if d != 0.0 { 1.0 / d } else { 0.0 })
 }
 
+/// `(d, 1 / d)` of the absmean rule of 1.58-bit models (BitNet b1.58): `d = mean |x|`,
+/// rounded to f16 before its inverse is taken so the codes fit the stored scale.
+fn absmean_scale(x: &[f32]) -> (f32, f32) {
+    let mean = x.iter().map(|v| v.abs() as f64).sum::<f64>() / x.len() as f64;
+    let d = f16::from_f32(mean as f32).to_f32();
+    (d, if d != 0.0 { 1.0 / d } else { 0.0 })
+}
+
 /// Pack 2-bit codes (natural order, 16 per word) into GPU code words.
 fn pack_crumbs(q: &[u8], codes: &mut [u32]) {
     for (w, chunk) in codes.iter_mut().zip(q.chunks_exact(16)) {
@@ -106,9 +114,17 @@ impl BlockTQ2_0 {
         (self.qs[32 * h + l] >> (2 * k)) & 3
     }
 
-    /// ggml's `quantize_row_tq2_0_ref` for one block.
+    /// ggml's `quantize_row_tq2_0_ref` for one block (scale = max |x|).
     pub fn quantize(x: &[f32]) -> Self {
-        let (d, id) = absmax_scale(&x[..QK_K]);
+        Self::with_scale(x, absmax_scale(&x[..QK_K]))
+    }
+
+    /// The absmean rule of 1.58-bit models for one block (scale = mean |x|).
+    pub fn quantize_absmean(x: &[f32]) -> Self {
+        Self::with_scale(x, absmean_scale(&x[..QK_K]))
+    }
+
+    fn with_scale(x: &[f32], (d, id): (f32, f32)) -> Self {
         let mut qs = [0u8; QK_K / 4];
         for (i, &v) in x[..QK_K].iter().enumerate() {
             let (h, k, l) = (i / 128, i / 32 % 4, i % 32);
@@ -183,9 +199,17 @@ impl BlockTQ1_0 {
         }
     }
 
-    /// ggml's `quantize_row_tq1_0_ref` for one block.
+    /// ggml's `quantize_row_tq1_0_ref` for one block (scale = max |x|).
     pub fn quantize(x: &[f32]) -> Self {
-        let (d, id) = absmax_scale(&x[..QK_K]);
+        Self::with_scale(x, absmax_scale(&x[..QK_K]))
+    }
+
+    /// The absmean rule of 1.58-bit models for one block (scale = mean |x|).
+    pub fn quantize_absmean(x: &[f32]) -> Self {
+        Self::with_scale(x, absmean_scale(&x[..QK_K]))
+    }
+
+    fn with_scale(x: &[f32], (d, id): (f32, f32)) -> Self {
         let q = |i: usize| ternary_code(x[i], id);
         BlockTQ1_0 {
             qs: std::array::from_fn(|m| {
@@ -207,6 +231,25 @@ impl BlockTQ1_0 {
             *o = (self.code(i) as i32 - 1) as f32 * d;
         }
     }
+}
+
+/// Quantize rows of `k` weights (a multiple of 256) to TQ1_0 (`tq1 = true`) or TQ2_0 with
+/// the absmean rule instead of ggml's absmax one: canonical bytes, row after row.
+pub fn quantize_absmean(tq1: bool, weights: &[f32]) -> Vec<u8> {
+    let bytes = if tq1 {
+        BlockTQ1_0::BYTES
+    } else {
+        BlockTQ2_0::BYTES
+    };
+    let mut out = vec![0u8; weights.len() / QK_K * bytes];
+    for (x, o) in weights.chunks_exact(QK_K).zip(out.chunks_exact_mut(bytes)) {
+        if tq1 {
+            BlockTQ1_0::quantize_absmean(x).pack(o);
+        } else {
+            BlockTQ2_0::quantize_absmean(x).pack(o);
+        }
+    }
+    out
 }
 
 /// The TQ1_0 format.
@@ -285,5 +328,50 @@ impl Codec for TQ2_0 {
     }
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::TQ2_0)
+    }
+}
+
+#[cfg(test)]
+mod absmean_tests {
+    use super::*;
+
+    #[test]
+    fn absmean_scale_is_the_mean_magnitude_and_beats_absmax_on_gaussian_weights() {
+        let x = crate::rng::Rng::new(4).normal_vec(64 * QK_K);
+        let err = |bytes: &[u8], tq1: bool| {
+            let mut out = vec![0f32; QK_K];
+            let mut num = 0f64;
+            for (xb, b) in x
+                .chunks_exact(QK_K)
+                .zip(bytes.chunks_exact(if tq1 { 54 } else { 66 }))
+            {
+                if tq1 {
+                    BlockTQ1_0::unpack(b).dequantize(&mut out);
+                } else {
+                    BlockTQ2_0::unpack(b).dequantize(&mut out);
+                }
+                num += xb
+                    .iter()
+                    .zip(&out)
+                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .sum::<f64>();
+            }
+            num / x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()
+        };
+        for tq1 in [false, true] {
+            let absmean = quantize_absmean(tq1, &x);
+            let e = err(&absmean, tq1);
+            // Gaussian weights, ternary with the mean |w| scale: about 0.26 (absmax: 0.65).
+            assert!((0.22..0.30).contains(&e), "absmean NMSE {e}");
+            let b = BlockTQ2_0::quantize_absmean(&x[..QK_K]);
+            let mean = x[..QK_K].iter().map(|v| v.abs() as f64).sum::<f64>() / QK_K as f64;
+            assert_eq!(b.d, f16::from_f32(mean as f32));
+        }
+        // Both formats encode the same trits.
+        let (a, b) = (
+            BlockTQ1_0::quantize_absmean(&x[..QK_K]),
+            BlockTQ2_0::quantize_absmean(&x[..QK_K]),
+        );
+        assert!((0..QK_K).all(|i| a.code(i) == b.code(i)));
     }
 }

@@ -11,6 +11,7 @@
 //! | [`Method::Mse`] | no | all (exact grid search for Q4_0, Q4_1, Q8_0, int*; clipping through the format's own quantizer for the rest) | blocks with searched scales |
 //! | [`Method::Gptq`] | yes | Q4_0, Q4_1, Q8_0, int* | blocks with error-compensated codes |
 //! | [`Method::Awq`] | yes | all | blocks of `W diag(s)` **and** the scales `s` |
+//! | [`Method::Absmean`] | no | TQ1_0, TQ2_0 | ternary blocks with scale mean \|w\| (BitNet b1.58) instead of ggml's max \|w\| |
 //!
 //! AWQ's output is only correct if the layer's input is divided by `s` (see [`awq`]):
 //! [`Quantized::awq_scales`] returns them; the CLI stores them as an F32 tensor
@@ -48,6 +49,9 @@ pub enum Method {
     Gptq { damp: f64, block: usize },
     /// AWQ with the scale exponent searched over `i / grid`, `i = 0..=grid`.
     Awq { grid: usize },
+    /// The absmean rule of 1.58-bit models for the ternary formats (TQ1_0, TQ2_0): scale =
+    /// mean |w| per block instead of ggml's max |w|.
+    Absmean,
 }
 
 impl Method {
@@ -71,6 +75,7 @@ impl Method {
             Method::Mse => "mse",
             Method::Gptq { .. } => "gptq",
             Method::Awq { .. } => "awq",
+            Method::Absmean => "absmean",
         }
     }
 }
@@ -94,8 +99,9 @@ impl FromStr for Method {
             "mse" => Ok(Method::Mse),
             "gptq" => Ok(Method::GPTQ),
             "awq" => Ok(Method::AWQ),
+            "absmean" => Ok(Method::Absmean),
             _ => Err(Error::InvalidArgument(format!(
-                "'{s}' is not a quantization method; choose one of: rtn, mse, gptq, awq"
+                "'{s}' is not a quantization method; choose one of: rtn, mse, gptq, awq, absmean"
             ))),
         }
     }
@@ -173,6 +179,21 @@ pub fn quantize(
     };
     match method {
         Method::Rtn => Ok(done(QuantizedTensor::quantize(format, weights, rows, k)?)),
+        Method::Absmean => {
+            let tq1 = match format {
+                Format::TQ1_0 => true,
+                Format::TQ2_0 => false,
+                other => {
+                    return Err(Error::UnsupportedFormat(format!(
+                        "absmean is the rule of the ternary formats tq1_0 and tq2_0, not {other}"
+                    )))
+                }
+            };
+            format.check_k(k)?;
+            check_len("weights", weights.len(), rows, k)?;
+            let bytes = crate::format::ternary_absmean(tq1, weights);
+            Ok(done(QuantizedTensor::from_bytes(format, rows, k, bytes)?))
+        }
         Method::Mse => {
             let c = format.codec();
             let (bv, bb) = (c.block_values(), c.block_bytes());

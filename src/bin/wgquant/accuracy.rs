@@ -20,7 +20,7 @@ pub struct Args {
     /// Activation rows per tensor for the layer-output error (N(0,1) inputs).
     #[arg(long, default_value_t = 32)]
     samples: usize,
-    /// Compare quantization methods (rtn, mse, gptq, awq; repeatable) on the real weights,
+    /// Compare quantization methods (rtn, mse, gptq, awq, absmean; repeatable) on the real weights,
     /// with generated, structured activations (see `synthetic_activations`) for calibration
     /// and, held out, for the output error. Needs --weights.
     #[arg(long = "method", value_name = "M")]

@@ -19,8 +19,8 @@ pub struct QuantizeArgs {
     #[arg(long, short)]
     format: Format,
     /// How scales are chosen: rtn (round to nearest, ggml's reference: the default), mse
-    /// (per-block scale search), gptq or awq (these two need --calib). See
-    /// docs/QUANTIZATION.md.
+    /// (per-block scale search), gptq or awq (these two need --calib), absmean (ternary
+    /// formats: BitNet's mean |w| scale). See docs/QUANTIZATION.md.
     #[arg(long, short, default_value = "rtn")]
     method: Method,
     /// Calibration activations: an f32 .npy of shape [samples, K] (used for every weight
