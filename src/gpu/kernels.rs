@@ -21,14 +21,14 @@ const GEMV_GROUPS_PER_WG: usize = shaders::GEMV_WG_SIZE as usize / 4;
 /// Mirrors `struct Dims` in `shaders/common.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct Dims {
-    k: u32,
-    rows: u32,
-    n: u32,
-    row_offset: u32,
-    y_stride: u32,
-    blocks_per_row: u32,
-    _pad: [u32; 2],
+pub(super) struct Dims {
+    pub(super) k: u32,
+    pub(super) rows: u32,
+    pub(super) n: u32,
+    pub(super) row_offset: u32,
+    pub(super) y_stride: u32,
+    pub(super) blocks_per_row: u32,
+    pub(super) _pad: [u32; 2],
 }
 
 /// The compiled kernels of one format.
@@ -61,7 +61,7 @@ pub fn kernel_for_batch(n: usize) -> KernelKind {
     }
 }
 
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+pub(super) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -74,7 +74,7 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+pub(super) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -445,7 +445,7 @@ impl Kernels {
     }
 }
 
-fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+pub(super) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry { binding, resource }
 }
 
@@ -465,7 +465,7 @@ impl<'a> From<&'a wgpu::Buffer> for Operand<'a> {
 }
 
 impl<'a> Operand<'a> {
-    fn check(&self, what: &str, need: u64, limits: &wgpu::Limits) -> Result<()> {
+    pub(super) fn check(&self, what: &str, need: u64, limits: &wgpu::Limits) -> Result<()> {
         let align = limits.min_storage_buffer_offset_alignment as u64;
         if !self.offset.is_multiple_of(align) {
             return Err(Error::InvalidArgument(format!(
@@ -484,7 +484,7 @@ impl<'a> Operand<'a> {
         Ok(())
     }
 
-    fn binding(&self, bytes: u64) -> wgpu::BindingResource<'a> {
+    pub(super) fn binding(&self, bytes: u64) -> wgpu::BindingResource<'a> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.buffer,
             offset: self.offset,
@@ -500,7 +500,7 @@ fn checked_bytes(a: usize, b: usize) -> Result<u64> {
         .ok_or_else(|| Error::Shape(format!("{a} x {b} f32 overflows")))
 }
 
-fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
+pub(super) fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
     let max = limits.max_compute_workgroups_per_dimension as usize;
     if gx > max || gy > max {
         return Err(Error::DeviceLimit(format!(
@@ -512,7 +512,7 @@ fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
 
 /// `count` workgroups as a 2-D grid (x up to the per-dimension limit), for kernels that
 /// linearise `workgroup_id` themselves.
-fn grid_1d(count: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
+pub(super) fn grid_1d(count: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
     let max = limits.max_compute_workgroups_per_dimension as usize;
     let gx = count.clamp(1, max);
     let gy = count.div_ceil(gx);

@@ -15,6 +15,7 @@
 //! ```
 
 mod device;
+mod int8;
 mod kernels;
 pub mod shaders;
 mod tensor;
@@ -23,6 +24,7 @@ pub use device::{
     choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,
     ENV_ADAPTER, ENV_BACKEND, SOFTWARE_ADAPTER_HINT,
 };
+pub use int8::{check_int8_kernels_fit, ActQuant, Int8Dispatch, Int8Kernels};
 pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
 };
