@@ -5,7 +5,11 @@
 
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
-use crate::gpu::{kernel_for_batch, Dispatch, GpuContext, GpuWeight, KernelKind, Kernels};
+use crate::gpu::{
+    kernel_for_batch, ActQuant, Dispatch, GpuContext, GpuWeight, Int8Dispatch, Int8Kernels,
+    KernelKind, Kernels,
+};
+use crate::quantize::activation::supports_int8_activations;
 use crate::rng::Rng;
 
 /// What to measure.
@@ -22,6 +26,9 @@ pub struct BenchConfig {
     pub iterations: usize,
     /// Bytes of weights kept in flight by rotating copies (0: one copy).
     pub bytes_in_flight: u64,
+    /// Also time the int8-activation kernels (dynamic per-token; rows `gemv_a8`,
+    /// format `<format>+a8`) for the formats that have them.
+    pub int8_activations: bool,
 }
 
 impl BenchConfig {
@@ -36,6 +43,7 @@ impl BenchConfig {
                 warmup: 1,
                 iterations: 5,
                 bytes_in_flight: 0,
+                int8_activations: true,
             }
         } else {
             BenchConfig {
@@ -45,6 +53,7 @@ impl BenchConfig {
                 warmup: 3,
                 iterations: 30,
                 bytes_in_flight: 512 << 20,
+                int8_activations: true,
             }
         }
     }
@@ -79,14 +88,34 @@ pub struct BenchRow {
     pub copies: usize,
     pub timing: Timing,
     pub adapter: String,
+    /// Int8 activations (the `act_quant` + `gemv_a8` kernels) instead of f32 ones.
+    pub int8_activations: bool,
 }
 
 impl BenchRow {
+    /// The kernel's name: its family's entry point, or `gemv_a8` for int8 activations.
+    pub fn kernel_name(&self) -> &'static str {
+        if self.int8_activations {
+            "gemv_a8"
+        } else {
+            self.kernel.entry_point()
+        }
+    }
+
+    /// The format's name, with `+a8` for int8 activations.
+    pub fn format_name(&self) -> String {
+        if self.int8_activations {
+            format!("{}+a8", self.format)
+        } else {
+            self.format.to_string()
+        }
+    }
+
     /// The row as a JSON object.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "kernel": self.kernel.entry_point(),
-            "format": self.format.to_string(),
+            "kernel": self.kernel_name(),
+            "format": self.format_name(),
             "m": self.m,
             "k": self.k,
             "n": self.n,
@@ -99,6 +128,36 @@ impl BenchRow {
             "timing": match self.timing { Timing::Timestamps => "timestamp", Timing::WallClock => "wall" },
             "adapter": self.adapter,
         })
+    }
+}
+
+/// A prepared dispatch the [`Timer`] can encode.
+pub trait Timed {
+    /// Encode into a new compute pass writing `timestamp_writes`.
+    fn encode_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    );
+}
+
+impl Timed for Dispatch {
+    fn encode_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) {
+        self.encode_with_timestamps(encoder, timestamp_writes);
+    }
+}
+
+impl Timed for Int8Dispatch {
+    fn encode_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) {
+        self.encode_with_timestamps(encoder, timestamp_writes);
     }
 }
 
@@ -143,7 +202,7 @@ impl<'a> Timer<'a> {
 
     /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed; return
     /// the median seconds per run.
-    pub fn median_seconds(&self, ops: &[Dispatch], warmup: usize, runs: usize) -> Result<f64> {
+    pub fn median_seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<f64> {
         let mut times = self.seconds(ops, warmup, runs)?;
         times.sort_by(|a, b| a.total_cmp(b));
         Ok(times[times.len() / 2])
@@ -151,14 +210,14 @@ impl<'a> Timer<'a> {
 
     /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed (in batches
     /// of at most the timer's capacity); return each run's seconds.
-    pub fn seconds(&self, ops: &[Dispatch], warmup: usize, runs: usize) -> Result<Vec<f64>> {
+    pub fn seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<Vec<f64>> {
         let ctx = self.ctx;
         if ops.is_empty() || runs == 0 {
             return Err(Error::InvalidArgument("nothing to time".into()));
         }
         for i in 0..warmup {
             let mut enc = ctx.device.create_command_encoder(&Default::default());
-            ops[i % ops.len()].encode(&mut enc);
+            ops[i % ops.len()].encode_timed(&mut enc, None);
             ctx.queue.submit([enc.finish()]);
             ctx.wait()?;
         }
@@ -170,7 +229,7 @@ impl<'a> Timer<'a> {
                     let batch = (runs - done).min(*max as usize);
                     let mut enc = ctx.device.create_command_encoder(&Default::default());
                     for i in 0..batch {
-                        ops[(done + i) % ops.len()].encode_with_timestamps(
+                        ops[(done + i) % ops.len()].encode_timed(
                             &mut enc,
                             Some(wgpu::ComputePassTimestampWrites {
                                 query_set: set,
@@ -192,7 +251,7 @@ impl<'a> Timer<'a> {
                 None => {
                     let start = std::time::Instant::now();
                     let mut enc = ctx.device.create_command_encoder(&Default::default());
-                    ops[done % ops.len()].encode(&mut enc);
+                    ops[done % ops.len()].encode_timed(&mut enc, None);
                     ctx.queue.submit([enc.finish()]);
                     ctx.wait()?;
                     times.push(start.elapsed().as_secs_f64());
@@ -233,7 +292,11 @@ pub fn run(
             f.check_k(k)?;
         }
     }
-    let total = formats.len() * cfg.shapes.len() * cfg.batches.len();
+    let a8 = formats
+        .iter()
+        .filter(|f| cfg.int8_activations && supports_int8_activations(**f))
+        .count();
+    let total = (formats.len() + a8) * cfg.shapes.len() * cfg.batches.len();
     let timer = Timer::new(ctx, cfg.iterations.max(1) as u32);
     let adapter = ctx.describe();
     let mut rows = Vec::new();
@@ -278,9 +341,39 @@ pub fn run(
                     copies,
                     timing: timer.timing(),
                     adapter: adapter.clone(),
+                    int8_activations: false,
                 });
                 done += 1;
                 progress(done, total, &format!("{format} {m}x{k} n={n}"));
+            }
+            if cfg.int8_activations && supports_int8_activations(format) {
+                let kernels = Int8Kernels::new(&ctx.device, format)?;
+                for &n in &cfg.batches {
+                    let ops = gpu
+                        .iter()
+                        .map(|w| kernels.matmul(w, &x, &y, n, &ActQuant::Dynamic))
+                        .collect::<Result<Vec<_>>>()?;
+                    let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
+                    let bytes = gpu[0].gpu_bytes() + 4 * (n * k + n * m) as u64;
+                    rows.push(BenchRow {
+                        kernel: kernel_for_batch(n),
+                        format,
+                        m,
+                        k,
+                        n,
+                        seconds,
+                        bytes,
+                        gbps: bytes as f64 / seconds / 1e9,
+                        gflops: 2.0 * (m * k * n) as f64 / seconds / 1e9,
+                        ratio_to_f32: seconds / f32_time[&n],
+                        copies,
+                        timing: timer.timing(),
+                        adapter: adapter.clone(),
+                        int8_activations: true,
+                    });
+                    done += 1;
+                    progress(done, total, &format!("{format}+a8 {m}x{k} n={n}"));
+                }
             }
         }
     }

@@ -21,14 +21,14 @@ const GEMV_GROUPS_PER_WG: usize = shaders::GEMV_WG_SIZE as usize / 4;
 /// Mirrors `struct Dims` in `shaders/common.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct Dims {
-    k: u32,
-    rows: u32,
-    n: u32,
-    row_offset: u32,
-    y_stride: u32,
-    blocks_per_row: u32,
-    _pad: [u32; 2],
+pub(super) struct Dims {
+    pub(super) k: u32,
+    pub(super) rows: u32,
+    pub(super) n: u32,
+    pub(super) row_offset: u32,
+    pub(super) y_stride: u32,
+    pub(super) blocks_per_row: u32,
+    pub(super) _pad: [u32; 2],
 }
 
 /// The compiled kernels of one format.
@@ -500,7 +500,7 @@ fn checked_bytes(a: usize, b: usize) -> Result<u64> {
         .ok_or_else(|| Error::Shape(format!("{a} x {b} f32 overflows")))
 }
 
-fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
+pub(super) fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
     let max = limits.max_compute_workgroups_per_dimension as usize;
     if gx > max || gy > max {
         return Err(Error::DeviceLimit(format!(

@@ -16,6 +16,7 @@
 
 mod device;
 mod fake_quant;
+mod int8;
 mod kernels;
 pub mod shaders;
 mod tensor;
@@ -28,6 +29,7 @@ pub use fake_quant::{
     params_from_f32, params_to_f32, FakeQuant, FakeQuantDispatch, ParamsMode, FAKE_QUANT_ENTRIES,
     FAKE_QUANT_WGSL,
 };
+pub use int8::{check_int8_kernels_fit, ActQuant, Int8Dispatch, Int8Kernels};
 pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
 };

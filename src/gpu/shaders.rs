@@ -219,6 +219,78 @@ pub fn gemv_constants(format: Format, cols: u32, rows: u32) -> Vec<(&'static str
     v
 }
 
+/// The int8-activation kernels (`shaders/act_quant.wgsl`, `shaders/gemv_i8.wgsl`): modules of
+/// `common.wgsl` plus the kernel, without the format's WGSL (they read integer codes directly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Int8Entry {
+    /// Activations to int8 codes and per-group scales (dynamic or static).
+    ActQuant,
+    /// Int8 x int8 GEMV with i32 accumulation per group of 32.
+    GemvI8,
+}
+
+impl Int8Entry {
+    pub const ALL: [Int8Entry; 2] = [Int8Entry::ActQuant, Int8Entry::GemvI8];
+
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Int8Entry::ActQuant => "act_quant",
+            Int8Entry::GemvI8 => "gemv_i8",
+        }
+    }
+
+    /// Workgroup memory the entry declares, in bytes (kept in step with its WGSL).
+    pub fn workgroup_memory_bytes(self) -> u32 {
+        match self {
+            Int8Entry::ActQuant => 64 * 4,
+            Int8Entry::GemvI8 => 64 * GEMV_MAX_COLS * GEMV_I8_ROWS * 4,
+        }
+    }
+
+    /// Invocations per workgroup.
+    pub fn invocations(self) -> u32 {
+        64
+    }
+
+    /// The module's WGSL source.
+    pub fn compose(self) -> String {
+        let src = match self {
+            Int8Entry::ActQuant => include_str!("../../shaders/act_quant.wgsl"),
+            Int8Entry::GemvI8 => include_str!("../../shaders/gemv_i8.wgsl"),
+        };
+        format!("{COMMON}\n// ---- kernel ----\n{src}")
+    }
+}
+
+/// Weight rows per workgroup of the int8-activation GEMV (`ROWS_I8`).
+pub const GEMV_I8_ROWS: u32 = 4;
+
+/// Override constants of the int8-activation GEMV for `format` (Q8_0 or symmetric int8 /
+/// int4), `cols` activation rows per dispatch, and whether it writes its accumulators.
+pub fn gemv_i8_constants(format: Format, cols: u32, debug_acc: bool) -> Vec<(&'static str, f64)> {
+    assert!((1..=GEMV_MAX_COLS).contains(&cols));
+    let c = format.codec();
+    let w_kind = match format {
+        Format::Q8_0 => 0,
+        Format::Int(f) if f.bits == 8 && !f.asym => 1,
+        Format::Int(f) if f.bits == 4 && !f.asym => 2,
+        _ => panic!("{format} has no int8-activation kernel"),
+    };
+    vec![
+        ("WORD_VALUES", c.word_values() as f64),
+        ("BLOCK_VALUES", c.block_values() as f64),
+        ("PARAM_HALVES", c.param_halves() as f64),
+        ("W_KIND", w_kind as f64),
+        ("N_COLS", cols as f64),
+        ("DEBUG_ACC", debug_acc as u32 as f64),
+    ]
+}
+
+/// Override constants of the activation quantizer.
+pub fn act_quant_constants(static_scales: bool) -> Vec<(&'static str, f64)> {
+    vec![("STATIC_SCALES", static_scales as u32 as f64)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,33 +351,73 @@ mod tests {
         }
     }
 
-    /// The fake-quantization shader (QAT) parses, validates and compiles to SPIR-V for both
-    /// entry points, without subgroups or workgroup memory.
-    #[test]
-    fn fake_quant_validates_with_naga() {
-        use crate::gpu::{FAKE_QUANT_ENTRIES, FAKE_QUANT_WGSL};
-        let src = FAKE_QUANT_WGSL;
+    fn validate_src(src: &str, entry_point: &str, consts: &[(&'static str, f64)]) {
+        let what = format!("{entry_point} {consts:?}");
         let module = naga::front::wgsl::parse_str(src)
-            .unwrap_or_else(|e| panic!("fake_quant: {}", e.emit_to_string(src)));
+            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
         let caps = naga::valid::Capabilities::all()
             - naga::valid::Capabilities::SUBGROUP
             - naga::valid::Capabilities::SUBGROUP_BARRIER
             - naga::valid::Capabilities::SUBGROUP_VERTEX_STAGE;
         let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)
-            .unwrap_or_else(|e| panic!("fake_quant: {}", e.emit_to_string(src)));
+            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
+        let consts: naga::back::PipelineConstants =
+            consts.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+        let (module, info) =
+            naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let pipeline = naga::back::spv::PipelineOptions {
+            shader_stage: naga::ShaderStage::Compute,
+            entry_point: entry_point.to_string(),
+        };
+        naga::back::spv::write_vec(&module, &info, &Default::default(), Some(&pipeline))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+
+    #[test]
+    fn int8_activation_kernels_validate_with_naga() {
+        use crate::format::IntFormat;
+        for st in [false, true] {
+            let src = Int8Entry::ActQuant.compose();
+            validate_src(&src, "act_quant", &act_quant_constants(st));
+        }
+        let src = Int8Entry::GemvI8.compose();
+        for format in [
+            Format::Q8_0,
+            Format::Int(IntFormat::new(8, 32, false)),
+            Format::Int(IntFormat::new(4, 128, false)),
+        ] {
+            for (cols, debug) in [(1, false), (3, true), (8, false), (8, true)] {
+                validate_src(&src, "gemv_i8", &gemv_i8_constants(format, cols, debug));
+            }
+        }
+        for e in Int8Entry::ALL {
+            let module = naga::front::wgsl::parse_str(&e.compose()).unwrap();
+            let bytes: u32 = module
+                .global_variables
+                .iter()
+                .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+                .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+                .sum();
+            assert_eq!(bytes, e.workgroup_memory_bytes(), "{e:?}");
+        }
+        assert!(src.contains(&format!("const ROWS_I8: u32 = {GEMV_I8_ROWS}u;")));
+    }
+
+    /// The fake-quantization shader (QAT) parses, validates and compiles to SPIR-V for both
+    /// entry points, without subgroups or workgroup memory.
+    #[test]
+    fn fake_quant_validates_with_naga() {
+        use crate::gpu::{FAKE_QUANT_ENTRIES, FAKE_QUANT_WGSL};
+        let module = naga::front::wgsl::parse_str(FAKE_QUANT_WGSL).unwrap();
         assert!(!module
             .global_variables
             .iter()
             .any(|(_, g)| g.space == naga::AddressSpace::WorkGroup));
         for name in FAKE_QUANT_ENTRIES {
             assert!(module.entry_points.iter().any(|e| e.name == name), "{name}");
-            let pipeline = naga::back::spv::PipelineOptions {
-                shader_stage: naga::ShaderStage::Compute,
-                entry_point: name.to_string(),
-            };
-            naga::back::spv::write_vec(&module, &info, &Default::default(), Some(&pipeline))
-                .unwrap_or_else(|e| panic!("fake_quant {name}: {e}"));
+            validate_src(FAKE_QUANT_WGSL, name, &[]);
         }
     }
 

@@ -20,6 +20,7 @@
 //! The per-format "quantize this block with this scale" entry points live in [`block`]
 //! ([`BlockSpec`]); the [`Codec`](crate::format::Codec) trait is unchanged.
 
+pub mod activation;
 pub mod awq;
 pub mod block;
 pub mod calib;

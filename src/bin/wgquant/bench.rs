@@ -82,14 +82,14 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         cfg.iterations
     );
     println!(
-        "{:<6} {:<16} {:>6} {:>6} {:>5} {:>11} {:>9} {:>10} {:>8} {:>7}",
+        "{:<8} {:<16} {:>6} {:>6} {:>5} {:>11} {:>9} {:>10} {:>8} {:>7}",
         "kernel", "format", "m", "k", "n", "time (us)", "GB/s", "GFLOP/s", "vs f32", "copies"
     );
     for r in &rows {
         println!(
-            "{:<6} {:<16} {:>6} {:>6} {:>5} {:>11.1} {:>9.1} {:>10.1} {:>7.2}x {:>7}",
-            r.kernel.entry_point(),
-            r.format.to_string(),
+            "{:<8} {:<16} {:>6} {:>6} {:>5} {:>11.1} {:>9.1} {:>10.1} {:>7.2}x {:>7}",
+            r.kernel_name(),
+            r.format_name(),
             r.m,
             r.k,
             r.n,
