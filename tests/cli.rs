@@ -265,3 +265,96 @@ fn an_unknown_adapter_is_named_with_the_alternatives() {
         "{err}"
     );
 }
+
+#[test]
+fn static_activation_scales_are_stored_by_quantize_and_applied_by_matmul() {
+    let dir = tmpdir("a8");
+    let (st, w) = write_model(&dir);
+    let calib = dir.join("calib.npy");
+    let x = Rng::new(77).normal_vec(200 * 256);
+    io::write_npy(&calib, &[192, 256], &x[..192 * 256]).unwrap();
+    let gg = dir.join("q8.gguf");
+    ok(&[
+        "quantize",
+        s(&st),
+        s(&gg),
+        "--format",
+        "q8_0",
+        "--calib",
+        s(&calib),
+        "--act-observer",
+        "p99.99",
+    ]);
+    let model = io::read_model(&gg).unwrap();
+    let scales = model
+        .metadata("wgquant.act_scales.proj.weight")
+        .and_then(|v| v.as_array())
+        .expect("static scales stored");
+    assert_eq!(scales.len(), 1);
+    let q = QuantizedTensor::quantize(Format::Q8_0, &w, 72, 256).unwrap();
+    // Held-out rows from the calibration distribution.
+    let held = &x[192 * 256..];
+    let xp = dir.join("x.npy");
+    io::write_npy(&xp, &[8, 256], held).unwrap();
+    let want = matmul_f64(&q.dequantize(), 72, 256, held, 8);
+    for (mode, bound) in [("int8-dynamic", 1e-3), ("int8-static", 3e-3)] {
+        let yp = dir.join(format!("{mode}.npy"));
+        ok(&[
+            "matmul",
+            "--weights",
+            s(&gg),
+            "--tensor",
+            "proj.weight",
+            "--input",
+            s(&xp),
+            "--output",
+            s(&yp),
+            "--activations",
+            mode,
+        ]);
+        let e = nmse(&want, &io::read_npy(&yp).unwrap().data);
+        assert!(e > 0.0 && e <= bound, "{mode}: NMSE {e:e}");
+    }
+    // Without stored scales, asking for them is a clear error; so is an asymmetric format.
+    let plain = dir.join("plain.gguf");
+    ok(&["quantize", s(&st), s(&plain), "--format", "q4_1"]);
+    let yp = dir.join("y.npy");
+    let err = fails(&[
+        "matmul",
+        "--weights",
+        s(&plain),
+        "--tensor",
+        "proj.weight",
+        "--input",
+        s(&xp),
+        "--output",
+        s(&yp),
+        "--activations",
+        "int8-static",
+    ]);
+    assert!(err.contains("act-observer"), "{err}");
+    fails(&[
+        "matmul",
+        "--weights",
+        s(&plain),
+        "--tensor",
+        "proj.weight",
+        "--input",
+        s(&xp),
+        "--output",
+        s(&yp),
+        "--activations",
+        "int8-dynamic",
+    ]);
+    let err = fails(&[
+        "quantize",
+        s(&st),
+        s(&gg),
+        "--format",
+        "q8_0",
+        "--act-observer",
+        "mse",
+    ]);
+    assert!(err.contains("--calib"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

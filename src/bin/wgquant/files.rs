@@ -3,9 +3,10 @@
 use crate::AdapterArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wgquant::gpu::{GpuWeight, Kernels};
-use wgquant::io::gguf::{self, MetaValue, StoredTensor};
+use wgquant::gpu::{ActQuant, GpuWeight, Int8Kernels, Kernels};
+use wgquant::io::gguf::{self, MetaType, MetaValue, StoredTensor};
 use wgquant::io::{npy, safetensors, Array};
+use wgquant::quantize::activation::{observe, Granularity, Observer, StaticScales};
 use wgquant::quantize::{self as methods, Calibration, Method};
 use wgquant::{Error, Format, QuantizedTensor};
 
@@ -28,6 +29,14 @@ pub struct QuantizeArgs {
     /// [samples, K] inputs. With it, the output NMSE on these inputs is reported too.
     #[arg(long, value_name = "CALIB")]
     calib: Option<PathBuf>,
+    /// Static int8 activation scales from the calibration data, stored in the GGUF metadata
+    /// (`wgquant.act_scales.<name>`) for `matmul --activations int8-static`: the observer
+    /// is minmax, mse, or pNN.NN (a percentile of |x|, e.g. p99.99). Needs --calib.
+    #[arg(long, value_name = "OBSERVER", value_parser = parse_observer)]
+    act_observer: Option<Observer>,
+    /// Static activation scales per tensor (one scale) or per group of 32 input channels.
+    #[arg(long, value_name = "tensor|group", default_value = "tensor", value_parser = parse_granularity)]
+    act_granularity: Granularity,
 }
 
 #[derive(clap::Args)]
@@ -54,6 +63,40 @@ pub struct MatmulArgs {
     /// Where to write Y = X W^T, an f32 .npy of shape [n, N].
     #[arg(long)]
     output: PathBuf,
+    /// f32 activations (default), or int8 activations with integer dot products (W8A8 /
+    /// W4A8, for q8_0, int8_g* and int4_g* symmetric weights): int8-dynamic (per-token
+    /// scales) or int8-static (the scales `quantize --act-observer` stored in the file).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "int8-dynamic", "int8-static"])]
+    activations: String,
+}
+
+fn parse_observer(s: &str) -> Result<Observer, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "minmax" => Ok(Observer::MinMax),
+        "mse" => Ok(Observer::Mse),
+        p if p.starts_with('p') => match p[1..].parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= 100.0 => Ok(Observer::Percentile(v)),
+            _ => Err(format!(
+                "'{s}': a percentile observer is p followed by 0 < NN <= 100"
+            )),
+        },
+        _ => Err(format!(
+            "'{s}' is not an observer: minmax, mse or pNN.NN (e.g. p99.99)"
+        )),
+    }
+}
+
+fn parse_granularity(s: &str) -> Result<Granularity, String> {
+    match s {
+        "tensor" => Ok(Granularity::PerTensor),
+        "group" => Ok(Granularity::PerChannelGroup),
+        _ => Err(format!("'{s}': choose tensor or group")),
+    }
+}
+
+/// The metadata key of a tensor's static activation scales.
+fn act_scales_key(name: &str) -> String {
+    format!("wgquant.act_scales.{name}")
 }
 
 /// Why a tensor is kept as f32 instead of being quantized, if it is.
@@ -68,6 +111,12 @@ fn keep_reason(a: &Array, format: Format) -> Option<String> {
 }
 
 pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
+    if args.act_observer.is_some() && args.calib.is_none() {
+        return Err(Error::InvalidArgument(
+            "--act-observer computes static activation scales from calibration data: give --calib"
+                .into(),
+        ));
+    }
     if args.method.needs_calibration() && args.calib.is_none() {
         return Err(Error::MissingCalibration {
             method: args.method.name().to_string(),
@@ -110,6 +159,7 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
     }
     let bar = crate::progress_bar(file.tensors.len() as u64, "quantize");
     let mut out = Vec::new();
+    let mut act_meta = Vec::new();
     let (mut quantized, mut kept) = (0, 0);
     for (name, a) in file.tensors {
         bar.set_message(name.clone());
@@ -160,6 +210,26 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
                         report.weight_nmse
                     )
                 });
+                if let (Some(obs), Some(x)) = (args.act_observer, acts) {
+                    let scales = match observe(x, obs, args.act_granularity)? {
+                        StaticScales::PerTensor(s) => vec![s],
+                        StaticScales::PerGroup(v) => v,
+                    };
+                    bar.suspend(|| {
+                        eprintln!(
+                            "{name}: {} static activation scale(s) from {} samples ({obs:?})",
+                            scales.len(),
+                            x.samples()
+                        )
+                    });
+                    act_meta.push((
+                        act_scales_key(&name),
+                        MetaValue::Array(
+                            MetaType::F32,
+                            scales.into_iter().map(MetaValue::F32).collect(),
+                        ),
+                    ));
+                }
                 out.push((name.clone(), StoredTensor::Quantized(q.tensor)));
                 if let Some(s) = q.awq_scales {
                     out.push((
@@ -196,6 +266,7 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
             ),
         ));
     }
+    meta.extend(act_meta);
     gguf::write_model(&args.output, &meta, &out)?;
     eprintln!(
         "wrote {}: {quantized} tensors as {} ({}), {kept} kept as f32",
@@ -267,8 +338,37 @@ pub fn matmul(args: MatmulArgs) -> wgquant::Result<ExitCode> {
     }
     let ctx = args.adapter.context()?;
     let gw = GpuWeight::upload(&ctx, &w)?;
-    let kernels = Kernels::new(&ctx.device, w.format())?;
-    let y = kernels.run_matmul(&ctx, &gw, &x.data, n)?;
+    let y = match args.activations.as_str() {
+        "f32" => Kernels::new(&ctx.device, w.format())?.run_matmul(&ctx, &gw, &x.data, n)?,
+        mode => {
+            let act = if mode == "int8-static" {
+                let key = act_scales_key(&args.tensor);
+                let values = model
+                    .metadata(&key)
+                    .and_then(|v| v.as_array())
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "{} has no static activation scales for {} ({key}): quantize with \
+                             --calib and --act-observer, or use --activations int8-dynamic",
+                            args.weights.display(),
+                            args.tensor
+                        ))
+                    })?;
+                let scales: Vec<f32> = values
+                    .iter()
+                    .map(|v| v.as_f64().map(|f| f as f32))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| Error::malformed("GGUF", format!("{key} must hold numbers")))?;
+                ActQuant::Static(match scales.as_slice() {
+                    [s] => StaticScales::PerTensor(*s),
+                    _ => StaticScales::PerGroup(scales),
+                })
+            } else {
+                ActQuant::Dynamic
+            };
+            Int8Kernels::new(&ctx.device, w.format())?.run_matmul(&ctx, &gw, &x.data, n, &act)?
+        }
+    };
     npy::write_npy(&args.output, &[n, w.rows()], &y)?;
     eprintln!(
         "{} x {}^T ({}, {} rows) on {} -> {} [{n}, {}]",
