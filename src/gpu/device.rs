@@ -195,6 +195,21 @@ impl GpuContext {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// Encode with `encode` into a new encoder and submit it, turning wgpu validation errors
+    /// into [`Error::Gpu`] (for the one-line helpers; kernels themselves never submit).
+    pub fn submit_checked(&self, encode: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        encode(&mut enc);
+        self.queue.submit([enc.finish()]);
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(Error::Gpu(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// Wait for all submitted work.
     pub fn wait(&self) -> Result<()> {
         self.device

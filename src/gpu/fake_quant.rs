@@ -14,7 +14,7 @@
 //! the max/min may land one step `s` away. The straight-through gradient is the same mask.
 //! The LSQ gradient is an f32 sequential sum per group (the CPU sums in f64).
 
-use super::kernels::{entry, grid_1d, storage_entry, uniform_entry};
+use super::kernels::{compute_pipeline, entry, grid_1d, storage_entry, uniform_entry};
 use super::{GpuContext, Operand};
 use crate::error::{Error, Result};
 use crate::quantize::fake_quant::{Backward, FakeQuantConfig, GroupParams};
@@ -102,27 +102,6 @@ pub fn params_from_f32(v: &[f32]) -> Vec<GroupParams> {
         .collect()
 }
 
-fn build(
-    device: &wgpu::Device,
-    module: &wgpu::ShaderModule,
-    layout: &wgpu::BindGroupLayout,
-    entry_point: &str,
-) -> wgpu::ComputePipeline {
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(entry_point),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
-    });
-    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(entry_point),
-        layout: Some(&pipeline_layout),
-        module,
-        entry_point: Some(entry_point),
-        compilation_options: Default::default(),
-        cache: None,
-    })
-}
-
 impl FakeQuant {
     /// Build the forward and backward pipelines for `config` on `device`.
     pub fn new(device: &wgpu::Device, config: FakeQuantConfig) -> Result<Self> {
@@ -152,8 +131,15 @@ impl FakeQuant {
                 uniform_entry(6),
             ],
         });
-        let forward = build(device, &module, &forward_layout, FAKE_QUANT_ENTRIES[0]);
-        let backward = build(device, &module, &backward_layout, FAKE_QUANT_ENTRIES[1]);
+        let forward =
+            compute_pipeline(device, &module, FAKE_QUANT_ENTRIES[0], &forward_layout, &[]);
+        let backward = compute_pipeline(
+            device,
+            &module,
+            FAKE_QUANT_ENTRIES[1],
+            &backward_layout,
+            &[],
+        );
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgquant fake quant no grad_s"),
             size: 4,
@@ -302,16 +288,7 @@ impl FakeQuant {
     }
 
     fn submit(&self, ctx: &GpuContext, op: &FakeQuantDispatch) -> Result<()> {
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-        op.encode(&mut enc);
-        ctx.queue.submit([enc.finish()]);
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(e.to_string()));
-        }
-        Ok(())
+        ctx.submit_checked(|enc| op.encode(enc))
     }
 
     /// One line: fake-quantize `x` on the GPU with derived (`None`) or given parameters and

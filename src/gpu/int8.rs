@@ -92,22 +92,7 @@ fn pipeline(
         label: Some(e.entry_point()),
         source: wgpu::ShaderSource::Wgsl(e.compose().into()),
     });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(e.entry_point()),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
-    });
-    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(e.entry_point()),
-        layout: Some(&pipeline_layout),
-        module: &module,
-        entry_point: Some(e.entry_point()),
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants,
-            zero_initialize_workgroup_memory: false,
-        },
-        cache: None,
-    })
+    super::kernels::compute_pipeline(device, &module, e.entry_point(), layout, constants)
 }
 
 impl Int8Kernels {
@@ -412,13 +397,7 @@ impl Int8Kernels {
         let xb = ctx.storage_buffer("wgquant x", x);
         let yb = ctx.output_buffer("wgquant y", n * w.rows());
         let op = self.matmul(w, &xb, &yb, n, act)?;
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        op.encode(&mut enc);
-        ctx.queue.submit([enc.finish()]);
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(e.to_string()));
-        }
+        ctx.submit_checked(|enc| op.encode(enc))?;
         ctx.read_f32(&yb, n * w.rows())
     }
 }

@@ -432,16 +432,7 @@ impl Kernels {
     }
 
     fn submit(&self, ctx: &GpuContext, op: &Dispatch) -> Result<()> {
-        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-        op.encode(&mut enc);
-        ctx.queue.submit([enc.finish()]);
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(e.to_string()));
-        }
-        Ok(())
+        ctx.submit_checked(|enc| op.encode(enc))
     }
 }
 
@@ -576,21 +567,31 @@ fn build_pipeline(
     layout: &wgpu::BindGroupLayout,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
-    let desc = wgpu::ShaderModuleDescriptor {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(entry.entry_point()),
         source: wgpu::ShaderSource::Wgsl(shaders::compose_entry(format, entry).into()),
-    };
-    let module = device.create_shader_module(desc);
+    });
+    compute_pipeline(device, &module, entry.entry_point(), layout, constants)
+}
+
+/// A compute pipeline for `entry_point` of `module` with one bind group of `layout`.
+pub(crate) fn compute_pipeline(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    entry_point: &str,
+    layout: &wgpu::BindGroupLayout,
+    constants: &[(&str, f64)],
+) -> wgpu::ComputePipeline {
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(entry.entry_point()),
+        label: Some(entry_point),
         bind_group_layouts: &[Some(layout)],
         immediate_size: 0,
     });
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(entry.entry_point()),
+        label: Some(entry_point),
         layout: Some(&pipeline_layout),
-        module: &module,
-        entry_point: Some(entry.entry_point()),
+        module,
+        entry_point: Some(entry_point),
         compilation_options: wgpu::PipelineCompilationOptions {
             constants,
             zero_initialize_workgroup_memory: false,
