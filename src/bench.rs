@@ -157,7 +157,7 @@ impl Timed for Int8Dispatch {
         encoder: &mut wgpu::CommandEncoder,
         timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) {
-        self.encode_with_timestamps(encoder, timestamp_writes);
+        (**self).encode_timed(encoder, timestamp_writes);
     }
 }
 
@@ -317,17 +317,10 @@ pub fn run(
                 gpu.push(GpuWeight::upload(ctx, &q)?);
             }
             drop(q);
-            for &n in &cfg.batches {
-                let ops = gpu
-                    .iter()
-                    .map(|w| kernels.matmul(w, &x, &y, n))
-                    .collect::<Result<Vec<_>>>()?;
-                let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
-                if format == Format::F32 {
-                    f32_time.insert(n, seconds);
-                }
-                let bytes = gpu[0].gpu_bytes() + 4 * (n * k + n * m) as u64;
-                rows.push(BenchRow {
+            let weight_bytes = gpu[0].gpu_bytes();
+            let row = |n: usize, seconds: f64, f32_seconds: f64, int8_activations: bool| {
+                let bytes = weight_bytes + 4 * (n * k + n * m) as u64;
+                BenchRow {
                     kernel: kernel_for_batch(n),
                     format,
                     m,
@@ -337,12 +330,23 @@ pub fn run(
                     bytes,
                     gbps: bytes as f64 / seconds / 1e9,
                     gflops: 2.0 * (m * k * n) as f64 / seconds / 1e9,
-                    ratio_to_f32: seconds / f32_time[&n],
+                    ratio_to_f32: seconds / f32_seconds,
                     copies,
                     timing: timer.timing(),
                     adapter: adapter.clone(),
-                    int8_activations: false,
-                });
+                    int8_activations,
+                }
+            };
+            for &n in &cfg.batches {
+                let ops = gpu
+                    .iter()
+                    .map(|w| kernels.matmul(w, &x, &y, n))
+                    .collect::<Result<Vec<_>>>()?;
+                let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
+                if format == Format::F32 {
+                    f32_time.insert(n, seconds);
+                }
+                rows.push(row(n, seconds, f32_time[&n], false));
                 done += 1;
                 progress(done, total, &format!("{format} {m}x{k} n={n}"));
             }
@@ -354,23 +358,7 @@ pub fn run(
                         .map(|w| kernels.matmul(w, &x, &y, n, &ActQuant::Dynamic))
                         .collect::<Result<Vec<_>>>()?;
                     let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
-                    let bytes = gpu[0].gpu_bytes() + 4 * (n * k + n * m) as u64;
-                    rows.push(BenchRow {
-                        kernel: kernel_for_batch(n),
-                        format,
-                        m,
-                        k,
-                        n,
-                        seconds,
-                        bytes,
-                        gbps: bytes as f64 / seconds / 1e9,
-                        gflops: 2.0 * (m * k * n) as f64 / seconds / 1e9,
-                        ratio_to_f32: seconds / f32_time[&n],
-                        copies,
-                        timing: timer.timing(),
-                        adapter: adapter.clone(),
-                        int8_activations: true,
-                    });
+                    rows.push(row(n, seconds, f32_time[&n], true));
                     done += 1;
                     progress(done, total, &format!("{format}+a8 {m}x{k} n={n}"));
                 }

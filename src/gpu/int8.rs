@@ -23,9 +23,10 @@
 //! ```
 
 use super::kernels::{
-    check_grid, entry, grid_1d, storage_entry, uniform_entry, Dims, Operand, GEMV_MAX_N,
+    check_grid, entry, grid_1d, storage_entry, uniform_entry, Dims, Dispatch, Operand, Step,
+    GEMV_MAX_N,
 };
-use super::shaders::{self, Int8Entry, GEMV_I8_ROWS};
+use super::shaders::{self, Int8Entry, KernelKind, GEMV_I8_ROWS};
 use super::{GpuContext, GpuWeight};
 use crate::error::{Error, Result};
 use crate::format::Format;
@@ -296,18 +297,14 @@ impl Int8Kernels {
                 (Some(b), self.act_static.clone())
             }
         };
-        let mut uniforms = Vec::new();
         let mut steps = Vec::new();
-        let mut uniform = |dims: Dims| {
-            let u = self
-                .device
+        let uniform = |dims: Dims| {
+            self.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some("wgquant dims"),
                     contents: bytemuck::bytes_of(&dims),
                     usage: wgpu::BufferUsages::UNIFORM,
-                });
-            uniforms.push(u.clone());
-            u
+                })
         };
         let blocks_per_row = (k / self.format.codec().block_values()) as u32;
         let qdims = Dims {
@@ -337,7 +334,12 @@ impl Int8Kernels {
                 ),
             ],
         });
-        steps.push((act_pipeline, bg, grid_1d(n, &limits)?));
+        steps.push(Step {
+            pipeline: act_pipeline,
+            bind_group: bg,
+            groups: grid_1d(n, &limits)?,
+            _uniform: u,
+        });
         let cols = n.min(GEMV_MAX_N);
         let gemv = self.gemv_pipeline(cols, debug)?;
         for chunk in w.chunks() {
@@ -373,14 +375,19 @@ impl Int8Kernels {
             let [gx, gy, _] = grid_1d(chunk.rows.div_ceil(GEMV_I8_ROWS as usize), &limits)?;
             let gz = n.div_ceil(cols);
             check_grid(gz, 1, &limits)?;
-            steps.push((gemv.clone(), bg, [gx, gy, gz as u32]));
+            steps.push(Step {
+                pipeline: gemv.clone(),
+                bind_group: bg,
+                groups: [gx, gy, gz as u32],
+                _uniform: u,
+            });
         }
         Ok(Int8Dispatch {
-            steps,
+            dispatch: Dispatch::from_steps(KernelKind::Gemv, steps),
             codes,
             scales,
             accumulators,
-            _keep: (uniforms, static_buf),
+            _static_scales: static_buf,
         })
     }
 
@@ -402,46 +409,25 @@ impl Int8Kernels {
     }
 }
 
-type Int8Step = (wgpu::ComputePipeline, wgpu::BindGroup, [u32; 3]);
-
-/// A prepared activation quantization + integer GEMV, reusable across frames.
+/// A prepared activation quantization + integer GEMV, reusable across frames. It encodes
+/// like any [`Dispatch`] (`encode`, `encode_in_pass`, ... through `Deref`).
 #[derive(Debug)]
 pub struct Int8Dispatch {
-    steps: Vec<Int8Step>,
+    dispatch: Dispatch,
     codes: wgpu::Buffer,
     scales: wgpu::Buffer,
     accumulators: Option<wgpu::Buffer>,
-    _keep: (Vec<wgpu::Buffer>, Option<wgpu::Buffer>),
+    _static_scales: Option<wgpu::Buffer>,
+}
+
+impl std::ops::Deref for Int8Dispatch {
+    type Target = Dispatch;
+    fn deref(&self) -> &Dispatch {
+        &self.dispatch
+    }
 }
 
 impl Int8Dispatch {
-    /// Encode both kernels into a new compute pass of `encoder`.
-    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.encode_with_timestamps(encoder, None);
-    }
-
-    /// Encode into a new compute pass that writes the given timestamps (for benchmarks).
-    pub fn encode_with_timestamps(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
-    ) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("gemv_a8"),
-            timestamp_writes,
-        });
-        self.encode_in_pass(&mut pass);
-    }
-
-    /// Encode into a compute pass the caller already has open.
-    pub fn encode_in_pass(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for (p, bg, g) in &self.steps {
-            pass.set_pipeline(p);
-            pass.set_bind_group(0, bg, &[]);
-            pass.dispatch_workgroups(g[0], g[1], g[2]);
-        }
-    }
-
     /// The int8 activation codes: `n * k` bytes, row-major, two's complement.
     pub fn activation_codes(&self) -> &wgpu::Buffer {
         &self.codes

@@ -512,11 +512,12 @@ pub(crate) fn grid_1d(count: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
 }
 
 #[derive(Debug)]
-struct Step {
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
-    groups: [u32; 3],
-    _uniform: wgpu::Buffer,
+pub(crate) struct Step {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) bind_group: wgpu::BindGroup,
+    pub(crate) groups: [u32; 3],
+    /// The step's uniform buffer, kept alive as long as the bind group that reads it.
+    pub(crate) _uniform: wgpu::Buffer,
 }
 
 /// A prepared kernel launch (one dispatch per weight chunk), reusable across frames.
@@ -527,6 +528,11 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// A dispatch of `steps`, run in order in one compute pass.
+    pub(crate) fn from_steps(kind: KernelKind, steps: Vec<Step>) -> Self {
+        Dispatch { kind, steps }
+    }
+
     /// Which kernel family this runs.
     pub fn kind(&self) -> KernelKind {
         self.kind
