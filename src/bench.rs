@@ -41,7 +41,7 @@ impl BenchConfig {
                 shapes: vec![(4096, 4096)],
                 batches: vec![1, 8, 32],
                 warmup: 1,
-                iterations: 5,
+                iterations: 3,
                 bytes_in_flight: 0,
                 int8_activations: true,
             }
