@@ -23,8 +23,8 @@
 //! ```
 
 use super::kernels::{
-    check_grid, entry, grid_1d, storage_entry, uniform_entry, Dims, Dispatch, Operand, Step,
-    GEMV_MAX_N,
+    check_fits, check_grid, entry, grid_1d, storage_entry, uniform_entry, Dims, Dispatch, Operand,
+    Step, GEMV_MAX_N,
 };
 use super::shaders::{self, Int8Entry, KernelKind, GEMV_I8_ROWS};
 use super::{GpuContext, GpuWeight};
@@ -63,22 +63,12 @@ pub struct Int8Kernels {
 /// Check the int8-activation kernels' workgroup memory and size against the device.
 pub fn check_int8_kernels_fit(limits: &wgpu::Limits) -> Result<()> {
     for e in Int8Entry::ALL {
-        if e.workgroup_memory_bytes() > limits.max_compute_workgroup_storage_size {
-            return Err(Error::DeviceLimit(format!(
-                "the {} kernel needs {} bytes of workgroup memory; this device offers {}",
-                e.entry_point(),
-                e.workgroup_memory_bytes(),
-                limits.max_compute_workgroup_storage_size
-            )));
-        }
-        if e.invocations() > limits.max_compute_invocations_per_workgroup {
-            return Err(Error::DeviceLimit(format!(
-                "the {} kernel needs {} invocations per workgroup; this device offers {}",
-                e.entry_point(),
-                e.invocations(),
-                limits.max_compute_invocations_per_workgroup
-            )));
-        }
+        check_fits(
+            limits,
+            e.entry_point(),
+            e.workgroup_memory_bytes(),
+            e.invocations(),
+        )?;
     }
     Ok(())
 }

@@ -89,19 +89,32 @@ pub(crate) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
 
 /// Check a kernel's workgroup memory and size against the device (wgpu does not).
 pub fn check_kernel_fits(limits: &wgpu::Limits, kernel: KernelKind) -> Result<()> {
-    let mem = kernel.workgroup_memory_bytes();
-    if mem > limits.max_compute_workgroup_storage_size {
+    check_fits(
+        limits,
+        kernel.entry_point(),
+        kernel.workgroup_memory_bytes(),
+        kernel.invocations(),
+    )
+}
+
+/// Check that a kernel declaring `memory` bytes of workgroup memory and `invocations` per
+/// workgroup fits the device.
+pub(crate) fn check_fits(
+    limits: &wgpu::Limits,
+    name: &str,
+    memory: u32,
+    invocations: u32,
+) -> Result<()> {
+    if memory > limits.max_compute_workgroup_storage_size {
         return Err(Error::DeviceLimit(format!(
-            "the {} kernel needs {mem} bytes of workgroup memory; this device offers {}",
-            kernel.entry_point(),
+            "the {name} kernel needs {memory} bytes of workgroup memory; this device offers {}",
             limits.max_compute_workgroup_storage_size
         )));
     }
-    if kernel.invocations() > limits.max_compute_invocations_per_workgroup {
+    if invocations > limits.max_compute_invocations_per_workgroup {
         return Err(Error::DeviceLimit(format!(
-            "the {} kernel needs {} invocations per workgroup; this device offers {}",
-            kernel.entry_point(),
-            kernel.invocations(),
+            "the {name} kernel needs {invocations} invocations per workgroup; this device \
+             offers {}",
             limits.max_compute_invocations_per_workgroup
         )));
     }
