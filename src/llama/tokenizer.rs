@@ -1,0 +1,1 @@
+//! Byte-level BPE tokenizer read from GGUF metadata (`tokenizer.ggml.*`).
