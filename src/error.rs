@@ -74,6 +74,11 @@ pub enum Error {
     )]
     MissingCalibration { method: String },
 
+    /// A language model the llama module cannot run (missing tensors, inconsistent metadata,
+    /// an unsupported architecture).
+    #[error("model: {0}")]
+    Model(String),
+
     /// Calibration activations that cannot be used (non-finite values, wrong K or rank).
     #[error("calibration: {0}")]
     Calibration(String),

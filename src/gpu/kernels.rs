@@ -43,6 +43,8 @@ pub struct Kernels {
     gemv: Mutex<[Option<GemvPipeline>; GEMV_MAX_N]>,
     gemm: Option<wgpu::ComputePipeline>,
     dequantize: wgpu::ComputePipeline,
+    gather_layout: wgpu::BindGroupLayout,
+    gather: wgpu::ComputePipeline,
 }
 
 #[derive(Clone, Debug)]
@@ -163,6 +165,16 @@ impl Kernels {
                 uniform_entry(4),
             ],
         });
+        let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgquant gather rows"),
+            entries: &[
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(3, false),
+                uniform_entry(4),
+                storage_entry(5, true),
+            ],
+        });
         let constants = shaders::constants(format);
         let gemm = config
             .tiled_gemm
@@ -172,6 +184,13 @@ impl Kernels {
             format,
             Entry::Dequantize,
             &dequant_layout,
+            &constants,
+        );
+        let gather = build_pipeline(
+            device,
+            format,
+            Entry::GatherRows,
+            &gather_layout,
             &constants,
         );
         if let Some(e) = pollster::block_on(scope.pop()) {
@@ -188,6 +207,8 @@ impl Kernels {
             gemv: Mutex::new(Default::default()),
             gemm,
             dequantize,
+            gather_layout,
+            gather,
         })
     }
 
@@ -420,6 +441,73 @@ impl Kernels {
         })
     }
 
+    /// Prepare a row gather (an embedding lookup): `out` receives `n` rows of `w.k()` f32,
+    /// row `i` being weight row `ids[i]`, where `ids` holds `n` u32 row indices. The ids are
+    /// read when the dispatch runs; the caller must keep them below `w.rows()` (a row out of
+    /// range is not written).
+    pub fn gather_rows<'a>(
+        &self,
+        w: &GpuWeight,
+        ids: impl Into<Operand<'a>>,
+        out: impl Into<Operand<'a>>,
+        n: usize,
+    ) -> Result<Dispatch> {
+        let (ids, out) = (ids.into(), out.into());
+        self.check_weight(w)?;
+        if n == 0 {
+            return Err(Error::Shape("a gather needs at least one row id".into()));
+        }
+        let k = w.k();
+        let limits = self.device.limits();
+        let out_bytes = checked_bytes(n, k)?;
+        let ids_bytes = checked_bytes(n, 1)?;
+        ids.check("ids", ids_bytes, &limits)?;
+        out.check("output", out_bytes, &limits)?;
+        if out_bytes > limits.max_storage_buffer_binding_size {
+            return Err(Error::DeviceLimit(format!(
+                "gathered rows ({out_bytes} bytes) exceed the {}-byte storage binding limit",
+                limits.max_storage_buffer_binding_size
+            )));
+        }
+        let blocks_per_row = (k / self.format.codec().block_values()) as u32;
+        let chunk_values = 4 * self.format.codec().word_values();
+        let mut steps = Vec::new();
+        for chunk in w.chunks() {
+            let dims = Dims {
+                k: k as u32,
+                rows: chunk.rows as u32,
+                n: n as u32,
+                row_offset: chunk.row_start as u32,
+                y_stride: k as u32,
+                blocks_per_row,
+                _pad: [0; 2],
+            };
+            let uniform = self.uniform(dims);
+            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("wgquant gather rows"),
+                layout: &self.gather_layout,
+                entries: &[
+                    entry(0, chunk.codes.as_entire_binding()),
+                    entry(1, chunk.params.as_entire_binding()),
+                    entry(3, out.binding(out_bytes)),
+                    entry(4, uniform.as_entire_binding()),
+                    entry(5, ids.binding(ids_bytes)),
+                ],
+            });
+            let invocations = n * (k / chunk_values);
+            steps.push(Step {
+                pipeline: self.gather.clone(),
+                bind_group,
+                groups: grid_1d(invocations.div_ceil(DEQUANT_WG), &limits)?,
+                _uniform: uniform,
+            });
+        }
+        Ok(Dispatch {
+            kind: KernelKind::Dequantize,
+            steps,
+        })
+    }
+
     /// One line: upload `x` (`n` x `k`), run the matmul, wait, return `y` (`n` x `rows`).
     pub fn run_matmul(
         &self,
@@ -504,7 +592,7 @@ fn checked_bytes(a: usize, b: usize) -> Result<u64> {
         .ok_or_else(|| Error::Shape(format!("{a} x {b} f32 overflows")))
 }
 
-pub(super) fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
+pub(crate) fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
     let max = limits.max_compute_workgroups_per_dimension as usize;
     if gx > max || gy > max {
         return Err(Error::DeviceLimit(format!(

@@ -30,6 +30,7 @@ pub use fake_quant::{
     FAKE_QUANT_WGSL,
 };
 pub use int8::{check_int8_kernels_fit, ActQuant, Int8Dispatch, Int8Kernels};
+pub(crate) use kernels::{check_fits, grid_1d};
 pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
 };

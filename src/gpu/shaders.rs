@@ -71,14 +71,17 @@ pub enum Entry {
     Gemm,
     /// Weights to f32.
     Dequantize,
+    /// Selected rows to f32 (embedding lookup); shares the dequantize module's source.
+    GatherRows,
 }
 
 impl Entry {
-    pub const ALL: [Entry; 4] = [
+    pub const ALL: [Entry; 5] = [
         Entry::Gemv,
         Entry::GemvSubgroup,
         Entry::Gemm,
         Entry::Dequantize,
+        Entry::GatherRows,
     ];
 
     /// The entry point's name.
@@ -88,6 +91,7 @@ impl Entry {
             Entry::GemvSubgroup => "gemv_subgroup",
             Entry::Gemm => "gemm",
             Entry::Dequantize => "dequantize",
+            Entry::GatherRows => "gather_rows",
         }
     }
 
@@ -96,7 +100,7 @@ impl Entry {
         match self {
             Entry::Gemv | Entry::GemvSubgroup => KernelKind::Gemv,
             Entry::Gemm => KernelKind::Gemm,
-            Entry::Dequantize => KernelKind::Dequantize,
+            Entry::Dequantize | Entry::GatherRows => KernelKind::Dequantize,
         }
     }
 
@@ -115,7 +119,9 @@ impl Entry {
             Entry::Gemv => &[GEMV_CORE, include_str!("../../shaders/gemv_shared.wgsl")],
             Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
             Entry::Gemm => &[include_str!("../../shaders/gemm.wgsl")],
-            Entry::Dequantize => &[include_str!("../../shaders/dequantize.wgsl")],
+            Entry::Dequantize | Entry::GatherRows => {
+                &[include_str!("../../shaders/dequantize.wgsl")]
+            }
         }
     }
 
@@ -123,7 +129,7 @@ impl Entry {
     pub fn workgroup_memory_bytes(self) -> u32 {
         match self {
             Entry::Gemv => 64 * 8 * GEMV_SHARED_MAX_ROWS * 4,
-            Entry::GemvSubgroup | Entry::Dequantize => 0,
+            Entry::GemvSubgroup | Entry::Dequantize | Entry::GatherRows => 0,
             Entry::Gemm => 2 * 32 * 64 * 4,
         }
     }
@@ -296,6 +302,32 @@ pub fn act_quant_constants(static_scales: bool) -> Vec<(&'static str, f64)> {
     vec![("STATIC_SCALES", static_scales as u32 as f64)]
 }
 
+/// Validate `src` with naga and translate `entry_point` to SPIR-V with `consts` applied (tests).
+#[cfg(test)]
+pub(crate) fn validate_src(src: &str, entry_point: &str, consts: &[(&'static str, f64)]) {
+    let what = format!("{entry_point} {consts:?}");
+    let module = naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
+    let caps = naga::valid::Capabilities::all()
+        - naga::valid::Capabilities::SUBGROUP
+        - naga::valid::Capabilities::SUBGROUP_BARRIER
+        - naga::valid::Capabilities::SUBGROUP_VERTEX_STAGE;
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
+    let consts: naga::back::PipelineConstants =
+        consts.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+    let (module, info) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let pipeline = naga::back::spv::PipelineOptions {
+        shader_stage: naga::ShaderStage::Compute,
+        entry_point: entry_point.to_string(),
+    };
+    naga::back::spv::write_vec(&module, &info, &Default::default(), Some(&pipeline))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,30 +386,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn validate_src(src: &str, entry_point: &str, consts: &[(&'static str, f64)]) {
-        let what = format!("{entry_point} {consts:?}");
-        let module = naga::front::wgsl::parse_str(src)
-            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
-        let caps = naga::valid::Capabilities::all()
-            - naga::valid::Capabilities::SUBGROUP
-            - naga::valid::Capabilities::SUBGROUP_BARRIER
-            - naga::valid::Capabilities::SUBGROUP_VERTEX_STAGE;
-        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
-        let consts: naga::back::PipelineConstants =
-            consts.iter().map(|&(k, v)| (k.to_string(), v)).collect();
-        let (module, info) =
-            naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
-        let pipeline = naga::back::spv::PipelineOptions {
-            shader_stage: naga::ShaderStage::Compute,
-            entry_point: entry_point.to_string(),
-        };
-        naga::back::spv::write_vec(&module, &info, &Default::default(), Some(&pipeline))
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
     }
 
     #[test]

@@ -1,4 +1,13 @@
 //! A llama-architecture language model (e.g. SmolLM2) from a GGUF file: configuration,
 //! tokenizer, a CPU reference forward pass and the GPU forward pass built on wgquant's kernels.
 
+pub mod config;
+pub mod cpu;
+pub mod gpu;
 pub mod tokenizer;
+pub mod weights;
+
+pub use config::Config;
+pub use cpu::CpuModel;
+pub use gpu::{GpuModel, GpuModelOptions, Output};
+pub use weights::{LayerWeights, Weights};
