@@ -3,11 +3,14 @@
 
 pub mod config;
 pub mod cpu;
+pub mod generate;
 pub mod gpu;
+pub mod synthetic;
 pub mod tokenizer;
 pub mod weights;
 
 pub use config::Config;
 pub use cpu::CpuModel;
+pub use generate::{generate, perplexity, GenerationStats, Perplexity, Sampler};
 pub use gpu::{GpuModel, GpuModelOptions, Output};
 pub use weights::{LayerWeights, Weights};
