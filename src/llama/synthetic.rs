@@ -7,6 +7,9 @@ use crate::io::gguf::{MetaType, MetaValue, StoredTensor};
 use crate::rng::Rng;
 use crate::{Format, QuantizedTensor, Result};
 
+/// A GGUF file's metadata entries and tensors, as [`crate::io::gguf::write_model`] takes them.
+pub type GgufContents = (Vec<(String, MetaValue)>, Vec<(String, StoredTensor)>);
+
 /// The shape and storage of a synthetic model.
 #[derive(Clone, Debug)]
 pub struct TinyLlama {
@@ -75,7 +78,7 @@ impl TinyLlama {
 
     /// Metadata (llama hyperparameters, tokenizer) and tensors, ready for
     /// [`crate::io::gguf::write_model`].
-    pub fn build(&self) -> Result<(Vec<(String, MetaValue)>, Vec<(String, StoredTensor)>)> {
+    pub fn build(&self) -> Result<GgufContents> {
         let c = self.config();
         let mut rng = Rng::new(self.seed);
         let mut matrix = |rows: usize, k: usize, format: Format| {
@@ -118,6 +121,12 @@ impl TinyLlama {
         let mut meta = c.to_metadata();
         meta.extend(self.tokenizer_metadata());
         Ok((meta, t))
+    }
+
+    /// Write the model as a GGUF file.
+    pub fn write(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let (meta, tensors) = self.build()?;
+        crate::io::gguf::write_model(path, &meta, &tensors)
     }
 
     /// A byte-level BPE vocabulary of `vocab` tokens in llama.cpp's `gpt2` layout.
