@@ -4,6 +4,7 @@ mod accuracy;
 mod adapters;
 mod bench;
 mod files;
+mod tokenize;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,8 @@ enum Command {
     Matmul(files::MatmulArgs),
     /// Weight and layer-output error of each format (N(0,1) data, optionally real weights).
     Accuracy(accuracy::Args),
+    /// Token ids of a text for a GGUF model's tokenizer (like llama-tokenize --ids).
+    Tokenize(tokenize::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Dequantize(a) => files::dequantize(a),
         Command::Matmul(a) => files::matmul(a),
         Command::Accuracy(a) => accuracy::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
     };
     match result {
         Ok(code) => code,

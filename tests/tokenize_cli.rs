@@ -1,0 +1,91 @@
+//! `wgquant tokenize` as a user runs it: ids for SmolLM2-135M-Instruct (when the model file is
+//! present, see scripts/fetch-smollm2.sh) and a clean error exit for bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn wgquant(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgquant"))
+        .args(args)
+        .output()
+        .expect("run wgquant")
+}
+
+/// The SmolLM2 GGUF file, or None (after a skip message) when it is absent and not required.
+fn smollm2() -> Option<PathBuf> {
+    let path = std::env::var_os("WGQUANT_SMOLLM2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("WGQUANT_REQUIRE_MODEL").as_deref() == Ok("1") {
+        panic!(
+            "{} is missing and WGQUANT_REQUIRE_MODEL=1 (run scripts/fetch-smollm2.sh)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "skipped: {} not found (run scripts/fetch-smollm2.sh or set WGQUANT_SMOLLM2)",
+        path.display()
+    );
+    None
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = wgquant(args);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "wgquant {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+#[test]
+fn tokenize_smollm2_ids() {
+    let Some(model) = smollm2() else {
+        return;
+    };
+    let m = model.to_str().expect("UTF-8 path");
+    // add_bos_token is false for SmolLM2: no BOS in front.
+    let out = ok(&["tokenize", "--model", m, "Hello world! 123"]);
+    assert_eq!(out, "[19556, 905, 17, 216, 33, 34, 35]\n");
+    // Control tokens are parsed by default, plain text with --no-parse-special.
+    let out = ok(&["tokenize", "--model", m, "<|im_start|>user\n"]);
+    assert_eq!(out, "[1, 4093, 198]\n");
+    let out = ok(&["tokenize", "--model", m, "--no-parse-special", "<|im_end|>"]);
+    assert_eq!(out, "[44, 108, 306, 79, 486, 108, 46]\n");
+    let out = ok(&[
+        "tokenize",
+        "--model",
+        m,
+        "--show-tokens",
+        "<|im_start|>Hi\n",
+    ]);
+    assert_eq!(
+        out,
+        "     1 -> '<|im_start|>'\n 26843 -> 'Hi'\n   198 -> '\\n'\n"
+    );
+}
+
+#[test]
+fn tokenize_errors_exit_cleanly() {
+    let missing = std::env::temp_dir().join("wgquant-no-such-model.gguf");
+    let o = wgquant(&["tokenize", "--model", missing.to_str().unwrap(), "hi"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(err.starts_with("error: I/O error on"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // A file that is not GGUF.
+    let bad = std::env::temp_dir().join(format!("wgquant-not-gguf-{}.gguf", std::process::id()));
+    std::fs::write(&bad, b"not a gguf file at all").unwrap();
+    let o = wgquant(&["tokenize", "--model", bad.to_str().unwrap(), "hi"]);
+    std::fs::remove_file(&bad).ok();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("malformed GGUF"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
