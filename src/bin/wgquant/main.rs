@@ -4,6 +4,7 @@ mod accuracy;
 mod adapters;
 mod bench;
 mod files;
+mod model;
 mod tokenize;
 mod verify;
 
@@ -61,6 +62,10 @@ enum Command {
     Accuracy(accuracy::Args),
     /// Token ids of a text for a GGUF model's tokenizer (like llama-tokenize --ids).
     Tokenize(tokenize::Args),
+    /// Continue a prompt with a llama GGUF model on the GPU (streams the text).
+    Generate(model::GenerateArgs),
+    /// Perplexity of a llama GGUF model over a text file (llama-perplexity's method).
+    Perplexity(model::PerplexityArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +80,8 @@ fn main() -> ExitCode {
         Command::Matmul(a) => files::matmul(a),
         Command::Accuracy(a) => accuracy::run(a),
         Command::Tokenize(a) => tokenize::run(a),
+        Command::Generate(a) => model::generate_cmd(a),
+        Command::Perplexity(a) => model::perplexity_cmd(a),
     };
     match result {
         Ok(code) => code,
