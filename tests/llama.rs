@@ -292,3 +292,27 @@ fn bad_input_is_a_typed_error() {
     let e = read(&meta, &mixed).unwrap_err();
     assert!(e.to_string().contains("shape"), "{e}");
 }
+
+#[test]
+fn smollm2_gpu_logits_match_the_cpu_reference() {
+    let Some(path) = common::smollm2::path() else {
+        return;
+    };
+    let w = Weights::open(path).unwrap();
+    assert_eq!(w.config.n_layers, 30);
+    let mut gpu = GpuModel::new(common::ctx(), &w, GpuModelOptions::default()).unwrap();
+    let mut cpu = CpuModel::new(&w);
+    // "The capital of France is" then one decode step.
+    let prompt = [504, 3575, 282, 4649, 314];
+    let v = w.config.vocab_size;
+    let got = gpu.forward(&prompt, Output::AllLogits).unwrap();
+    let want = cpu.forward(&prompt).unwrap();
+    for (i, wr) in want.iter().enumerate() {
+        let e = nmse(wr, &got[i * v..(i + 1) * v]);
+        assert!(e <= 1e-5, "position {i} NMSE {e:.2e}");
+    }
+    let paris = 7042;
+    let got = gpu.forward(&[paris], Output::LastLogits).unwrap();
+    let e = nmse(&cpu.forward(&[paris]).unwrap()[0], &got);
+    assert!(e <= 1e-5, "decode NMSE {e:.2e}");
+}

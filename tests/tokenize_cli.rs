@@ -1,7 +1,8 @@
 //! `wgquant tokenize` as a user runs it: ids for SmolLM2-135M-Instruct (when the model file is
 //! present, see scripts/fetch-smollm2.sh) and a clean error exit for bad input.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Output};
 
 fn wgquant(args: &[&str]) -> Output {
@@ -9,30 +10,6 @@ fn wgquant(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run wgquant")
-}
-
-/// The SmolLM2 GGUF file, or None (after a skip message) when it is absent and not required.
-fn smollm2() -> Option<PathBuf> {
-    let path = std::env::var_os("WGQUANT_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("WGQUANT_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "{} is missing and WGQUANT_REQUIRE_MODEL=1 (run scripts/fetch-smollm2.sh)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipped: {} not found (run scripts/fetch-smollm2.sh or set WGQUANT_SMOLLM2)",
-        path.display()
-    );
-    None
 }
 
 fn ok(args: &[&str]) -> String {
@@ -45,7 +22,7 @@ fn ok(args: &[&str]) -> String {
 
 #[test]
 fn tokenize_smollm2_ids() {
-    let Some(model) = smollm2() else {
+    let Some(model) = common::smollm2::path() else {
         return;
     };
     let m = model.to_str().expect("UTF-8 path");

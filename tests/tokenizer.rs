@@ -12,7 +12,8 @@
 //! `parse_special = false`, as llama.cpp does (`tiny_special_tokens`); HF treats non-special
 //! added tokens the same way.
 
-use std::path::PathBuf;
+mod common;
+
 use wgquant::io::gguf::{GgufReader, MetaType, MetaValue};
 use wgquant::llama::tokenizer::Tokenizer;
 use wgquant::Error;
@@ -440,30 +441,6 @@ fn tiny_unsupported_model_and_pre() {
 // SmolLM2-135M-Instruct
 // ---------------------------------------------------------------------------------------------
 
-/// The SmolLM2 GGUF file, or None (after a skip message) when it is absent and not required.
-fn smollm2() -> Option<PathBuf> {
-    let path = std::env::var_os("WGQUANT_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("WGQUANT_REQUIRE_MODEL").as_deref() == Ok("1") {
-        panic!(
-            "{} is missing and WGQUANT_REQUIRE_MODEL=1 (run scripts/fetch-smollm2.sh)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipped: {} not found (run scripts/fetch-smollm2.sh or set WGQUANT_SMOLLM2)",
-        path.display()
-    );
-    None
-}
-
 fn golden() -> serde_json::Value {
     let text = include_str!("data/tokenizer_smollm2.json");
     serde_json::from_str(text).expect("tests/data/tokenizer_smollm2.json")
@@ -478,7 +455,7 @@ fn ids_of(v: &serde_json::Value) -> Vec<u32> {
 }
 
 fn smollm2_tokenizer() -> Option<Tokenizer> {
-    let path = smollm2()?;
+    let path = common::smollm2::path()?;
     let reader = GgufReader::open(&path).expect("open SmolLM2 GGUF");
     Some(Tokenizer::from_metadata(&reader.header().metadata).expect("SmolLM2 tokenizer"))
 }

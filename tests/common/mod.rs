@@ -1,4 +1,7 @@
-//! Shared test helpers: one GPU context per test binary.
+//! Shared test helpers: one GPU context per test binary, the SmolLM2 model file.
+#![allow(dead_code)]
+
+pub mod smollm2;
 
 use std::sync::OnceLock;
 use wgquant::gpu::GpuContext;

@@ -21,7 +21,7 @@ pub struct GenerateArgs {
     #[arg(short = 'n', long = "n-predict", default_value_t = 64)]
     n: usize,
     /// 0 picks the most likely token every time (deterministic).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temperature: f32,
     /// With a temperature: sample among the K most likely tokens (0: all).
     #[arg(long, default_value_t = 40)]
