@@ -1205,10 +1205,18 @@ fn read_plain<S: GgufSource>(
     let ty = info.ggml_type;
     let quant_format = match (format, ty) {
         (Some(f), _) => {
-            let want = f
-                .codec()
-                .ggml_type()
-                .expect("formats without a GGUF type are planes");
+            // Formats without a GGUF type are stored as planes (`<name>.codes`, ...), so a
+            // plain tensor under the name itself contradicts the metadata.
+            let want = f.codec().ggml_type().ok_or_else(|| {
+                Error::malformed(
+                    KIND,
+                    format!(
+                        "metadata says format {f}, which is stored as planes, but there is a \
+                         plain {} tensor of that name",
+                        ty.name()
+                    ),
+                )
+            })?;
             if want != ty {
                 return Err(Error::malformed(
                     KIND,
@@ -1530,7 +1538,8 @@ fn plan_model<'a>(
                         continue;
                     }
                     (None, _) => {
-                        let row_bytes = q.bytes().len() as u64 / rows.max(1);
+                        // From the format, not bytes / rows: a tensor may have no rows.
+                        let row_bytes = format.row_bytes(q.k()) as u64;
                         out.push(OutTensor {
                             name: format!("{name}{}", Plane::Blocks.suffix()),
                             ty: GgmlType::I8,
