@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use wgquant::format::IntFormat;
-use wgquant::io::gguf::{self, GgufReader, MetaType, MetaValue, StoredTensor};
+use wgquant::io::gguf::{self, GgufFile, GgufReader, MetaType, MetaValue, StoredTensor};
 use wgquant::io::{npy, safetensors as st, Array};
 use wgquant::rng::Rng;
 use wgquant::{Error, Format, QuantizedTensor};
@@ -1235,6 +1235,79 @@ fn gguf_errors_name_the_path() {
         "{e}"
     );
     let e = gguf::read_model(dir.path("missing.gguf")).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+}
+
+#[test]
+fn gguf_mapped_file_reads_like_bytes() {
+    let dir = TempDir::new("gguf-mapped");
+    let bytes = small_valid();
+    let p = dir.path("m.gguf");
+    std::fs::write(&p, &bytes).unwrap();
+
+    // read_model goes through the map; it must give exactly what the in-memory path gives.
+    assert_eq!(
+        gguf::read_model(&p).unwrap(),
+        gguf::read_model_bytes(&bytes).unwrap()
+    );
+    let mut mem = GgufReader::from_bytes(&bytes).unwrap();
+    let file = GgufFile::open(&p).unwrap();
+    assert_eq!(file.header(), mem.header());
+    assert_eq!(file.path(), p.as_path());
+    assert_eq!(file.mapped().bytes(), &bytes[..]);
+    for (i, t) in file.header().tensors.iter().enumerate() {
+        let raw = file.tensor_bytes(i).unwrap();
+        assert_eq!(raw.len() as u64, t.n_bytes, "{}", t.name);
+        // A borrow of the map: it points into the mapped bytes, at the tensor's offset.
+        let start = (file.header().data_offset + t.offset) as usize;
+        assert!(std::ptr::eq(
+            raw,
+            &file.mapped().bytes()[start..start + raw.len()]
+        ));
+        assert_eq!(raw, mem.tensor_bytes(i).unwrap());
+        assert_eq!(raw, &mem.tensor_data(i).unwrap()[..]);
+    }
+    let n = file.header().tensors.len();
+    let e = file.tensor_bytes(n).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert_eq!(
+        file.into_model().unwrap(),
+        gguf::read_model_bytes(&bytes).unwrap()
+    );
+
+    // The generic Read + Seek path agrees as well.
+    let stream = GgufReader::new(std::io::Cursor::new(&bytes[..]), bytes.len() as u64).unwrap();
+    assert_eq!(
+        stream.into_model().unwrap(),
+        gguf::read_model_bytes(&bytes).unwrap()
+    );
+}
+
+#[test]
+fn gguf_mapped_truncated_files_are_malformed() {
+    let dir = TempDir::new("gguf-mapped-trunc");
+    let good = small_valid();
+    let p = dir.path("t.gguf");
+    // Every prefix through the header, then a spread of prefixes through the data.
+    let header_end = GgufReader::from_bytes(&good).unwrap().header().data_offset as usize;
+    let lens = (0..header_end).chain((header_end..good.len()).step_by(7));
+    for n in lens {
+        std::fs::write(&p, &good[..n]).unwrap();
+        let e = GgufFile::open(&p).and_then(|f| f.into_model());
+        let e = e.expect_err(&format!("mapped prefix of {n} bytes was accepted"));
+        assert!(
+            is_malformed(&e) && e.to_string().contains("t.gguf"),
+            "prefix {n}: {e}"
+        );
+        let e = gguf::read_model(&p).unwrap_err();
+        assert!(is_malformed(&e), "prefix {n}: {e}");
+    }
+    // An empty file maps (or fails to) without a panic and is malformed.
+    std::fs::write(&p, b"").unwrap();
+    let e = gguf::read_model(&p).unwrap_err();
+    assert!(is_malformed(&e), "{e}");
+    // A directory cannot be mapped: an I/O error, not a panic.
+    let e = GgufFile::open(dir.path("")).err().unwrap();
     assert!(matches!(e, Error::Io { .. }), "{e}");
 }
 

@@ -28,15 +28,21 @@
 //! Every count, length, dimension and offset is checked against the file length before it
 //! is used or allocated, arithmetic is overflow-checked, and failures are typed errors:
 //! [`Error::Malformed`] for damaged files, [`Error::UnsupportedFormat`] for valid files
-//! using something wgquant does not read (e.g. a `Q4_K` tensor). Metadata arrays take at
-//! most about 32 bytes of memory per byte they occupy in the file; tensor data is read one
-//! tensor at a time, straight from the file.
+//! using something wgquant does not read (e.g. an `IQ2_XXS` tensor). Metadata arrays take
+//! at most about 32 bytes of memory per byte they occupy in the file; tensor data is
+//! decoded one tensor at a time.
+//!
+//! # Memory-mapped files
+//! [`GgufReader::open`] and [`read_model`] read a file through a read-only memory map
+//! ([`GgufFile`]): the header is parsed from the map and tensors are slices of it, with
+//! the same checks as in-memory input. See [`Mapped`] for what that requires of the file.
 
 use crate::error::{Error, Result};
 use crate::format::{Format, GgmlType, IntFormat, IntPlanes, QuantizedTensor};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const KIND: &str = "GGUF";
@@ -337,28 +343,182 @@ impl GgufHeader {
 }
 
 /// A GGUF file whose header has been read and checked; tensor data is read on demand.
-pub struct GgufReader<R> {
+///
+/// The bytes come from a [`GgufSource`]: a memory map of a file ([`GgufReader::open`], also
+/// named [`GgufFile`]), a byte slice ([`GgufReader::from_bytes`]) or any `Read + Seek`
+/// stream of known length ([`GgufReader::new`]). Mapped and in-memory readers also hand out
+/// each tensor's bytes without copying them ([`GgufReader::tensor_bytes`]).
+pub struct GgufReader<S> {
     header: GgufHeader,
-    src: R,
+    src: S,
     /// The file's path, for messages (None for in-memory input).
     path: Option<PathBuf>,
 }
 
-impl GgufReader<BufReader<File>> {
-    /// Open a GGUF file and read its header.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        GgufReader::with_path(BufReader::new(file), len, Some(path.to_path_buf()))
-            .map_err(|e| e.at_path(path))
+/// A GGUF file read through a read-only memory map: [`GgufFile::open`] parses and checks
+/// the header, [`GgufFile::tensor_bytes`] borrows a tensor's raw bytes straight from the
+/// map (no copy, no read), and [`GgufFile::into_model`] decodes every tensor.
+///
+/// ```no_run
+/// # fn main() -> wgquant::Result<()> {
+/// use wgquant::io::gguf::GgufFile;
+/// let file = GgufFile::open("model.gguf")?;
+/// for (i, t) in file.header().tensors.iter().enumerate() {
+///     let raw: &[u8] = file.tensor_bytes(i)?; // t.n_bytes bytes of t.ggml_type blocks
+///     println!("{} {:?} {} bytes", t.name, t.ggml_type, raw.len());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub type GgufFile = GgufReader<Mapped>;
+
+/// The read-only memory map of a GGUF file (the source of a [`GgufFile`]).
+///
+/// The bytes are untrusted input, checked like any other. What a map cannot protect
+/// against is the file changing underneath it: if another process writes to or truncates
+/// the file while it is mapped, the behaviour is undefined (memmap2's `Mmap::map` says so;
+/// in practice changed bytes or a SIGBUS on pages that no longer exist). Do not modify a
+/// model file while it is open.
+pub struct Mapped(memmap2::Mmap);
+
+impl Mapped {
+    /// Map `file` read-only.
+    fn map(file: &File, path: &Path) -> Result<Mapped> {
+        // SAFETY: memmap2 documents that a mapping is undefined behaviour if the file is
+        // changed (written or truncated) by anyone while it is mapped: Rust would then see
+        // a `&[u8]` whose contents change under it, and a truncated file makes reads of the
+        // lost pages fault (SIGBUS). No safe API can rule that out for a file on disk, so
+        // this is sound only as long as nobody modifies the model file while it is open,
+        // the same contract every mmap-based model loader (llama.cpp included) has. What
+        // we do ourselves is safe: the map is read-only (we never write through it, and a
+        // private read-only mapping cannot change the file), and its bytes are treated as
+        // untrusted input exactly like bytes from memory: every count, size and offset is
+        // checked against the mapped length before it is used.
+        let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| Error::io(path, e))?;
+        Ok(Mapped(map))
+    }
+
+    /// Every byte of the file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
-impl<'a> GgufReader<Cursor<&'a [u8]>> {
+/// GGUF bytes held in memory (the source of [`GgufReader::from_bytes`]).
+#[derive(Clone, Copy)]
+pub struct InMemory<'a>(&'a [u8]);
+
+impl<'a> InMemory<'a> {
+    /// Every byte of the file.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+mod sealed {
+    use std::borrow::Cow;
+    use std::io;
+
+    /// Byte access for the parser. Every range asked for has been checked to lie inside the
+    /// input's length first; a short stream still fails with `UnexpectedEof`.
+    pub trait Sealed {
+        /// `n` bytes at `pos`, asked for front to back while the header is parsed (a stream
+        /// is already positioned at `pos` and does not seek).
+        fn next(&mut self, pos: u64, n: usize) -> io::Result<Cow<'_, [u8]>>;
+        /// Fill `buf` from `pos`, as [`Sealed::next`].
+        fn next_into(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+            buf.copy_from_slice(&self.next(pos, buf.len())?);
+            Ok(())
+        }
+        /// `n` bytes at `pos`, anywhere in the input.
+        fn at(&mut self, pos: u64, n: usize) -> io::Result<Cow<'_, [u8]>>;
+    }
+
+    /// `bytes[pos..pos + n]`, or `UnexpectedEof`.
+    pub fn slice_at(bytes: &[u8], pos: u64, n: usize) -> io::Result<&[u8]> {
+        usize::try_from(pos)
+            .ok()
+            .and_then(|p| bytes.get(p..p.checked_add(n)?))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))
+    }
+}
+
+/// Where a [`GgufReader`] reads its bytes: [`Mapped`] (a memory-mapped file), [`InMemory`]
+/// (a byte slice) or any `Read + Seek` type. Sealed: it cannot be implemented outside
+/// wgquant.
+pub trait GgufSource: sealed::Sealed {}
+impl<S: sealed::Sealed> GgufSource for S {}
+
+impl sealed::Sealed for Mapped {
+    fn next(&mut self, pos: u64, n: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        self.at(pos, n)
+    }
+    fn at(&mut self, pos: u64, n: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        sealed::slice_at(&self.0, pos, n).map(Cow::Borrowed)
+    }
+}
+
+impl sealed::Sealed for InMemory<'_> {
+    fn next(&mut self, pos: u64, n: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        self.at(pos, n)
+    }
+    fn at(&mut self, pos: u64, n: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        sealed::slice_at(self.0, pos, n).map(Cow::Borrowed)
+    }
+}
+
+impl<R: Read + Seek> sealed::Sealed for R {
+    fn next(&mut self, _pos: u64, n: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        // n was checked against the stream's stated length before this allocation.
+        let mut v = vec![0u8; n];
+        self.read_exact(&mut v)?;
+        Ok(Cow::Owned(v))
+    }
+    fn next_into(&mut self, _pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.read_exact(buf)
+    }
+    fn at(&mut self, pos: u64, n: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        self.seek(SeekFrom::Start(pos))?;
+        self.next(pos, n)
+    }
+}
+
+impl GgufReader<Mapped> {
+    /// Open a GGUF file through a read-only memory map and read its header. Tensor data
+    /// stays in the map until asked for: [`GgufReader::tensor_bytes`] borrows it,
+    /// [`GgufReader::tensor_data`] and [`GgufReader::into_model`] copy or decode it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let map = Mapped::map(&file, path)?;
+        let len = map.0.len() as u64;
+        GgufReader::with_path(map, len, Some(path.to_path_buf())).map_err(|e| e.at_path(path))
+    }
+
+    /// The raw bytes of tensor `index` (in header order), borrowed from the map: exactly
+    /// [`TensorInfo::n_bytes`] bytes of `ggml_type` blocks, checked to lie inside the file
+    /// when the header was read.
+    pub fn tensor_bytes(&self, index: usize) -> Result<&[u8]> {
+        let (start, n) = tensor_range(&self.header, index)?;
+        sealed::slice_at(&self.src.0, start, n).map_err(|e| Error::io(self.path(), e))
+    }
+
+    /// The mapped file.
+    pub fn mapped(&self) -> &Mapped {
+        &self.src
+    }
+}
+
+impl<'a> GgufReader<InMemory<'a>> {
     /// Read the header of a GGUF file held in memory.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
-        GgufReader::new(Cursor::new(bytes), bytes.len() as u64)
+        GgufReader::with_path(InMemory(bytes), bytes.len() as u64, None)
+    }
+
+    /// The raw bytes of tensor `index` (in header order), borrowed from the input.
+    pub fn tensor_bytes(&self, index: usize) -> Result<&'a [u8]> {
+        let (start, n) = tensor_range(&self.header, index)?;
+        sealed::slice_at(self.src.0, start, n).map_err(|e| Error::io(MEMORY, e))
     }
 }
 
@@ -367,8 +527,10 @@ impl<R: Read + Seek> GgufReader<R> {
     pub fn new(src: R, len: u64) -> Result<Self> {
         GgufReader::with_path(src, len, None)
     }
+}
 
-    fn with_path(mut src: R, len: u64, path: Option<PathBuf>) -> Result<Self> {
+impl<S: GgufSource> GgufReader<S> {
+    fn with_path(mut src: S, len: u64, path: Option<PathBuf>) -> Result<Self> {
         let header = {
             let mut s = Src {
                 r: &mut src,
@@ -386,7 +548,12 @@ impl<R: Read + Seek> GgufReader<R> {
         &self.header
     }
 
-    /// The raw bytes of tensor `index` (in header order).
+    /// The file's path (`<memory>` for in-memory input).
+    pub fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(MEMORY))
+    }
+
+    /// The raw bytes of tensor `index` (in header order), copied.
     pub fn tensor_data(&mut self, index: usize) -> Result<Vec<u8>> {
         Data {
             src: &mut self.src,
@@ -394,6 +561,7 @@ impl<R: Read + Seek> GgufReader<R> {
             h: &self.header,
         }
         .read(index)
+        .map(Cow::into_owned)
     }
 
     /// Read every tensor and reassemble wgquant's tensors; see [`read_model`].
@@ -410,32 +578,33 @@ impl<R: Read + Seek> GgufReader<R> {
     }
 }
 
+/// Absolute start and length of tensor `index`'s data.
+fn tensor_range(h: &GgufHeader, index: usize) -> Result<(u64, usize)> {
+    let info = h.tensors.get(index).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "tensor index {index} out of range (the file has {})",
+            h.tensors.len()
+        ))
+    })?;
+    // Bounds were checked against the file length when the header was read.
+    let n = usize::try_from(info.n_bytes)
+        .map_err(|_| Error::malformed(KIND, format!("tensor '{}' is too large", info.name)))?;
+    Ok((h.data_offset + info.offset, n))
+}
+
 /// Access to the tensor data of a parsed file.
-struct Data<'a, R> {
-    src: &'a mut R,
+struct Data<'a, S> {
+    src: &'a mut S,
     path: &'a Path,
     h: &'a GgufHeader,
 }
 
-impl<R: Read + Seek> Data<'_, R> {
-    /// The raw bytes of tensor `index`.
-    fn read(&mut self, index: usize) -> Result<Vec<u8>> {
-        let info = self.h.tensors.get(index).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "tensor index {index} out of range (the file has {})",
-                self.h.tensors.len()
-            ))
-        })?;
-        // Bounds were checked against the file length when the header was read.
-        let start = self.h.data_offset + info.offset;
-        let n = usize::try_from(info.n_bytes)
-            .map_err(|_| Error::malformed(KIND, format!("tensor '{}' is too large", info.name)))?;
-        let mut buf = vec![0u8; n];
+impl<S: GgufSource> Data<'_, S> {
+    /// The raw bytes of tensor `index` (borrowed from maps and slices).
+    fn read(&mut self, index: usize) -> Result<Cow<'_, [u8]>> {
+        let (start, n) = tensor_range(self.h, index)?;
         let path = self.path;
-        let io = |e| Error::io(path, e);
-        self.src.seek(SeekFrom::Start(start)).map_err(io)?;
-        self.src.read_exact(&mut buf).map_err(io)?;
-        Ok(buf)
+        self.src.at(start, n).map_err(|e| Error::io(path, e))
     }
 }
 
@@ -511,7 +680,9 @@ impl Model {
 /// - tensors named by `wgquant.format.<name>` metadata become [`StoredTensor::Quantized`]
 ///   in that format (int planes are joined back into one tensor).
 ///
-/// Tensor data is read one tensor at a time; the file is never held in memory whole.
+/// The file is read through a read-only memory map ([`GgufFile`]): the header is parsed
+/// from the map, and each tensor is decoded from its slice of the map; no part of the file
+/// is copied into a buffer first.
 pub fn read_model(path: impl AsRef<Path>) -> Result<Model> {
     GgufReader::open(path)?.into_model()
 }
@@ -527,14 +698,14 @@ pub fn read_model_bytes(bytes: &[u8]) -> Result<Model> {
 
 /// A reader that knows its position and the file length, so every read is bounds-checked
 /// before anything is allocated.
-struct Src<'a, R> {
-    r: &'a mut R,
+struct Src<'a, S> {
+    r: &'a mut S,
     pos: u64,
     len: u64,
     path: &'a Path,
 }
 
-impl<R: Read> Src<'_, R> {
+impl<S: GgufSource> Src<'_, S> {
     fn remaining(&self) -> u64 {
         self.len - self.pos
     }
@@ -555,15 +726,19 @@ impl<R: Read> Src<'_, R> {
         Ok(())
     }
 
+    fn eof(&self, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::malformed(KIND, format!("file ends early at offset {}", self.pos))
+        } else {
+            Error::io(self.path, e)
+        }
+    }
+
     fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
         self.need(buf.len() as u64)?;
-        self.r.read_exact(buf).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::malformed(KIND, format!("file ends early at offset {}", self.pos))
-            } else {
-                Error::io(self.path, e)
-            }
-        })?;
+        if let Err(e) = self.r.next_into(self.pos, buf) {
+            return Err(self.eof(e));
+        }
         self.pos += buf.len() as u64;
         Ok(())
     }
@@ -582,8 +757,8 @@ impl<R: Read> Src<'_, R> {
         self.arr().map(u64::from_le_bytes)
     }
 
-    /// A length-prefixed string's bytes.
-    fn string_bytes(&mut self) -> Result<Vec<u8>> {
+    /// A length-prefixed string, passed to `f` as bytes (borrowed from maps and slices).
+    fn string_with<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let n = self.u64()?;
         if n > self.remaining() {
             return Err(Error::malformed(
@@ -595,15 +770,22 @@ impl<R: Read> Src<'_, R> {
                 ),
             ));
         }
-        let mut v = vec![0u8; n as usize];
-        self.fill(&mut v)?;
-        Ok(v)
+        // n <= remaining <= len; on a 32-bit target a longer string cannot be held at all.
+        let n = usize::try_from(n)
+            .map_err(|_| Error::malformed(KIND, format!("string of {n} bytes is too long")))?;
+        let pos = self.pos;
+        let out = match self.r.next(pos, n) {
+            Ok(b) => f(&b),
+            Err(e) => return Err(self.eof(e)),
+        };
+        self.pos += n as u64;
+        Ok(out)
     }
 
     /// A string that must be valid UTF-8 (keys and tensor names).
     fn name(&mut self) -> Result<String> {
-        let b = self.string_bytes()?;
-        String::from_utf8(b).map_err(|_| Error::malformed(KIND, "name is not valid UTF-8"))
+        self.string_with(|b| std::str::from_utf8(b).map(str::to_owned))?
+            .map_err(|_| Error::malformed(KIND, "name is not valid UTF-8"))
     }
 
     fn value(&mut self, ty: MetaType, depth: usize) -> Result<MetaValue> {
@@ -617,7 +799,7 @@ impl<R: Read> Src<'_, R> {
             MetaType::F32 => MetaValue::F32(f32::from_le_bytes(self.arr()?)),
             MetaType::Bool => MetaValue::Bool(self.arr::<1>()?[0] != 0),
             MetaType::String => {
-                MetaValue::String(String::from_utf8_lossy(&self.string_bytes()?).into_owned())
+                MetaValue::String(self.string_with(|b| String::from_utf8_lossy(b).into_owned())?)
             }
             MetaType::U64 => MetaValue::U64(self.u64()?),
             MetaType::I64 => MetaValue::I64(i64::from_le_bytes(self.arr()?)),
@@ -670,7 +852,7 @@ fn ctx<T>(r: Result<T>, what: impl FnOnce() -> String) -> Result<T> {
     })
 }
 
-fn read_header<R: Read>(s: &mut Src<'_, R>) -> Result<GgufHeader> {
+fn read_header<S: GgufSource>(s: &mut Src<'_, S>) -> Result<GgufHeader> {
     if s.len < 4 {
         return Err(Error::malformed(
             KIND,
@@ -803,7 +985,7 @@ fn read_header<R: Read>(s: &mut Src<'_, R>) -> Result<GgufHeader> {
     })
 }
 
-fn read_tensor_info<R: Read>(s: &mut Src<'_, R>) -> Result<TensorInfo> {
+fn read_tensor_info<S: GgufSource>(s: &mut Src<'_, S>) -> Result<TensorInfo> {
     let name = s.name()?;
     let named = |e: Error| match e {
         Error::Malformed { kind, path, reason } => Error::Malformed {
@@ -894,7 +1076,7 @@ impl Plane {
     }
 }
 
-fn build_model<R: Read + Seek>(h: GgufHeader, src: &mut R, path: &Path) -> Result<Model> {
+fn build_model<S: GgufSource>(h: GgufHeader, src: &mut S, path: &Path) -> Result<Model> {
     let mut r = Data { src, path, h: &h };
     let by_name: HashMap<&str, usize> = h
         .tensors
@@ -1014,8 +1196,8 @@ fn rows_k(info: &TensorInfo) -> Result<(usize, usize)> {
     }
 }
 
-fn read_plain<R: Read + Seek>(
-    r: &mut Data<'_, R>,
+fn read_plain<S: GgufSource>(
+    r: &mut Data<'_, S>,
     i: usize,
     info: &TensorInfo,
     format: Option<Format>,
@@ -1023,10 +1205,18 @@ fn read_plain<R: Read + Seek>(
     let ty = info.ggml_type;
     let quant_format = match (format, ty) {
         (Some(f), _) => {
-            let want = f
-                .codec()
-                .ggml_type()
-                .expect("formats without a GGUF type are planes");
+            // Formats without a GGUF type are stored as planes (`<name>.codes`, ...), so a
+            // plain tensor under the name itself contradicts the metadata.
+            let want = f.codec().ggml_type().ok_or_else(|| {
+                Error::malformed(
+                    KIND,
+                    format!(
+                        "metadata says format {f}, which is stored as planes, but there is a \
+                         plain {} tensor of that name",
+                        ty.name()
+                    ),
+                )
+            })?;
             if want != ty {
                 return Err(Error::malformed(
                     KIND,
@@ -1043,7 +1233,7 @@ fn read_plain<R: Read + Seek>(
     let bytes = r.read(i)?;
     if let Some(f) = quant_format {
         let (rows, k) = rows_k(info)?;
-        let q = QuantizedTensor::from_bytes(f, rows, k, bytes)
+        let q = QuantizedTensor::from_bytes(f, rows, k, bytes.into_owned())
             .map_err(|e| Error::malformed(KIND, e.to_string()))?;
         return Ok(StoredTensor::Quantized(q));
     }
@@ -1086,8 +1276,8 @@ fn read_plain<R: Read + Seek>(
 
 /// A format without a GGUF type, stored as its canonical blocks in an I8 tensor
 /// `<name>.blocks` with dims [row bytes, rows].
-fn read_blocks<R: Read + Seek>(
-    r: &mut Data<'_, R>,
+fn read_blocks<S: GgufSource>(
+    r: &mut Data<'_, S>,
     by_name: &HashMap<&str, usize>,
     name: &str,
     f: Format,
@@ -1120,13 +1310,13 @@ fn read_blocks<R: Read + Seek>(
         (Ok(r), Ok(k)) => (r, k),
         _ => return Err(Error::malformed(KIND, "too large for this platform")),
     };
-    let bytes = r.read(i)?;
+    let bytes = r.read(i)?.into_owned();
     QuantizedTensor::from_bytes(f, rows, k, bytes)
         .map_err(|e| Error::malformed(KIND, e.to_string()))
 }
 
-fn read_int<R: Read + Seek>(
-    r: &mut Data<'_, R>,
+fn read_int<S: GgufSource>(
+    r: &mut Data<'_, S>,
     by_name: &HashMap<&str, usize>,
     name: &str,
     f: IntFormat,
@@ -1172,14 +1362,14 @@ fn read_int<R: Read + Seek>(
         return Err(bad("planes disagree on the number of rows or groups".into()));
     }
     let (rows, k) = (rows as usize, k as usize);
-    let codes = r.read(ci)?;
+    let codes = r.read(ci)?.into_owned();
     let scales = r
         .read(si)?
         .chunks_exact(2)
         .map(|b| u16::from_le_bytes([b[0], b[1]]))
         .collect();
     let zeros = match zeros {
-        Some((zi, ..)) => Some(r.read(zi)?),
+        Some((zi, ..)) => Some(r.read(zi)?.into_owned()),
         None => None,
     };
     f.from_planes(
@@ -1348,7 +1538,8 @@ fn plan_model<'a>(
                         continue;
                     }
                     (None, _) => {
-                        let row_bytes = q.bytes().len() as u64 / rows.max(1);
+                        // From the format, not bytes / rows: a tensor may have no rows.
+                        let row_bytes = format.row_bytes(q.k()) as u64;
                         out.push(OutTensor {
                             name: format!("{name}{}", Plane::Blocks.suffix()),
                             ty: GgmlType::I8,

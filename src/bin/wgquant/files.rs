@@ -1,7 +1,10 @@
 //! `wgquant quantize`, `dequantize` and `matmul`: the file-based commands.
 
 use crate::AdapterArgs;
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wgquant::gpu::{ActQuant, GpuWeight, Int8Kernels, Kernels};
 use wgquant::io::gguf::{self, MetaType, MetaValue, StoredTensor};
@@ -12,7 +15,10 @@ use wgquant::{Error, Format, QuantizedTensor};
 
 #[derive(clap::Args)]
 pub struct QuantizeArgs {
-    /// Input safetensors file (f32, f16 or bf16 tensors).
+    /// Input file: safetensors (f32, f16 or bf16 tensors) or GGUF (any tensor type wgquant
+    /// reads: F32, F16, BF16, Q8_0, Q4_0, K-quants, wgquant int planes, ...; each is
+    /// dequantized, and all metadata is copied; tensors already in the target format are
+    /// copied unchanged). GGUF is recognized by its magic bytes.
     input: PathBuf,
     /// Output GGUF file.
     output: PathBuf,
@@ -100,14 +106,154 @@ fn act_scales_key(name: &str) -> String {
 }
 
 /// Why a tensor is kept as f32 instead of being quantized, if it is.
-fn keep_reason(a: &Array, format: Format) -> Option<String> {
-    if a.shape.len() != 2 {
-        return Some(format!(
-            "{}-D, only 2-D weights are quantized",
-            a.shape.len()
-        ));
+fn keep_reason(shape: &[usize], format: Format) -> Option<String> {
+    if shape.len() != 2 {
+        return Some(format!("{}-D, only 2-D weights are quantized", shape.len()));
     }
-    format.check_k(a.shape[1]).err().map(|e| e.to_string())
+    format.check_k(shape[1]).err().map(|e| e.to_string())
+}
+
+/// One tensor to quantize: f32 values, or a quantized tensor (from a GGUF input) that is
+/// dequantized when its turn comes, so only one tensor at a time is held as f32.
+struct InTensor {
+    name: String,
+    /// Numpy order (`[rows, k]` for a weight).
+    shape: Vec<usize>,
+    data: InData,
+}
+
+enum InData {
+    Float(Vec<f32>),
+    Quantized(QuantizedTensor),
+}
+
+impl InTensor {
+    fn values(&self) -> Cow<'_, [f32]> {
+        match &self.data {
+            InData::Float(v) => Cow::Borrowed(v),
+            InData::Quantized(q) => Cow::Owned(q.dequantize()),
+        }
+    }
+}
+
+/// The input of `quantize`: its tensors in file order and, for a GGUF input, its metadata.
+struct QuantizeInput {
+    tensors: Vec<InTensor>,
+    /// `Some` for a GGUF input: every metadata entry, in file order.
+    gguf_metadata: Option<Vec<(String, MetaValue)>>,
+}
+
+/// Whether `path` is a GGUF file: its first four bytes are the GGUF magic (or, so that a
+/// broken `.gguf` gets a GGUF error rather than a safetensors one, its extension is gguf).
+fn is_gguf(path: &Path) -> wgquant::Result<bool> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let starts_gguf = match file.read_exact(&mut magic) {
+        Ok(()) => &magic == gguf::MAGIC,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => false,
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let named_gguf = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    Ok(starts_gguf || named_gguf)
+}
+
+fn read_quantize_input(path: &Path) -> wgquant::Result<QuantizeInput> {
+    if is_gguf(path)? {
+        return read_gguf_input(path);
+    }
+    let file = safetensors::read_safetensors(path)?;
+    for t in &file.skipped {
+        eprintln!(
+            "skipped {} {:?}: dtype {} is not a float type",
+            t.name, t.shape, t.dtype
+        );
+    }
+    Ok(QuantizeInput {
+        tensors: file
+            .tensors
+            .into_iter()
+            .map(|(name, a)| InTensor {
+                name,
+                shape: a.shape,
+                data: InData::Float(a.data),
+            })
+            .collect(),
+        gguf_metadata: None,
+    })
+}
+
+/// Every tensor of a GGUF file (quantized ones stay quantized until their turn), with the
+/// shape its header gives (a 3-D quantized tensor stays 3-D and is kept as f32).
+fn read_gguf_input(path: &Path) -> wgquant::Result<QuantizeInput> {
+    let file = gguf::GgufFile::open(path)?;
+    let header_shapes: HashMap<String, Vec<usize>> = file
+        .header()
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape()))
+        .collect();
+    let model = file.into_model()?;
+    let metadata = model.metadata_entries().to_vec();
+    let tensors = model
+        .into_tensors()
+        .into_iter()
+        .map(|(name, t)| match t {
+            StoredTensor::Float { shape, data } => InTensor {
+                name,
+                shape,
+                data: InData::Float(data),
+            },
+            StoredTensor::Quantized(q) => {
+                // A plain GGUF tensor has its header shape; a wgquant int tensor (stored as
+                // planes, so absent from the header under its own name) is rows x k.
+                let shape = header_shapes
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| vec![q.rows(), q.k()]);
+                InTensor {
+                    name,
+                    shape,
+                    data: InData::Quantized(q),
+                }
+            }
+        })
+        .collect();
+    Ok(QuantizeInput {
+        tensors,
+        gguf_metadata: Some(metadata),
+    })
+}
+
+/// llama.cpp's `general.file_type` (`enum llama_ftype`) for a file whose 2-D weights are
+/// all in `format`, where llama.cpp has a value that means exactly that. K-quant files
+/// other than Q2_K and Q6_K are mixes in llama.cpp (Q4_K_S, Q4_K_M, ...), MXFP4 is only
+/// MXFP4_MOE, and NF4, binary and int formats have no value: for those the input's value
+/// is left as it was.
+fn llama_ftype(format: Format) -> Option<u32> {
+    Some(match format {
+        Format::F32 => 0,     // LLAMA_FTYPE_ALL_F32
+        Format::Q4_0 => 2,    // LLAMA_FTYPE_MOSTLY_Q4_0
+        Format::Q4_1 => 3,    // LLAMA_FTYPE_MOSTLY_Q4_1
+        Format::Q8_0 => 7,    // LLAMA_FTYPE_MOSTLY_Q8_0
+        Format::Q5_0 => 8,    // LLAMA_FTYPE_MOSTLY_Q5_0
+        Format::Q5_1 => 9,    // LLAMA_FTYPE_MOSTLY_Q5_1
+        Format::Q2_K => 10,   // LLAMA_FTYPE_MOSTLY_Q2_K
+        Format::Q6_K => 18,   // LLAMA_FTYPE_MOSTLY_Q6_K
+        Format::IQ4_NL => 25, // LLAMA_FTYPE_MOSTLY_IQ4_NL
+        Format::TQ1_0 => 36,  // LLAMA_FTYPE_MOSTLY_TQ1_0
+        Format::TQ2_0 => 37,  // LLAMA_FTYPE_MOSTLY_TQ2_0
+        _ => return None,
+    })
+}
+
+/// Set `key` to `value` where it is, or append it.
+fn set_meta(meta: &mut Vec<(String, MetaValue)>, key: &str, value: MetaValue) {
+    match meta.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value,
+        None => meta.push((key.to_string(), value)),
+    }
 }
 
 pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
@@ -123,27 +269,23 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
         });
     }
     let calib = args.calib.as_ref().map(Calibration::load).transpose()?;
-    let file = safetensors::read_safetensors(&args.input)?;
-    for t in &file.skipped {
-        eprintln!(
-            "skipped {} {:?}: dtype {} is not a float type",
-            t.name, t.shape, t.dtype
-        );
-    }
+    let input = read_quantize_input(&args.input)?;
     // Calibration that fits no weight is a mistake worth stopping for.
     if let (Some(c), Some(path)) = (&calib, &args.calib) {
         let mut fits = false;
-        for (name, a) in &file.tensors {
-            if keep_reason(a, args.format).is_none() && c.for_tensor(name, a.shape[1])?.is_some() {
+        for t in &input.tensors {
+            if keep_reason(&t.shape, args.format).is_none()
+                && c.for_tensor(&t.name, t.shape[1])?.is_some()
+            {
                 fits = true;
             }
         }
         if !fits {
-            let ks: Vec<String> = file
+            let ks: Vec<String> = input
                 .tensors
                 .iter()
-                .filter(|(_, a)| keep_reason(a, args.format).is_none())
-                .map(|(n, a)| format!("{n}: K = {}", a.shape[1]))
+                .filter(|t| keep_reason(&t.shape, args.format).is_none())
+                .map(|t| format!("{}: K = {}", t.name, t.shape[1]))
                 .collect();
             return Err(Error::Calibration(format!(
                 "{} ({}) fits none of the weights to quantize ({})",
@@ -157,27 +299,52 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
             )));
         }
     }
-    let bar = crate::progress_bar(file.tensors.len() as u64, "quantize");
+    let bar = crate::progress_bar(input.tensors.len() as u64, "quantize");
     let mut out = Vec::new();
     let mut act_meta = Vec::new();
-    let (mut quantized, mut kept) = (0, 0);
-    for (name, a) in file.tensors {
+    let (mut quantized, mut kept, mut copied) = (0, 0, 0);
+    for InTensor { name, shape, data } in input.tensors {
         bar.set_message(name.clone());
-        match keep_reason(&a, args.format) {
+        // A GGUF tensor already in the target format is copied, not requantized: its
+        // blocks are already what the format can represent, and requantizing them could
+        // only lose precision (other quantizers, e.g. llama.cpp's importance-weighted
+        // ones, pick scales that rtn would not).
+        let data = match data {
+            InData::Quantized(q) if q.format() == args.format && shape.len() == 2 => {
+                bar.suspend(|| {
+                    eprintln!(
+                        "copied {name} {shape:?}: already {} (blocks copied unchanged)",
+                        args.format
+                    )
+                });
+                copied += 1;
+                out.push((name, StoredTensor::Quantized(q)));
+                bar.inc(1);
+                continue;
+            }
+            other => other,
+        };
+        let t = InTensor {
+            name: name.clone(),
+            shape,
+            data,
+        };
+        let values = t.values();
+        match keep_reason(&t.shape, args.format) {
             Some(why) => {
-                bar.suspend(|| eprintln!("kept {name} {:?} as f32: {why}", a.shape));
+                bar.suspend(|| eprintln!("kept {name} {:?} as f32: {why}", t.shape));
                 kept += 1;
                 out.push((
                     name,
                     StoredTensor::Float {
-                        shape: a.shape.clone(),
-                        data: a.data.clone(),
+                        shape: t.shape.clone(),
+                        data: values.into_owned(),
                     },
                 ));
             }
             None => {
                 quantized += 1;
-                let (rows, k) = (a.shape[0], a.shape[1]);
+                let (rows, k) = (t.shape[0], t.shape[1]);
                 let acts = match &calib {
                     Some(c) => c.for_tensor(&name, k)?,
                     None => None,
@@ -187,8 +354,8 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
                 } else {
                     (args.method, String::new())
                 };
-                let q = methods::quantize(args.format, method, &a.data, rows, k, acts)?;
-                let report = methods::evaluate(&q, &a.data, acts);
+                let q = methods::quantize(args.format, method, &values, rows, k, acts)?;
+                let report = methods::evaluate(&q, &values, acts);
                 let output = match (report.output_nmse, acts) {
                     (Some(e), Some(x)) => {
                         format!(", output NMSE {e:.3e} on {} samples", x.samples())
@@ -245,10 +412,37 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let mut meta = vec![(
-        "general.quantized_by".to_string(),
-        MetaValue::String(format!("wgquant {}", env!("CARGO_PKG_VERSION"))),
-    )];
+    let quantized_by = MetaValue::String(format!("wgquant {}", env!("CARGO_PKG_VERSION")));
+    let mut meta = match input.gguf_metadata {
+        // A GGUF input keeps all its metadata, in order. The writer derives
+        // `wgquant.format.*` from the tensors and writes its own `wgquant.version`.
+        Some(m) => {
+            let mut meta: Vec<(String, MetaValue)> = m
+                .into_iter()
+                .filter(|(k, _)| {
+                    k != gguf::VERSION_KEY
+                        && !k.starts_with(gguf::FORMAT_KEY_PREFIX)
+                        && k != "wgquant.quantize.method"
+                        && k != "wgquant.quantize.awq_scales"
+                })
+                .collect();
+            set_meta(&mut meta, "general.quantized_by", quantized_by);
+            // Only where llama.cpp has a value that means exactly this format; otherwise
+            // the input's value is left (see llama_ftype).
+            if let Some(ftype) = llama_ftype(args.format) {
+                if let Some((_, v)) = meta.iter_mut().find(|(k, _)| k == "general.file_type") {
+                    *v = match v {
+                        MetaValue::I32(_) => MetaValue::I32(ftype as i32),
+                        MetaValue::U64(_) => MetaValue::U64(ftype as u64),
+                        MetaValue::I64(_) => MetaValue::I64(ftype as i64),
+                        _ => MetaValue::U32(ftype),
+                    };
+                }
+            }
+            meta
+        }
+        None => vec![("general.quantized_by".to_string(), quantized_by)],
+    };
     // RTN files stay exactly what they were before methods existed.
     if args.method != Method::Rtn {
         meta.push((
@@ -268,8 +462,13 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
     }
     meta.extend(act_meta);
     gguf::write_model(&args.output, &meta, &out)?;
+    let copied = if copied > 0 {
+        format!(", {copied} already {} copied", args.format)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "wrote {}: {quantized} tensors as {} ({}), {kept} kept as f32",
+        "wrote {}: {quantized} tensors as {} ({}), {kept} kept as f32{copied}",
         args.output.display(),
         args.format,
         args.method
