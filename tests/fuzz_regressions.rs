@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use wgquant::io::gguf::{self, GgufReader};
+use wgquant::io::gguf::{self, GgufReader, StoredTensor};
 use wgquant::io::{npy, safetensors as st};
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -47,6 +47,12 @@ fn check_gguf(data: &[u8]) {
         assert_eq!(r.tensor_data(i).unwrap().len() as u64, n);
     }
     let Ok(m) = r.into_model() else { return };
+    // Every block of every quantized tensor decodes (what `quantize` does to a GGUF input).
+    for (_, t) in m.tensors() {
+        if let StoredTensor::Quantized(q) = t {
+            assert_eq!(q.dequantize().len(), q.rows() * q.k());
+        }
+    }
     if let Ok(w) = gguf::model_bytes(m.metadata_entries(), m.tensors()) {
         let back = gguf::read_model_bytes(&w).expect("wgquant's own output reads back");
         let w2 = gguf::model_bytes(back.metadata_entries(), back.tensors()).expect("rewrite");

@@ -1239,6 +1239,51 @@ fn gguf_errors_name_the_path() {
 }
 
 #[test]
+fn gguf_tensors_may_not_overlap_or_be_misaligned() {
+    let data = vec![0u8; 64];
+    // Two tensors over the same 64 bytes: a small file must not name a range many times.
+    let b = Builder::new()
+        .tensor("a", &[16], 0, &data)
+        .tensor_at("b", &[16], 0, 0);
+    let e = gguf::read_model_bytes(&b.build()).unwrap_err();
+    assert!(is_malformed(&e) && e.to_string().contains("overlap"), "{e}");
+    // Partly overlapping.
+    let b = Builder::new()
+        .tensor("a", &[16], 0, &data)
+        .tensor_at("b", &[8], 0, 32);
+    let e = gguf::read_model_bytes(&b.build()).unwrap_err();
+    assert!(is_malformed(&e) && e.to_string().contains("overlap"), "{e}");
+    // An offset that is not a multiple of the alignment.
+    let b = Builder::new()
+        .tensor("a", &[8], 0, &data)
+        .tensor_at("b", &[4], 0, 36);
+    let e = gguf::read_model_bytes(&b.build()).unwrap_err();
+    assert!(
+        is_malformed(&e) && e.to_string().contains("alignment"),
+        "{e}"
+    );
+    // Empty tensors take no bytes and may sit anywhere aligned; back to back is fine.
+    let b = Builder::new()
+        .tensor("a", &[8], 0, &data[..32])
+        .tensor("b", &[8], 0, &data[..32])
+        .tensor_at("empty", &[0], 0, 0);
+    let m = gguf::read_model_bytes(&b.build()).unwrap();
+    assert_eq!(m.tensor_names(), ["a", "b", "empty"]);
+}
+
+#[test]
+fn gguf_without_tensors_is_not_padded() {
+    // The writer pads the header only when a data section follows, so an alignment copied
+    // from an input cannot blow up an empty file.
+    let meta = vec![("general.alignment".to_string(), MetaValue::U32(1 << 30))];
+    let b = gguf::model_bytes(&meta, &[]).unwrap();
+    assert!(b.len() < 256, "{}", b.len());
+    let m = gguf::read_model_bytes(&b).unwrap();
+    assert_eq!(m.alignment(), 1 << 30);
+    assert!(m.tensors().is_empty());
+}
+
+#[test]
 fn gguf_mapped_file_reads_like_bytes() {
     let dir = TempDir::new("gguf-mapped");
     let bytes = small_valid();

@@ -85,16 +85,28 @@ fn main() {
         ("i8".to_string(), quant(int8, 1, 32)),
         ("nf4".to_string(), quant(Format::NF4, 1, 64)),
     ];
-    write(&g, "seed-mixed.gguf", &gguf::model_bytes(&meta, &mixed).unwrap());
+    write(
+        &g,
+        "seed-mixed.gguf",
+        &gguf::model_bytes(&meta, &mixed).unwrap(),
+    );
     let kq = vec![
         ("q4k".to_string(), quant(Format::Q4_K, 1, 256)),
         ("q6k".to_string(), quant(Format::Q6_K, 1, 256)),
         ("tq2".to_string(), quant(Format::TQ2_0, 1, 256)),
     ];
-    write(&g, "seed-kquants.gguf", &gguf::model_bytes(&meta[..2], &kq).unwrap());
+    write(
+        &g,
+        "seed-kquants.gguf",
+        &gguf::model_bytes(&meta[..2], &kq).unwrap(),
+    );
     write(&g, "seed-empty.gguf", &gguf::model_bytes(&[], &[]).unwrap());
     let one = vec![("w".to_string(), float(&[2, 4]))];
-    write(&g, "seed-one.gguf", &gguf::model_bytes(&meta[..1], &one).unwrap());
+    write(
+        &g,
+        "seed-one.gguf",
+        &gguf::model_bytes(&meta[..1], &one).unwrap(),
+    );
 
     // safetensors (the writer stores f32).
     let s = root.join("safetensors");
@@ -104,12 +116,24 @@ fn main() {
         ("b".to_string(), arr(&[4]).unwrap()),
         ("scalar".to_string(), arr(&[]).unwrap()),
     ];
-    write(&s, "seed-three.safetensors", &st::safetensors_bytes(&tensors).unwrap());
-    write(&s, "seed-empty.safetensors", &st::safetensors_bytes(&[]).unwrap());
+    write(
+        &s,
+        "seed-three.safetensors",
+        &st::safetensors_bytes(&tensors).unwrap(),
+    );
+    write(
+        &s,
+        "seed-empty.safetensors",
+        &st::safetensors_bytes(&[]).unwrap(),
+    );
 
     // .npy: f32 from the writer, plus f64 and f16 arrays in numpy's own header layout.
     let n = root.join("npy");
-    write(&n, "seed-2d.npy", &npy::npy_bytes(&[2, 3], &values(6, 3.0)).unwrap());
+    write(
+        &n,
+        "seed-2d.npy",
+        &npy::npy_bytes(&[2, 3], &values(6, 3.0)).unwrap(),
+    );
     write(&n, "seed-0d.npy", &npy::npy_bytes(&[], &[1.5]).unwrap());
     for (descr, bytes) in [("<f8", 8usize), ("<f2", 2)] {
         let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (3,), }}");
@@ -122,8 +146,14 @@ fn main() {
         f.extend_from_slice(&(h.len() as u16).to_le_bytes());
         f.extend_from_slice(&h);
         let data: Vec<u8> = match bytes {
-            8 => [1.0f64, -2.5, 3.25].iter().flat_map(|v| v.to_le_bytes()).collect(),
-            _ => [0x3c00u16, 0xc100, 0x4200].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            8 => [1.0f64, -2.5, 3.25]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+            _ => [0x3c00u16, 0xc100, 0x4200]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
         };
         f.extend_from_slice(&data);
         write(&n, &format!("seed-{}.npy", &descr[1..]), &f);

@@ -1,10 +1,11 @@
-//! The GGUF reader on arbitrary bytes: header, every tensor's bytes, the whole model, and
-//! (for inputs that read) a write / read / write round trip through wgquant's writer.
+//! The GGUF reader on arbitrary bytes: header, every tensor's bytes, the whole model, the
+//! dequantization of every quantized tensor, and (for inputs that read) a write / read /
+//! write round trip through wgquant's writer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
-use wgquant::io::gguf::{self, GgufReader};
+use wgquant::io::gguf::{self, GgufReader, StoredTensor};
 
 fuzz_target!(|data: &[u8]| {
     let mem = GgufReader::from_bytes(data);
@@ -22,11 +23,22 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut r) = mem else { return };
     for i in 0..r.header().tensors.len() {
         let n = r.header().tensors[i].n_bytes;
-        let b = r.tensor_bytes(i).expect("the header checked every tensor's range");
+        let b = r
+            .tensor_bytes(i)
+            .expect("the header checked every tensor's range");
         assert_eq!(b.len() as u64, n);
-        assert_eq!(r.tensor_data(i).expect("copy of the same range").len() as u64, n);
+        assert_eq!(
+            r.tensor_data(i).expect("copy of the same range").len() as u64,
+            n
+        );
     }
     let Ok(m) = r.into_model() else { return };
+    // Every block of every quantized tensor decodes (what `quantize` does to a GGUF input).
+    for (_, t) in m.tensors() {
+        if let StoredTensor::Quantized(q) = t {
+            assert_eq!(q.dequantize().len(), q.rows() * q.k());
+        }
+    }
     // What the writer produces from a model, the reader must read, and writing that again
     // must give the same bytes.
     if let Ok(w) = gguf::model_bytes(m.metadata_entries(), m.tensors()) {

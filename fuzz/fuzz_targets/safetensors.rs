@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use wgquant::io::safetensors as st;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(f) = st::read_safetensors_bytes(data) else { return };
+    let Ok(f) = st::read_safetensors_bytes(data) else {
+        return;
+    };
     if let Ok(w) = st::safetensors_bytes(&f.tensors) {
         let back = st::read_safetensors_bytes(&w).expect("wgquant's own output reads back");
         assert_eq!(back.tensors.len(), f.tensors.len());

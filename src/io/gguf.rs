@@ -29,8 +29,9 @@
 //! is used or allocated, arithmetic is overflow-checked, and failures are typed errors:
 //! [`Error::Malformed`] for damaged files, [`Error::UnsupportedFormat`] for valid files
 //! using something wgquant does not read (e.g. an `IQ2_XXS` tensor). Metadata arrays take
-//! at most about 32 bytes of memory per byte they occupy in the file; tensor data is
-//! decoded one tensor at a time.
+//! at most about 32 bytes of memory per byte they occupy in the file. Tensor data must lie
+//! inside the file at aligned offsets, and no two tensors may share bytes, so all tensors
+//! together hold at most the file's length (at most 4x that once decoded to f32).
 //!
 //! # Memory-mapped files
 //! [`GgufReader::open`] and [`read_model`] read a file through a read-only memory map
@@ -974,6 +975,38 @@ fn read_header<S: GgufSource>(s: &mut Src<'_, S>) -> Result<GgufHeader> {
                 ),
             ));
         }
+        if t.offset % alignment != 0 {
+            return Err(Error::malformed(
+                KIND,
+                format!(
+                    "tensor '{}' has data offset {}, which is not a multiple of the \
+                     alignment {alignment}",
+                    t.name, t.offset
+                ),
+            ));
+        }
+    }
+    // Tensors may not share bytes (llama.cpp requires them back to back): otherwise a
+    // small file could name the same large range many times and make readers hold many
+    // copies of it. With this, the tensors' data adds up to at most the file length.
+    let mut ranges: Vec<(u64, u64, usize)> = tensors
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.n_bytes > 0)
+        .map(|(i, t)| (t.offset, t.offset + t.n_bytes, i))
+        .collect();
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        let ((_, end, a), (start, _, b)) = (pair[0], pair[1]);
+        if start < end {
+            return Err(Error::malformed(
+                KIND,
+                format!(
+                    "the data of tensors '{}' and '{}' overlap",
+                    tensors[a].name, tensors[b].name
+                ),
+            ));
+        }
     }
     Ok(GgufHeader {
         version,
@@ -1634,9 +1667,12 @@ fn write_planned<W: Write>(
         w.put(&offset.to_le_bytes())?;
         offset += t.n_bytes.next_multiple_of(a);
     }
-    let zeros = vec![0u8; a as usize];
-    let pad = w.pos.next_multiple_of(a) - w.pos;
-    w.put(&zeros[..pad as usize])?;
+    // The data section starts aligned. A file without tensors has no data section and
+    // ends here (as gguf-py's vocab-only files do), so that a large alignment copied from
+    // an input cannot make the writer pad an empty file to gigabytes.
+    if !plan.tensors.is_empty() {
+        w.pad(a)?;
+    }
 
     // The planes of the int tensor being written (they are consecutive).
     let mut cached: Option<(usize, IntPlanes)> = None;
@@ -1680,8 +1716,7 @@ fn write_planned<W: Write>(
                 t.name, t.n_bytes
             )));
         }
-        let pad = written.next_multiple_of(a) - written;
-        w.put(&zeros[..pad as usize])?;
+        w.pad(a)?;
     }
     Ok(())
 }
@@ -1696,6 +1731,18 @@ impl<W: Write> Counting<'_, W> {
     fn put(&mut self, b: &[u8]) -> Result<()> {
         self.pos += b.len() as u64;
         self.w.write_all(b).map_err(|e| Error::io("<output>", e))
+    }
+
+    /// Zero bytes up to the next multiple of `a` (from a small buffer: `a` may be large).
+    fn pad(&mut self, a: u64) -> Result<()> {
+        const ZEROS: [u8; 4096] = [0; 4096];
+        let mut pad = self.pos.next_multiple_of(a) - self.pos;
+        while pad > 0 {
+            let n = pad.min(ZEROS.len() as u64);
+            self.put(&ZEROS[..n as usize])?;
+            pad -= n;
+        }
+        Ok(())
     }
 }
 
