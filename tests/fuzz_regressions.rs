@@ -7,17 +7,31 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use wgquant::io::gguf::{self, GgufReader, StoredTensor};
 use wgquant::io::{npy, safetensors as st};
+use wgquant::llama::{tokenizer::Tokenizer, Weights};
 
+/// The crash inputs of `target` (a folder may not exist yet: no crash so far) and the fuzz
+/// seeds (`fuzz/corpus/<target>/seed-*`, valid files), so every target replays something.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/fuzz")
-        .join(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (dir, seeds_only) in [
+        (root.join("tests/data/fuzz").join(target), false),
+        (root.join("fuzz/corpus").join(target), true),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        files.extend(entries.map(|e| e.unwrap().path()).filter(|p| {
+            p.is_file()
+                && (!seeds_only
+                    || p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("seed-"))
+        }));
+    }
     files.sort();
+    assert!(!files.is_empty(), "no inputs for {target}");
     files
         .into_iter()
         .map(|p| {
@@ -46,7 +60,14 @@ fn check_gguf(data: &[u8]) {
         assert_eq!(r.tensor_bytes(i).unwrap().len() as u64, n);
         assert_eq!(r.tensor_data(i).unwrap().len() as u64, n);
     }
+    // The language-model loaders read the same untrusted metadata and tensors.
+    if let Ok(t) = Tokenizer::from_metadata(&r.header().metadata) {
+        let ids = t.encode("Hi <|im_start|>user 12 ok\n", true);
+        let _ = t.decode(&ids);
+        let _ = t.chat_prompt("x");
+    }
     let Ok(m) = r.into_model() else { return };
+    let _ = Weights::from_gguf(m.clone());
     // Every block of every quantized tensor decodes (what `quantize` does to a GGUF input).
     for (_, t) in m.tensors() {
         if let StoredTensor::Quantized(q) = t {

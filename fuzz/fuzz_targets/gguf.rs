@@ -1,11 +1,13 @@
 //! The GGUF reader on arbitrary bytes: header, every tensor's bytes, the whole model, the
-//! dequantization of every quantized tensor, and (for inputs that read) a write / read /
+//! dequantization of every quantized tensor, the tokenizer and llama weight loaders, and (for
+//! inputs that read) a write / read /
 //! write round trip through wgquant's writer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
 use wgquant::io::gguf::{self, GgufReader, StoredTensor};
+use wgquant::llama::{tokenizer::Tokenizer, Weights};
 
 fuzz_target!(|data: &[u8]| {
     let mem = GgufReader::from_bytes(data);
@@ -32,7 +34,14 @@ fuzz_target!(|data: &[u8]| {
             n
         );
     }
+    // The language-model loaders read the same untrusted metadata and tensors.
+    if let Ok(t) = Tokenizer::from_metadata(&r.header().metadata) {
+        let ids = t.encode("Hi <|im_start|>user 12 ok\n", true);
+        let _ = t.decode(&ids);
+        let _ = t.chat_prompt("x");
+    }
     let Ok(m) = r.into_model() else { return };
+    let _ = Weights::from_gguf(m.clone());
     // Every block of every quantized tensor decodes (what `quantize` does to a GGUF input).
     for (_, t) in m.tensors() {
         if let StoredTensor::Quantized(q) = t {

@@ -52,7 +52,7 @@ enum Command {
     Bench(bench::Args),
     /// Run the kernel correctness suite on an adapter; non-zero exit on any failure.
     Verify(verify::Args),
-    /// Quantize every 2-D float tensor of a safetensors file into a GGUF file.
+    /// Quantize every 2-D tensor of a safetensors or GGUF file into a GGUF file.
     Quantize(files::QuantizeArgs),
     /// Dequantize every tensor of a GGUF file into an f32 safetensors file.
     Dequantize(files::DequantizeArgs),
