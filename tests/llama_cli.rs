@@ -67,6 +67,17 @@ fn generate_streams_deterministic_text_and_reports_speed() {
         "{err}"
     );
     assert_eq!(ok(&args).0, out, "temperature 0 repeats");
+    let (_, err) = ok(&[
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "the",
+        "-n",
+        "40",
+        "--ignore-eos",
+    ]);
+    assert!(err.contains("generation: 40 tokens"), "{err}");
     let (sampled, _) = ok(&[
         "generate",
         "--model",

@@ -36,6 +36,9 @@ pub struct GenerateArgs {
     /// the assistant's turn.
     #[arg(long)]
     chat: bool,
+    /// Keep generating past end-of-text tokens (for timing a fixed number of tokens).
+    #[arg(long)]
+    ignore_eos: bool,
     #[command(flatten)]
     adapter: AdapterArgs,
 }
@@ -133,7 +136,7 @@ pub fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
         &prompt,
         args.n,
         &mut sampler,
-        |t| tokenizer.is_end_of_generation(t),
+        |t| !args.ignore_eos && tokenizer.is_end_of_generation(t),
         |t| {
             if !tokenizer.is_end_of_generation(t) {
                 let piece = decoder.push(t);
@@ -163,6 +166,8 @@ pub fn perplexity_cmd(args: PerplexityArgs) -> Result<ExitCode> {
     let text = String::from_utf8(text).map_err(|_| {
         Error::InvalidArgument(format!("{} is not UTF-8 text", args.text.display()))
     })?;
+    // llama.cpp's -f drops one trailing newline of the file.
+    let text = text.strip_suffix('\n').unwrap_or(&text);
     let (_weights, tokenizer, mut model) = load(&args.model, &args.adapter, args.ctx)?;
     // As llama-perplexity: the whole text tokenized once (control tokens not parsed), BOS
     // first if the model asks for it, and then again in place of every chunk's first token.
@@ -172,7 +177,7 @@ pub fn perplexity_cmd(args: PerplexityArgs) -> Result<ExitCode> {
         None
     };
     let mut tokens: Vec<u32> = bos.into_iter().collect();
-    tokens.extend(tokenizer.encode(&text, false));
+    tokens.extend(tokenizer.encode(text, false));
     if tokens.len() < 2 * args.ctx {
         return Err(Error::InvalidArgument(format!(
             "{} has {} tokens; perplexity with --ctx {} needs at least {}",
