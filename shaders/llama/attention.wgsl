@@ -1,3 +1,4 @@
+// Composed after common.wgsl and reduce.wgsl (see src/llama/gpu.rs).
 // Causal attention with grouped-query heads over the KV cache. One workgroup per (query head,
 // token): scores of every visible position into a scratch row, softmax, weighted sum of the
 // values. Query head h reads key/value head h / (N_HEADS / N_KV_HEADS).
@@ -11,12 +12,6 @@ const WG: u32 = 64u;
 // Largest HEAD_DIM (the host checks).
 const MAX_HEAD_DIM: u32 = 256u;
 
-struct Run {
-    n: u32,
-    pos0: u32,
-}
-
-@group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k_cache: array<f32>;
 @group(0) @binding(3) var<storage, read> v_cache: array<f32>;
@@ -24,23 +19,6 @@ struct Run {
 @group(0) @binding(5) var<storage, read_write> scores: array<f32>;
 
 var<workgroup> q_head: array<f32, MAX_HEAD_DIM>;
-var<workgroup> partial: array<f32, WG>;
-
-// Reduce `partial` to its maximum (max_not_sum) or sum; every lane gets the result.
-fn reduce(v: f32, lid: u32, max_not_sum: bool) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            let o = partial[lid + stride];
-            partial[lid] = select(partial[lid] + o, max(partial[lid], o), max_not_sum);
-        }
-        workgroupBarrier();
-    }
-    let r = partial[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(WG)
 fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

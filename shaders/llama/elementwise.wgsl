@@ -1,15 +1,10 @@
+// Composed after common.wgsl (see src/llama/gpu.rs).
 // Element-wise steps of the block: the SwiGLU gate and the residual add.
 // One invocation per element; `run.n` rows of `WIDTH` values.
 
 override WIDTH: u32;
 const WG: u32 = 64u;
 
-struct Run {
-    n: u32,
-    pos0: u32,
-}
-
-@group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

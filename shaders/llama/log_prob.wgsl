@@ -1,3 +1,4 @@
+// Composed after common.wgsl and reduce.wgsl (see src/llama/gpu.rs).
 // Log-probability of the next token at each position: out[i] = log softmax(logits[i])[next[i]],
 // or 0 where next[i] is not a token id (the host pads with 0xffffffff where no next token is
 // known). One workgroup per row.
@@ -5,32 +6,9 @@
 override VOCAB: u32;
 const WG: u32 = 256u;
 
-struct Run {
-    n: u32,
-    pos0: u32,
-}
-
-@group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> next: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-
-var<workgroup> partial: array<f32, WG>;
-
-fn reduce(v: f32, lid: u32, max_not_sum: bool) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            let o = partial[lid + stride];
-            partial[lid] = select(partial[lid] + o, max(partial[lid], o), max_not_sum);
-        }
-        workgroupBarrier();
-    }
-    let r = partial[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(WG)
 fn log_prob(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

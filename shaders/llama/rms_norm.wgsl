@@ -1,3 +1,4 @@
+// Composed after common.wgsl and reduce.wgsl (see src/llama/gpu.rs).
 // RMSNorm of each activation row: y = x / sqrt(mean(x^2) + EPS) * weight.
 // One workgroup per row.
 
@@ -5,19 +6,9 @@ override D: u32;
 override EPS: f32;
 const WG: u32 = 64u;
 
-struct Run {
-    // Tokens in this forward call.
-    n: u32,
-    // Position of the first of them.
-    pos0: u32,
-}
-
-@group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-
-var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -31,15 +22,7 @@ fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
         let v = x[base + i];
         s += v * v;
     }
-    partial[lid] = s;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let r = inverseSqrt(partial[0] / f32(D) + EPS);
+    let r = inverseSqrt(reduce(s, lid, false) / f32(D) + EPS);
     for (var i = lid; i < D; i += WG) {
         y[base + i] = x[base + i] * r * weight[i];
     }

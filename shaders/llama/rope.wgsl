@@ -1,3 +1,4 @@
+// Composed after common.wgsl (see src/llama/gpu.rs).
 // RoPE ("normal" llama layout: pairs (2i, 2i + 1) of each head) on the new queries, in place,
 // and on the new keys, which go to the key cache with the values beside them.
 // One invocation per (token, head, pair); query heads first, then key/value heads.
@@ -9,12 +10,6 @@ override N_KV_HEADS: u32;
 override THETA: f32;
 const WG: u32 = 64u;
 
-struct Run {
-    n: u32,
-    pos0: u32,
-}
-
-@group(0) @binding(0) var<uniform> run: Run;
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;

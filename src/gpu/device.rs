@@ -247,6 +247,12 @@ impl GpuContext {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
         self.queue.submit([enc.finish()]);
+        self.read_mapped(&staging, len)
+    }
+
+    /// Map `staging` (a `MAP_READ` buffer that submitted work fills), wait for the GPU, copy
+    /// out its first `len` bytes and unmap it again for reuse.
+    pub(crate) fn read_mapped(&self, staging: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
         let (tx, rx) = std::sync::mpsc::channel();
         staging
             .slice(..)

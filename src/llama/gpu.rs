@@ -75,11 +75,24 @@ const OP_KERNELS: [(&str, u32, u32); 4] = [
 /// Largest head dimension the attention kernel holds (`MAX_HEAD_DIM`).
 const MAX_HEAD_DIM: usize = 256;
 
-/// One op pipeline: its WGSL file, entry point and override constants.
+/// One op pipeline: its WGSL sources (after `shaders/llama/common.wgsl`), entry point and
+/// override constants.
 pub(crate) struct OpVariant {
-    pub(crate) wgsl: &'static str,
+    pub(crate) sources: &'static [&'static str],
     pub(crate) entry: &'static str,
     pub(crate) constants: Vec<(&'static str, f64)>,
+}
+
+impl OpVariant {
+    /// The composed module: the shared uniform, then the sources in order.
+    pub(crate) fn wgsl(&self) -> String {
+        let mut s = String::from(COMMON_WGSL);
+        for src in self.sources {
+            s.push('\n');
+            s.push_str(src);
+        }
+        s
+    }
 }
 
 /// Every op pipeline a model of shape `c` with a `max_context` KV cache uses, in the order
@@ -91,19 +104,19 @@ pub(crate) fn op_variants(c: &Config, max_context: usize) -> Vec<OpVariant> {
         ("N_KV_HEADS", c.n_kv_heads as f64),
     ];
     let with = |extra: &[(&'static str, f64)]| [&heads[..], extra].concat();
-    let v = |wgsl, entry, constants| OpVariant {
-        wgsl,
+    let v = |sources, entry, constants| OpVariant {
+        sources,
         entry,
         constants,
     };
     vec![
         v(
-            RMS_NORM_WGSL,
+            &[REDUCE_WGSL, RMS_NORM_WGSL],
             "rms_norm",
             vec![("D", c.d_model as f64), ("EPS", c.rms_eps as f64)],
         ),
         v(
-            ROPE_WGSL,
+            &[ROPE_WGSL],
             "rope",
             with(&[
                 ("ROPE_DIMS", c.rope_dims as f64),
@@ -111,18 +124,22 @@ pub(crate) fn op_variants(c: &Config, max_context: usize) -> Vec<OpVariant> {
             ]),
         ),
         v(
-            ATTENTION_WGSL,
+            &[REDUCE_WGSL, ATTENTION_WGSL],
             "attention",
             with(&[("MAX_CTX", max_context as f64)]),
         ),
-        v(ELEMENTWISE_WGSL, "swiglu", vec![("WIDTH", c.d_ff as f64)]),
         v(
-            ELEMENTWISE_WGSL,
+            &[ELEMENTWISE_WGSL],
+            "swiglu",
+            vec![("WIDTH", c.d_ff as f64)],
+        ),
+        v(
+            &[ELEMENTWISE_WGSL],
             "add_into",
             vec![("WIDTH", c.d_model as f64)],
         ),
         v(
-            LOG_PROB_WGSL,
+            &[REDUCE_WGSL, LOG_PROB_WGSL],
             "log_prob",
             vec![("VOCAB", c.vocab_size as f64)],
         ),
@@ -139,7 +156,7 @@ impl Ops {
         let mut pipelines = op_variants(c, max_context).into_iter().map(|v| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(v.entry),
-                source: wgpu::ShaderSource::Wgsl(v.wgsl.into()),
+                source: wgpu::ShaderSource::Wgsl(v.wgsl().into()),
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(v.entry),
@@ -171,11 +188,13 @@ impl Ops {
     }
 }
 
-pub const RMS_NORM_WGSL: &str = include_str!("../../shaders/llama/rms_norm.wgsl");
-pub const ROPE_WGSL: &str = include_str!("../../shaders/llama/rope.wgsl");
-pub const ATTENTION_WGSL: &str = include_str!("../../shaders/llama/attention.wgsl");
-pub const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/llama/elementwise.wgsl");
-pub const LOG_PROB_WGSL: &str = include_str!("../../shaders/llama/log_prob.wgsl");
+const COMMON_WGSL: &str = include_str!("../../shaders/llama/common.wgsl");
+const REDUCE_WGSL: &str = include_str!("../../shaders/llama/reduce.wgsl");
+const RMS_NORM_WGSL: &str = include_str!("../../shaders/llama/rms_norm.wgsl");
+const ROPE_WGSL: &str = include_str!("../../shaders/llama/rope.wgsl");
+const ATTENTION_WGSL: &str = include_str!("../../shaders/llama/attention.wgsl");
+const ELEMENTWISE_WGSL: &str = include_str!("../../shaders/llama/elementwise.wgsl");
+const LOG_PROB_WGSL: &str = include_str!("../../shaders/llama/log_prob.wgsl");
 
 /// One launch of an op kernel.
 struct OpLaunch {
@@ -376,7 +395,7 @@ impl GpuModel {
                 Output::LastLogits if !last => {
                     self.run(chunk, None, Output::LastLogits)?;
                 }
-                _ => out = [out, self.run(chunk, None, output)?].concat(),
+                _ => out.extend(self.run(chunk, None, output)?),
             }
         }
         Ok(out)
@@ -477,7 +496,8 @@ impl GpuModel {
                 plan.result_len as u64 * 4,
             );
         })?;
-        let out = read_mapped(&self.ctx, &plan.readback, plan.result_len)?;
+        let bytes = self.ctx.read_mapped(&plan.readback, plan.result_len * 4)?;
+        let out = bytemuck::pod_collect_to_vec(&bytes);
         self.pos += n;
         Ok(out)
     }
@@ -494,12 +514,16 @@ impl GpuModel {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let ids = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("llama token ids"),
-            size: (n * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        // `n` token ids, written before each submit.
+        let id_buffer = |label: &str| {
+            dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (n * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let ids = id_buffer("llama token ids");
         let x = buf("residual", n * d);
         let xn = buf("normed", n * d);
         let q = buf("queries", n * d);
@@ -632,12 +656,7 @@ impl GpuModel {
             Output::LogProbs => {
                 let logits = buf("logits", n * vocab);
                 head.push(matmul(out_w, &xn, &logits, n)?);
-                let t = dev.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("llama next tokens"),
-                    size: (n * 4) as u64,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
+                let t = id_buffer("llama next tokens");
                 let lp = buf("log probs", n);
                 head.push(op(
                     &ops.log_prob,
@@ -668,26 +687,6 @@ impl GpuModel {
     }
 }
 
-/// Map a readback buffer after the submit that fills it and copy out `len` f32.
-fn read_mapped(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    buffer
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
-    ctx.wait()?;
-    rx.recv()
-        .map_err(|e| Error::Gpu(e.to_string()))?
-        .map_err(|e| Error::Gpu(format!("mapping the logits failed: {e}")))?;
-    let view = buffer
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| Error::Gpu(e.to_string()))?;
-    let out: Vec<f32> = bytemuck::cast_slice(&view[..len * 4]).to_vec();
-    drop(view);
-    buffer.unmap();
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,7 +714,7 @@ mod tests {
             let variants = op_variants(&c, ctx);
             assert_eq!(variants.len(), 6);
             for v in variants {
-                crate::gpu::shaders::validate_src(v.wgsl, v.entry, &v.constants);
+                crate::gpu::shaders::validate_src(&v.wgsl(), v.entry, &v.constants);
             }
         }
     }
@@ -727,7 +726,7 @@ mod tests {
                 .into_iter()
                 .find(|v| v.entry == name)
                 .unwrap();
-            let module = naga::front::wgsl::parse_str(v.wgsl).unwrap();
+            let module = naga::front::wgsl::parse_str(&v.wgsl()).unwrap();
             let declared: u32 = module
                 .global_variables
                 .iter()

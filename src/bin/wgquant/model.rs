@@ -2,7 +2,7 @@
 
 use crate::AdapterArgs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use wgquant::llama::tokenizer::Tokenizer;
@@ -61,16 +61,21 @@ pub struct PerplexityArgs {
     adapter: AdapterArgs,
 }
 
-/// Weights, tokenizer and a GPU model with room for `context` tokens (at most the model's
-/// trained context).
-fn load(
-    path: &PathBuf,
-    adapter: &AdapterArgs,
-    context: usize,
-) -> Result<(Weights, Tokenizer, GpuModel)> {
-    let t0 = Instant::now();
+/// A model file's weights and tokenizer, each read once.
+fn open(path: &Path) -> Result<(Weights, Tokenizer)> {
     let weights = Weights::open(path)?;
     let tokenizer = Tokenizer::from_metadata(&weights.metadata).map_err(|e| e.at_path(path))?;
+    Ok((weights, tokenizer))
+}
+
+/// The GPU model with room for `context` tokens (at most the model's trained context);
+/// reports the model and the load time since `t0`.
+fn gpu_model(
+    weights: &Weights,
+    adapter: &AdapterArgs,
+    context: usize,
+    t0: Instant,
+) -> Result<GpuModel> {
     let c = &weights.config;
     if context > c.context_length {
         return Err(Error::InvalidArgument(format!(
@@ -81,7 +86,7 @@ fn load(
     let ctx = adapter.context()?;
     let model = GpuModel::new(
         &ctx,
-        &weights,
+        weights,
         GpuModelOptions {
             max_context: context,
             ..Default::default()
@@ -100,17 +105,14 @@ fn load(
         ctx.describe(),
         t0.elapsed().as_secs_f64()
     );
-    Ok((weights, tokenizer, model))
+    Ok(model)
 }
 
 pub fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
     let mut sampler = Sampler::new(args.temperature, args.top_k, args.top_p, args.seed);
     sampler.validate()?;
-    // The tokenizer is needed before the GPU model to size the context.
-    let meta = wgquant::io::gguf::GgufReader::open(&args.model)?;
-    let tokenizer =
-        Tokenizer::from_metadata(&meta.header().metadata).map_err(|e| e.at_path(&args.model))?;
-    drop(meta);
+    let t0 = Instant::now();
+    let (weights, tokenizer) = open(&args.model)?;
     let text = if args.chat {
         tokenizer.chat_prompt(&args.prompt)?
     } else {
@@ -124,8 +126,9 @@ pub fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
     if prompt.is_empty() {
         return Err(Error::InvalidArgument("the prompt is empty".into()));
     }
-    let (_weights, tokenizer, mut model) =
-        load(&args.model, &args.adapter, prompt.len() + args.n.max(1))?;
+    // The prompt's length sizes the KV cache.
+    let mut model = gpu_model(&weights, &args.adapter, prompt.len() + args.n.max(1), t0)?;
+    drop(weights); // on the GPU now
     let mut decoder = tokenizer.stream_decoder();
     let mut out = std::io::stdout().lock();
     if !args.chat {
@@ -168,7 +171,8 @@ pub fn perplexity_cmd(args: PerplexityArgs) -> Result<ExitCode> {
     })?;
     // llama.cpp's -f drops one trailing newline of the file.
     let text = text.strip_suffix('\n').unwrap_or(&text);
-    let (_weights, tokenizer, mut model) = load(&args.model, &args.adapter, args.ctx)?;
+    let t0 = Instant::now();
+    let (weights, tokenizer) = open(&args.model)?;
     // As llama-perplexity: the whole text tokenized once (control tokens not parsed), BOS
     // first if the model asks for it, and then again in place of every chunk's first token.
     let bos = if tokenizer.add_bos() {
@@ -187,6 +191,8 @@ pub fn perplexity_cmd(args: PerplexityArgs) -> Result<ExitCode> {
             2 * args.ctx
         )));
     }
+    let mut model = gpu_model(&weights, &args.adapter, args.ctx, t0)?;
+    drop(weights);
     let available = tokens.len() / args.ctx;
     let chunks = args.chunks.map_or(available, |c| c.min(available));
     eprintln!(
