@@ -2,53 +2,15 @@
 //! outputs checked against the library and the CPU reference, and bad input turned into a
 //! clear message and a non-zero exit, never a panic.
 
+mod common;
+
+use common::cli::{fails, ok, text, wgquant};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use wgquant::format::reference::{matmul_f64, nmse};
 use wgquant::io::{self, gguf::StoredTensor, Array};
 use wgquant::rng::Rng;
 use wgquant::{Format, QuantizedTensor};
-
-fn wgquant(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgquant"))
-        .args(args)
-        .output()
-        .expect("run wgquant")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// Runs, expects success, returns (stdout, stderr).
-fn ok(args: &[&str]) -> (String, String) {
-    let o = wgquant(args);
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "wgquant {args:?} failed:\n{out}\n{err}");
-    (out, err)
-}
-
-/// Runs, expects a clean failure (exit code, message, no panic), returns stderr.
-fn fails(args: &[&str]) -> String {
-    let o = wgquant(args);
-    let (out, err) = text(&o);
-    assert!(
-        !o.status.success(),
-        "wgquant {args:?} should fail:\n{out}\n{err}"
-    );
-    assert!(
-        !err.contains("panicked"),
-        "wgquant {args:?} panicked:\n{err}"
-    );
-    assert!(
-        err.contains("error:"),
-        "wgquant {args:?}: no error message:\n{err}"
-    );
-    err
-}
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wgquant-cli-{name}-{}", std::process::id()));
@@ -254,10 +216,7 @@ fn verify_adapters_and_formats_run() {
 
 #[test]
 fn an_unknown_adapter_is_named_with_the_alternatives() {
-    let o = Command::new(env!("CARGO_BIN_EXE_wgquant"))
-        .args(["verify", "--format", "q4_0", "--adapter", "no-such-gpu-xyz"])
-        .output()
-        .unwrap();
+    let o = wgquant(&["verify", "--format", "q4_0", "--adapter", "no-such-gpu-xyz"]);
     let (_, err) = text(&o);
     assert!(!o.status.success());
     assert!(

@@ -4,37 +4,21 @@
 
 mod common;
 
+use common::cli::{failure, ok};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use wgquant::llama::synthetic::TinyLlama;
 use wgquant::llama::tokenizer::Tokenizer;
 use wgquant::llama::{cpu, CpuModel, Weights};
 
-fn wgquant(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgquant"))
-        .args(args)
-        .output()
-        .expect("run wgquant")
-}
-
-fn ok(args: &[&str]) -> (String, String) {
-    let o = wgquant(args);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "wgquant {args:?} failed:\n{out}\n{err}");
-    (out, err)
-}
-
 /// Exit code 2 with `want` in the message (a typed error, not a panic).
 fn fails(args: &[&str], want: &str) {
-    let o = wgquant(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "wgquant {args:?}: {err}");
+    let (code, err) = failure(args);
+    assert_eq!(code, Some(2), "wgquant {args:?}: {err}");
     assert!(
         err.contains(want),
         "wgquant {args:?}: expected '{want}' in:\n{err}"
     );
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 fn tmpdir(name: &str) -> PathBuf {

@@ -2,28 +2,17 @@
 //! requantized to the target format, all metadata is copied in order, tensor names and
 //! order are kept, and tensors already in the target format are copied unchanged.
 
+mod common;
+
+use common::cli::ok;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use wgquant::format::reference::nmse;
 use wgquant::format::IntFormat;
 use wgquant::io::gguf::{self, GgufReader, MetaType, MetaValue, Model, StoredTensor};
 use wgquant::rng::Rng;
 use wgquant::{Format, QuantizedTensor};
-
-fn wgquant(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgquant"))
-        .args(args)
-        .output()
-        .expect("run wgquant")
-}
-
-/// Runs, expects success, returns stderr.
-fn ok(args: &[&str]) -> String {
-    let o = wgquant(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "wgquant {args:?} failed:\n{err}");
-    err
-}
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -277,7 +266,7 @@ fn quantize_gguf_input_keeps_metadata_and_order() {
     for (format, ftype) in [("q4_0", Some(2)), ("q8_0", Some(7)), ("int4_g128", None)] {
         let f: Format = format.parse().unwrap();
         let out_path = dir.path(&format!("{format}.gguf"));
-        let err = ok(&["quantize", s(&src_path), s(&out_path), "--format", format]);
+        let (_, err) = ok(&["quantize", s(&src_path), s(&out_path), "--format", format]);
         let out = gguf::read_model(&out_path).unwrap();
 
         // Metadata: every input entry, same values, same order; file type only where
@@ -349,7 +338,7 @@ fn quantize_gguf_q8_0_round_trip_is_byte_identical() {
     let once = dir.path("once.gguf");
     let twice = dir.path("twice.gguf");
     ok(&["quantize", s(&src_path), s(&once), "--format", "q8_0"]);
-    let err = ok(&["quantize", s(&once), s(&twice), "--format", "q8_0"]);
+    let (_, err) = ok(&["quantize", s(&once), s(&twice), "--format", "q8_0"]);
     assert!(err.contains("3 already q8_0 copied"), "{err}");
     // Same metadata, same tensors, same bytes: the whole file.
     assert_eq!(

@@ -5,8 +5,11 @@
 //! Every measured figure is printed (`cargo test --release --test quantize_methods --
 //! --nocapture`); docs/QUANTIZATION.md quotes them.
 
+mod common;
+
+use common::cli::{fails, ok};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use wgquant::io::{self, gguf::StoredTensor, Array};
 use wgquant::quantize::{self, Activations, Calibration, Method};
 use wgquant::rng::Rng;
@@ -429,29 +432,6 @@ fn bad_calibration_gives_typed_errors() {
 // ---------------------------------------------------------------------------------------
 // The command line.
 
-fn wgquant(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgquant"))
-        .args(args)
-        .output()
-        .expect("run wgquant")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = wgquant(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "wgquant {args:?} failed:\n{err}");
-    err
-}
-
-fn fails(args: &[&str]) -> String {
-    let o = wgquant(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!o.status.success(), "wgquant {args:?} should fail:\n{err}");
-    assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
-    assert!(err.contains("error:"), "{args:?}: no message:\n{err}");
-    err
-}
-
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wgquant-qm-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -524,7 +504,7 @@ fn cli_quantize_with_methods_and_calibration() {
     let plain = dir.join("plain.gguf");
     let rtn = dir.join("rtn.gguf");
     ok(&["quantize", s(&model), s(&plain), "--format", "q4_0"]);
-    let err = ok(&quantize_args(&model, &rtn, "q4_0", "rtn", None));
+    let (_, err) = ok(&quantize_args(&model, &rtn, "q4_0", "rtn", None));
     assert!(err.contains("proj.weight") && err.contains("rtn") && err.contains("weight NMSE"));
     assert_eq!(std::fs::read(&plain).unwrap(), std::fs::read(&rtn).unwrap());
     assert_eq!(
@@ -542,13 +522,13 @@ fn cli_quantize_with_methods_and_calibration() {
 
     // mse needs nothing; gptq and awq write what the library computes and report errors.
     let out = dir.join("mse.gguf");
-    let err = ok(&quantize_args(&model, &out, "int4_g128", "mse", None));
+    let (_, err) = ok(&quantize_args(&model, &out, "int4_g128", "mse", None));
     assert!(err.contains("mse") && err.contains("weight NMSE"), "{err}");
     let want = quantize::quantize(fmt("int4_g128"), Method::Mse, &w, rows, k, None).unwrap();
     assert_eq!(quantized(&out, "proj.weight"), want.tensor);
 
     let out = dir.join("gptq.gguf");
-    let err = ok(&quantize_args(
+    let (_, err) = ok(&quantize_args(
         &model,
         &out,
         "int4_g32_asym",
@@ -568,7 +548,7 @@ fn cli_quantize_with_methods_and_calibration() {
         .starts_with("gptq"));
 
     let out = dir.join("awq.gguf");
-    let err = ok(&quantize_args(&model, &out, "q4_0", "awq", Some(&cp)));
+    let (_, err) = ok(&quantize_args(&model, &out, "q4_0", "awq", Some(&cp)));
     assert!(err.contains("proj.weight.awq_scales"), "{err}");
     let want = quantize::quantize(Format::Q4_0, Method::AWQ, &w, rows, k, Some(&calib)).unwrap();
     assert_eq!(quantized(&out, "proj.weight"), want.tensor);

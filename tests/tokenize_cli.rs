@@ -3,22 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
-fn wgquant(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wgquant"))
-        .args(args)
-        .output()
-        .expect("run wgquant")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = wgquant(args);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "wgquant {args:?} failed:\n{out}\n{err}");
-    out
-}
+use common::cli::{ok, wgquant};
 
 #[test]
 fn tokenize_smollm2_ids() {
@@ -27,14 +12,14 @@ fn tokenize_smollm2_ids() {
     };
     let m = model.to_str().expect("UTF-8 path");
     // add_bos_token is false for SmolLM2: no BOS in front.
-    let out = ok(&["tokenize", "--model", m, "Hello world! 123"]);
+    let (out, _) = ok(&["tokenize", "--model", m, "Hello world! 123"]);
     assert_eq!(out, "[19556, 905, 17, 216, 33, 34, 35]\n");
     // Control tokens are parsed by default, plain text with --no-parse-special.
-    let out = ok(&["tokenize", "--model", m, "<|im_start|>user\n"]);
+    let (out, _) = ok(&["tokenize", "--model", m, "<|im_start|>user\n"]);
     assert_eq!(out, "[1, 4093, 198]\n");
-    let out = ok(&["tokenize", "--model", m, "--no-parse-special", "<|im_end|>"]);
+    let (out, _) = ok(&["tokenize", "--model", m, "--no-parse-special", "<|im_end|>"]);
     assert_eq!(out, "[44, 108, 306, 79, 486, 108, 46]\n");
-    let out = ok(&[
+    let (out, _) = ok(&[
         "tokenize",
         "--model",
         m,

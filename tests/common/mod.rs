@@ -1,6 +1,7 @@
 //! Shared test helpers: one GPU context per test binary, the SmolLM2 model file.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod smollm2;
 
 use std::sync::OnceLock;
