@@ -4,6 +4,17 @@
 
 const WG_SIZE: u32 = 64u;
 
+// The weights of one code chunk (codes `cw`, params `p`) to y[base ..].
+fn store_chunk(base: u32, cw: vec4<u32>, p: ChunkParams) {
+    for (var j = 0u; j < WORD_VALUES; j++) {
+        let v = dequant4(cw, j, p);
+        y[base + 4u * j + 0u] = v.x;
+        y[base + 4u * j + 1u] = v.y;
+        y[base + 4u * j + 2u] = v.z;
+        y[base + 4u * j + 3u] = v.w;
+    }
+}
+
 @compute @workgroup_size(WG_SIZE)
 fn dequantize(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -20,14 +31,7 @@ fn dequantize(
     let row = chunk / cpr;
     let cw = codes[chunk];
     let p = chunk_params(row, chunk % cpr);
-    let base = local * cv;
-    for (var j = 0u; j < WORD_VALUES; j++) {
-        let v = dequant4(cw, j, p);
-        y[base + 4u * j + 0u] = v.x;
-        y[base + 4u * j + 1u] = v.y;
-        y[base + 4u * j + 2u] = v.z;
-        y[base + 4u * j + 3u] = v.w;
-    }
+    store_chunk(local * cv, cw, p);
 }
 
 // Row gather (an embedding lookup): y[i * k ..] = w[row_ids[i]] for i < dims.n. Launched once
@@ -56,12 +60,5 @@ fn gather_rows(
     let chunk_row = row - dims.row_offset;
     let cw = codes[chunk_row * cpr + c];
     let p = chunk_params(chunk_row, c);
-    let base = i * dims.k + c * chunk_values();
-    for (var j = 0u; j < WORD_VALUES; j++) {
-        let v = dequant4(cw, j, p);
-        y[base + 4u * j + 0u] = v.x;
-        y[base + 4u * j + 1u] = v.y;
-        y[base + 4u * j + 2u] = v.z;
-        y[base + 4u * j + 3u] = v.w;
-    }
+    store_chunk(i * dims.k + c * chunk_values(), cw, p);
 }

@@ -333,16 +333,7 @@ impl Int8Kernels {
         let cols = n.min(GEMV_MAX_N);
         let gemv = self.gemv_pipeline(cols, debug)?;
         for chunk in w.chunks() {
-            let dims = Dims {
-                k: k as u32,
-                rows: chunk.rows as u32,
-                n: n as u32,
-                row_offset: chunk.row_start as u32,
-                y_stride: m as u32,
-                blocks_per_row,
-                _pad: [0; 2],
-            };
-            let u = uniform(dims);
+            let u = uniform(Dims::for_chunk(self.format, k, chunk, n, m));
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("wgquant gemv_i8"),
                 layout: &self.gemv_layout,

@@ -3,7 +3,7 @@
 //! as often as wanted. Nothing here submits, except the one-line `run_*` helpers.
 
 use super::shaders::{self, Entry, KernelConfig, KernelKind};
-use super::{GpuContext, GpuWeight};
+use super::{GpuContext, GpuWeight, WeightChunk};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use std::sync::Mutex;
@@ -29,6 +29,28 @@ pub(super) struct Dims {
     pub(super) y_stride: u32,
     pub(super) blocks_per_row: u32,
     pub(super) _pad: [u32; 2],
+}
+
+impl Dims {
+    /// The dims of a kernel over one weight binding chunk: `n` activation rows, output rows
+    /// `y_stride` apart, the chunk's rows counted from its first row among all rows.
+    pub(super) fn for_chunk(
+        format: Format,
+        k: usize,
+        chunk: &WeightChunk,
+        n: usize,
+        y_stride: usize,
+    ) -> Dims {
+        Dims {
+            k: k as u32,
+            rows: chunk.rows as u32,
+            n: n as u32,
+            row_offset: chunk.row_start as u32,
+            y_stride: y_stride as u32,
+            blocks_per_row: (k / format.codec().block_values()) as u32,
+            _pad: [0; 2],
+        }
+    }
 }
 
 /// The compiled kernels of one format.
@@ -315,19 +337,9 @@ impl Kernels {
         } else {
             None
         };
-        let blocks_per_row = (k / self.format.codec().block_values()) as u32;
         let mut steps = Vec::new();
         for chunk in w.chunks() {
-            let dims = Dims {
-                k: k as u32,
-                rows: chunk.rows as u32,
-                n: n as u32,
-                row_offset: chunk.row_start as u32,
-                y_stride: m as u32,
-                blocks_per_row,
-                _pad: [0; 2],
-            };
-            let uniform = self.uniform(dims);
+            let uniform = self.uniform(Dims::for_chunk(self.format, k, chunk, n, m));
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("wgquant matmul"),
                 layout: &self.matmul_layout,
@@ -469,20 +481,10 @@ impl Kernels {
                 limits.max_storage_buffer_binding_size
             )));
         }
-        let blocks_per_row = (k / self.format.codec().block_values()) as u32;
         let chunk_values = 4 * self.format.codec().word_values();
         let mut steps = Vec::new();
         for chunk in w.chunks() {
-            let dims = Dims {
-                k: k as u32,
-                rows: chunk.rows as u32,
-                n: n as u32,
-                row_offset: chunk.row_start as u32,
-                y_stride: k as u32,
-                blocks_per_row,
-                _pad: [0; 2],
-            };
-            let uniform = self.uniform(dims);
+            let uniform = self.uniform(Dims::for_chunk(self.format, k, chunk, n, k));
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("wgquant gather rows"),
                 layout: &self.gather_layout,
