@@ -49,7 +49,7 @@ fn act_quant(
     var m = 0.0;
     if !STATIC_SCALES {
         for (var i = lid; i < k4; i += AQ_WG) {
-            let v = abs(x[base + i]);
+            let v = abs(load_x4(base + i));
             m = max(m, max(max(v.x, v.y), max(v.z, v.w)));
         }
     }
@@ -67,7 +67,7 @@ fn act_quant(
         if STATIC_SCALES {
             s = static_scales[4u * i / ACT_GROUP];
         }
-        let v = x[base + i];
+        let v = load_x4(base + i);
         xq_out[base + i] = pack4xI8(vec4<i32>(quant(v.x, s), quant(v.y, s), quant(v.z, s), quant(v.w, s)));
     }
     for (var g = lid; g < groups; g += AQ_WG) {

@@ -1,5 +1,7 @@
-// Shared by every kernel: bindings, layout constants and unpacking helpers.
-// A kernel module is composed as: common.wgsl + formats/<format>.wgsl + <kernel>.wgsl.
+// Shared by every kernel: layout constants, the dims uniform, y, and unpacking helpers.
+// A kernel module is composed as: common.wgsl + io_buffer.wgsl or io_texture.wgsl (where
+// the weights and activations live; they define load_chunk, load_param_word, load_x4) +
+// formats/<format>.wgsl + <kernel>.wgsl.
 //
 // Layout (see src/format/mod.rs): a weight row is `k / (4 * WORD_VALUES)` vec4<u32> "chunks"
 // of codes; a block of BLOCK_VALUES weights has PARAM_HALVES 16-bit params, laid out by the
@@ -35,9 +37,6 @@ struct Dims {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> codes: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> params: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> dims: Dims;
 
@@ -55,13 +54,13 @@ fn chunks_per_row() -> u32 {
 fn param_half(row: u32, block: u32, h: u32) -> u32 {
     let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
     let idx = block * PARAM_HALVES + h;
-    return (params[row * row_words + idx / 2u] >> (16u * (idx & 1u))) & 0xffffu;
+    return (load_param_word(row * row_words + idx / 2u) >> (16u * (idx & 1u))) & 0xffffu;
 }
 
 // Word `w` of row `row`'s params.
 fn param_word(row: u32, w: u32) -> u32 {
     let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
-    return params[row * row_words + w];
+    return load_param_word(row * row_words + w);
 }
 
 // The block a chunk lies in (chunks never straddle blocks when BLOCK_VALUES >= chunk size).
@@ -72,7 +71,7 @@ fn chunk_block(chunk: u32) -> u32 {
 // Params 2b and 2b + 1 of row `row` (one word: a block's two halves when PARAM_HALVES == 2).
 fn param_pair(row: u32, b: u32) -> vec2<u32> {
     let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
-    let w = params[row * row_words + b];
+    let w = load_param_word(row * row_words + b);
     return vec2<u32>(w & 0xffffu, w >> 16u);
 }
 

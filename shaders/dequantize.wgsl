@@ -29,7 +29,7 @@ fn dequantize(
     let cv = chunk_values();
     let chunk = dims.row_offset * cpr + local;
     let row = chunk / cpr;
-    let cw = codes[chunk];
+    let cw = load_chunk(chunk);
     let p = chunk_params(row, chunk % cpr);
     store_chunk(local * cv, cw, p);
 }
@@ -58,7 +58,7 @@ fn gather_rows(
         return;
     }
     let chunk_row = row - dims.row_offset;
-    let cw = codes[chunk_row * cpr + c];
+    let cw = load_chunk(chunk_row * cpr + c);
     let p = chunk_params(chunk_row, c);
     store_chunk(i * dims.k + c * chunk_values(), cw, p);
 }

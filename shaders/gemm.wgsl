@@ -39,7 +39,7 @@ fn gemm(
             var v = vec4<f32>(0.0);
             if row < dims.rows && kg < dims.k {
                 let chunk = kg / cv;
-                v = dequant4(codes[row * cpr + chunk], (kg % cv) / 4u, chunk_params(row, chunk));
+                v = dequant4(load_chunk(row * cpr + chunk), (kg % cv) / 4u, chunk_params(row, chunk));
             }
             w_tile[(kk + 0u) * TILE_M + r] = v.x;
             w_tile[(kk + 1u) * TILE_M + r] = v.y;
@@ -53,7 +53,7 @@ fn gemm(
             let col = col0 + c;
             var v = vec4<f32>(0.0);
             if col < dims.n && k0 + kk < dims.k {
-                v = x[col * k4 + (k0 + kk) / 4u];
+                v = load_x4(col * k4 + (k0 + kk) / 4u);
             }
             x_tile[(kk + 0u) * TILE_N + c] = v.x;
             x_tile[(kk + 1u) * TILE_N + c] = v.y;

@@ -42,14 +42,14 @@ fn gemv_partial(row0: u32, col0: u32, lane: u32, lanes: u32) -> Partial {
         var cw: array<vec4<u32>, MAX_ROWS>;
         var p: array<ChunkParams, MAX_ROWS>;
         for (var r = 0u; r < ROWS; r++) {
-            cw[r] = codes[rbase[r] + c];
+            cw[r] = load_chunk(rbase[r] + c);
             p[r] = chunk_params(rows[r], c);
         }
         for (var j = 0u; j < WORD_VALUES; j++) {
             // Each activation vec4 is loaded once for all ROWS rows.
             var xv: array<vec4<f32>, MAX_N>;
             for (var col = 0u; col < N_COLS; col++) {
-                xv[col] = x[xbase[col] + c * WORD_VALUES + j];
+                xv[col] = load_x4(xbase[col] + c * WORD_VALUES + j);
             }
             for (var r = 0u; r < ROWS; r++) {
                 let w = dequant4(cw[r], j, p[r]);

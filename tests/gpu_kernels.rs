@@ -8,7 +8,9 @@ mod common;
 use common::ctx;
 use wgquant::format::reference::{matmul_f64, nmse};
 use wgquant::format::Format;
-use wgquant::gpu::{kernel_for_batch, plane_row_bytes, GpuWeight, KernelKind, Kernels, Operand};
+use wgquant::gpu::{
+    kernel_for_batch, plane_row_bytes, GpuWeight, KernelConfig, KernelKind, Kernels, Operand,
+};
 use wgquant::rng::Rng;
 use wgquant::verify::{self, MATMUL_NMSE_MAX};
 use wgquant::{Error, QuantizedTensor};
@@ -104,6 +106,36 @@ fn weights_split_across_bindings_still_match() {
             assert!(e <= MATMUL_NMSE_MAX, "{format} n={n} split: NMSE {e:e}");
         }
     }
+}
+
+/// On CPU adapters weights get a texture copy and the GEMV reads textures (x is copied into
+/// one first); elsewhere, or with the variant switched off, the buffer GEMV runs.
+#[test]
+fn the_texture_gemv_runs_on_cpu_adapters_only() {
+    let ctx = ctx();
+    let (rows, k, n) = (40, 64, 3);
+    let q = QuantizedTensor::quantize(Format::Q4_0, &Rng::new(5).normal_vec(rows * k), rows, k)
+        .unwrap();
+    let gw = GpuWeight::upload(ctx, &q).unwrap();
+    let cpu = ctx.device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    assert_eq!(gw.chunks().iter().all(|c| c.textures.is_some()), cpu);
+    let x = ctx.storage_buffer("x", &Rng::new(6).normal_vec(n * k));
+    let y = ctx.output_buffer("y", n * rows);
+    let kernels = Kernels::new(&ctx.device, Format::Q4_0).unwrap();
+    assert_eq!(kernels.config().texture_gemv, cpu);
+    let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
+    if cpu {
+        assert_eq!(steps, ["x_to_texture", "gemv_lanes"]);
+    } else {
+        assert!(!steps.contains(&"gemv_lanes"), "{steps:?}");
+    }
+    let config = KernelConfig {
+        texture_gemv: false,
+        ..kernels.config()
+    };
+    let buffers = Kernels::with_config(&ctx.device, Format::Q4_0, config).unwrap();
+    let steps = buffers.matmul(&gw, &x, &y, n).unwrap().entry_points();
+    assert!(!steps.contains(&"gemv_lanes"), "{steps:?}");
 }
 
 /// A 16384 x 16384 Q8_0 weight (~285 MB) is larger than lavapipe's 128 MiB binding limit.

@@ -1,5 +1,6 @@
 //! Every kernel variant, not only the one `Kernels::new` picks for this adapter: GEMV with
-//! workgroup-memory or subgroup reduction, GEMM tiled or as GEMV in blocks of 8 columns.
+//! workgroup-memory or subgroup reduction or reading textures, GEMM tiled or as GEMV in
+//! blocks of 8 columns.
 //! Same suite as `gpu_kernels` (verify's shapes and tails, poisoned and guarded outputs).
 
 mod common;
@@ -18,10 +19,16 @@ fn configs() -> Vec<KernelConfig> {
             continue;
         }
         for tiled_gemm in [false, true] {
-            v.push(KernelConfig {
-                subgroups: sg,
-                tiled_gemm,
-            });
+            // The texture GEMV ignores the subgroup choice: one combination is enough.
+            for texture_gemv in [false, true] {
+                if !(sg && texture_gemv) {
+                    v.push(KernelConfig {
+                        subgroups: sg,
+                        tiled_gemm,
+                        texture_gemv,
+                    });
+                }
+            }
         }
     }
     v
@@ -65,6 +72,7 @@ fn subgroup_kernels_need_the_feature() {
     let config = KernelConfig {
         subgroups: true,
         tiled_gemm: true,
+        texture_gemv: false,
     };
     let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
     if ctx.device.features().contains(wgpu::Features::SUBGROUP) {

@@ -325,6 +325,7 @@ impl Int8Kernels {
             ],
         });
         steps.push(Step {
+            entry: "act_quant",
             pipeline: act_pipeline,
             bind_group: bg,
             groups: grid_1d(n, &limits)?,
@@ -357,6 +358,7 @@ impl Int8Kernels {
             let gz = n.div_ceil(cols);
             check_grid(gz, 1, &limits)?;
             steps.push(Step {
+                entry: "gemv_i8",
                 pipeline: gemv.clone(),
                 bind_group: bg,
                 groups: [gx, gy, gz as u32],

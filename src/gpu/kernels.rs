@@ -3,9 +3,11 @@
 //! as often as wanted. Nothing here submits, except the one-line `run_*` helpers.
 
 use super::shaders::{self, Entry, KernelConfig, KernelKind};
+use super::tensor::folded_extent;
 use super::{GpuContext, GpuWeight, WeightChunk};
 use crate::error::{Error, Result};
 use crate::format::Format;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
@@ -61,12 +63,73 @@ pub struct Kernels {
     config: KernelConfig,
     matmul_layout: wgpu::BindGroupLayout,
     dequant_layout: wgpu::BindGroupLayout,
-    /// GEMV pipelines by column count (index `cols - 1`), built on first use.
-    gemv: Mutex<[Option<GemvPipeline>; GEMV_MAX_N]>,
+    /// GEMV pipelines by entry and column count, built on first use.
+    gemv: Mutex<HashMap<(Entry, usize), GemvPipeline>>,
+    /// The texture GEMV's layouts and the copy of x into a texture (CPU adapters).
+    texture: Option<TexturePipelines>,
     gemm: Option<wgpu::ComputePipeline>,
     dequantize: wgpu::ComputePipeline,
     gather_layout: wgpu::BindGroupLayout,
     gather: wgpu::ComputePipeline,
+}
+
+#[derive(Debug)]
+struct TexturePipelines {
+    matmul_layout: wgpu::BindGroupLayout,
+    x_layout: wgpu::BindGroupLayout,
+    x_to_texture: wgpu::ComputePipeline,
+}
+
+impl TexturePipelines {
+    fn new(device: &wgpu::Device) -> Self {
+        let texture = |binding, sample_type| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Texture {
+                sample_type,
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+            count: None,
+        };
+        let matmul_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgquant texture matmul"),
+            entries: &[
+                texture(0, wgpu::TextureSampleType::Uint),
+                texture(1, wgpu::TextureSampleType::Uint),
+                texture(2, wgpu::TextureSampleType::Float { filterable: false }),
+                storage_entry(3, false),
+                uniform_entry(4),
+            ],
+        });
+        let x_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgquant x to texture"),
+            entries: &[
+                storage_entry(0, true),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::StorageTexture {
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        format: wgpu::TextureFormat::Rgba32Float,
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                    },
+                    count: None,
+                },
+                uniform_entry(2),
+            ],
+        });
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("x_to_texture"),
+            source: wgpu::ShaderSource::Wgsl(shaders::X_TO_TEXTURE_WGSL.into()),
+        });
+        let x_to_texture = compute_pipeline(device, &module, "x_to_texture", &x_layout, &[]);
+        TexturePipelines {
+            matmul_layout,
+            x_layout,
+            x_to_texture,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -197,6 +260,7 @@ impl Kernels {
                 storage_entry(5, true),
             ],
         });
+        let texture = config.texture_gemv.then(|| TexturePipelines::new(device));
         let constants = shaders::constants(format);
         let gemm = config
             .tiled_gemm
@@ -226,7 +290,8 @@ impl Kernels {
             config,
             matmul_layout,
             dequant_layout,
-            gemv: Mutex::new(Default::default()),
+            gemv: Mutex::new(HashMap::new()),
+            texture,
             gemm,
             dequantize,
             gather_layout,
@@ -239,27 +304,21 @@ impl Kernels {
         self.config
     }
 
-    /// The GEMV pipeline for `cols` activation rows per dispatch, built on first use.
-    fn gemv_pipeline(&self, cols: usize) -> Result<GemvPipeline> {
+    /// The GEMV pipeline of `entry` for `cols` activation rows per dispatch, built on first
+    /// use.
+    fn gemv_pipeline(&self, entry: Entry, cols: usize) -> Result<GemvPipeline> {
         let mut cache = self.gemv.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = &cache[cols - 1] {
+        if let Some(p) = cache.get(&(entry, cols)) {
             return Ok(p.clone());
         }
-        let entry = if self.config.subgroups {
-            Entry::GemvSubgroup
-        } else {
-            Entry::Gemv
-        };
-        let rows = self.config.gemv_rows();
+        let rows = entry.gemv_rows(cols);
         let constants = shaders::gemv_constants(self.format, cols as u32, rows);
+        let layout = match (&self.texture, entry.reads_textures()) {
+            (Some(t), true) => &t.matmul_layout,
+            _ => &self.matmul_layout,
+        };
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = build_pipeline(
-            &self.device,
-            self.format,
-            entry,
-            &self.matmul_layout,
-            &constants,
-        );
+        let pipeline = build_pipeline(&self.device, self.format, entry, layout, &constants);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
                 "building the {} GEMV kernel for {cols} columns failed: {e}",
@@ -267,7 +326,7 @@ impl Kernels {
             )));
         }
         let p = GemvPipeline { pipeline, rows };
-        cache[cols - 1] = Some(p.clone());
+        cache.insert((entry, cols), p.clone());
         Ok(p)
     }
 
@@ -332,47 +391,92 @@ impl Kernels {
         // GEMV handles the whole batch; GEMM without the tiled kernel runs GEMV in blocks of
         // GEMV_MAX_N columns (workgroup_id.z).
         let gemv_cols = n.min(GEMV_MAX_N);
-        let gemv = if kind == KernelKind::Gemv || !self.config.tiled_gemm {
-            Some(self.gemv_pipeline(gemv_cols)?)
+        let use_gemv = kind == KernelKind::Gemv || !self.config.tiled_gemm;
+        // The texture GEMV where the device uses it and every operand fits a texture.
+        let x_extent = match &self.texture {
+            Some(_) if use_gemv && w.chunks().iter().all(|c| c.textures.is_some()) => {
+                folded_extent(n * k / 4, &limits)
+            }
+            _ => None,
+        };
+        let gemv_entry = if x_extent.is_some() {
+            Entry::GemvLanes
+        } else if self.config.subgroups {
+            Entry::GemvSubgroup
+        } else {
+            Entry::Gemv
+        };
+        let gemv = if use_gemv {
+            Some(self.gemv_pipeline(gemv_entry, gemv_cols)?)
         } else {
             None
         };
         let mut steps = Vec::new();
+        let x_view = match (&self.texture, x_extent) {
+            (Some(t), Some(size)) => {
+                Some(self.x_to_texture(t, &x, x_bytes, n * k / 4, size, &mut steps)?)
+            }
+            _ => None,
+        };
         for chunk in w.chunks() {
             let uniform = self.uniform(Dims::for_chunk(self.format, k, chunk, n, m));
-            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("wgquant matmul"),
-                layout: &self.matmul_layout,
-                entries: &[
-                    entry(0, chunk.codes.as_entire_binding()),
-                    entry(1, chunk.params.as_entire_binding()),
-                    entry(2, x.binding(x_bytes)),
-                    entry(3, y.binding(y_bytes)),
-                    entry(4, uniform.as_entire_binding()),
-                ],
-            });
-            let (pipeline, groups) = match (&gemv, &self.gemm) {
+            let bind_group = match (&self.texture, &x_view, &chunk.textures) {
+                (Some(t), Some(x_view), Some(tex)) => {
+                    self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some("wgquant texture matmul"),
+                        layout: &t.matmul_layout,
+                        entries: &[
+                            entry(0, wgpu::BindingResource::TextureView(&tex.codes)),
+                            entry(1, wgpu::BindingResource::TextureView(&tex.params)),
+                            entry(2, wgpu::BindingResource::TextureView(x_view)),
+                            entry(3, y.binding(y_bytes)),
+                            entry(4, uniform.as_entire_binding()),
+                        ],
+                    })
+                }
+                _ => self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("wgquant matmul"),
+                    layout: &self.matmul_layout,
+                    entries: &[
+                        entry(0, chunk.codes.as_entire_binding()),
+                        entry(1, chunk.params.as_entire_binding()),
+                        entry(2, x.binding(x_bytes)),
+                        entry(3, y.binding(y_bytes)),
+                        entry(4, uniform.as_entire_binding()),
+                    ],
+                }),
+            };
+            let (step_entry, pipeline, groups) = match (&gemv, &self.gemm) {
                 (Some(g), _) => {
                     let row_groups = chunk.rows.div_ceil(g.rows as usize);
-                    let wgs = if self.config.subgroups {
-                        row_groups.div_ceil(GEMV_GROUPS_PER_WG)
-                    } else {
-                        row_groups
+                    let wgs = match gemv_entry {
+                        Entry::GemvLanes => row_groups.div_ceil(shaders::GEMV_LANES_WG as usize),
+                        Entry::GemvSubgroup => row_groups.div_ceil(GEMV_GROUPS_PER_WG),
+                        _ => row_groups,
                     };
                     let [gx, gy, _] = grid_1d(wgs, &limits)?;
                     let gz = n.div_ceil(gemv_cols);
                     check_grid(gz, 1, &limits)?;
-                    (g.pipeline.clone(), [gx, gy, gz as u32])
+                    (
+                        gemv_entry.entry_point(),
+                        g.pipeline.clone(),
+                        [gx, gy, gz as u32],
+                    )
                 }
                 (None, Some(gemm)) => {
                     let gx = chunk.rows.div_ceil(GEMM_TILE.0);
                     let gy = n.div_ceil(GEMM_TILE.1);
                     check_grid(gx, gy, &limits)?;
-                    (gemm.clone(), [gx as u32, gy as u32, 1])
+                    (
+                        Entry::Gemm.entry_point(),
+                        gemm.clone(),
+                        [gx as u32, gy as u32, 1],
+                    )
                 }
                 (None, None) => unreachable!("GEMM without a tiled pipeline runs as GEMV"),
             };
             steps.push(Step {
+                entry: step_entry,
                 pipeline,
                 bind_group,
                 groups,
@@ -380,6 +484,55 @@ impl Kernels {
             });
         }
         Ok(Dispatch { kind, steps })
+    }
+
+    /// Add the step that copies x (`texels` texels of 4 f32) into a new folded texture of
+    /// `size` for the texture GEMV, and return the texture's view.
+    fn x_to_texture(
+        &self,
+        t: &TexturePipelines,
+        x: &Operand<'_>,
+        x_bytes: u64,
+        texels: usize,
+        size: wgpu::Extent3d,
+        steps: &mut Vec<Step>,
+    ) -> Result<wgpu::TextureView> {
+        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("wgquant x texture"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&Default::default());
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("wgquant x texels"),
+                contents: bytemuck::cast_slice(&[texels as u32, 0, 0, 0]),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("wgquant x to texture"),
+            layout: &t.x_layout,
+            entries: &[
+                entry(0, x.binding(x_bytes)),
+                entry(1, wgpu::BindingResource::TextureView(&view)),
+                entry(2, uniform.as_entire_binding()),
+            ],
+        });
+        let [gx, gy, _] = grid_1d(texels.div_ceil(64), &self.device.limits())?;
+        steps.push(Step {
+            entry: "x_to_texture",
+            pipeline: t.x_to_texture.clone(),
+            bind_group,
+            groups: [gx, gy, 1],
+            _uniform: uniform,
+        });
+        Ok(view)
     }
 
     /// Prepare dequantization of `w` into `out` (`rows * k` f32, row-major).
@@ -439,6 +592,7 @@ impl Kernels {
                 });
                 let invocations = rows * (k / chunk_values);
                 steps.push(Step {
+                    entry: Entry::Dequantize.entry_point(),
                     pipeline: self.dequantize.clone(),
                     bind_group,
                     groups: grid_1d(invocations.div_ceil(DEQUANT_WG), &limits)?,
@@ -498,6 +652,7 @@ impl Kernels {
             });
             let invocations = n * (k / chunk_values);
             steps.push(Step {
+                entry: Entry::GatherRows.entry_point(),
                 pipeline: self.gather.clone(),
                 bind_group,
                 groups: grid_1d(invocations.div_ceil(DEQUANT_WG), &limits)?,
@@ -616,6 +771,8 @@ pub(crate) fn grid_1d(count: usize, limits: &wgpu::Limits) -> Result<[u32; 3]> {
 
 #[derive(Debug)]
 pub(crate) struct Step {
+    /// The entry point it runs (reported by [`Dispatch::entry_points`]).
+    pub(crate) entry: &'static str,
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) bind_group: wgpu::BindGroup,
     pub(crate) groups: [u32; 3],
@@ -639,6 +796,11 @@ impl Dispatch {
     /// Which kernel family this runs.
     pub fn kind(&self) -> KernelKind {
         self.kind
+    }
+
+    /// The entry points its dispatches run, in order (which variant was chosen).
+    pub fn entry_points(&self) -> Vec<&'static str> {
+        self.steps.iter().map(|s| s.entry).collect()
     }
 
     /// Encode into a new compute pass of `encoder`.

@@ -35,4 +35,4 @@ pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
 };
 pub use shaders::{KernelConfig, KernelKind};
-pub use tensor::{plane_row_bytes, GpuWeight, WeightChunk, CHUNK_ROW_MULTIPLE};
+pub use tensor::{plane_row_bytes, ChunkTextures, GpuWeight, WeightChunk, CHUNK_ROW_MULTIPLE};

@@ -6,6 +6,13 @@
 use crate::format::Format;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const IO_BUFFER: &str = include_str!("../../shaders/io_buffer.wgsl");
+const IO_TEXTURE: &str = include_str!("../../shaders/io_texture.wgsl");
+/// The copy of x into the texture that texture-reading kernels use (a module of its own).
+pub const X_TO_TEXTURE_WGSL: &str = include_str!("../../shaders/x_to_texture.wgsl");
+/// Texels per row of the folded textures (`TEXTURE_WIDTH` in `shaders/io_texture.wgsl` and
+/// `shaders/x_to_texture.wgsl`): plane element i sits at (i % width, i / width).
+pub const TEXTURE_WIDTH: u32 = 4096;
 const GEMV_CORE: &str = include_str!("../../shaders/gemv.wgsl");
 
 /// A kernel family.
@@ -67,6 +74,9 @@ pub enum Entry {
     Gemv,
     /// GEMV reduced with subgroupAdd, no workgroup memory or barriers (`Features::SUBGROUP`).
     GemvSubgroup,
+    /// GEMV with one invocation per row group, reading weights and x from textures
+    /// (CPU adapters).
+    GemvLanes,
     /// Workgroup-memory tiled GEMM.
     Gemm,
     /// Weights to f32.
@@ -76,9 +86,10 @@ pub enum Entry {
 }
 
 impl Entry {
-    pub const ALL: [Entry; 5] = [
+    pub const ALL: [Entry; 6] = [
         Entry::Gemv,
         Entry::GemvSubgroup,
+        Entry::GemvLanes,
         Entry::Gemm,
         Entry::Dequantize,
         Entry::GatherRows,
@@ -89,6 +100,7 @@ impl Entry {
         match self {
             Entry::Gemv => "gemv",
             Entry::GemvSubgroup => "gemv_subgroup",
+            Entry::GemvLanes => "gemv_lanes",
             Entry::Gemm => "gemm",
             Entry::Dequantize => "dequantize",
             Entry::GatherRows => "gather_rows",
@@ -98,7 +110,7 @@ impl Entry {
     /// The family it belongs to.
     pub fn kind(self) -> KernelKind {
         match self {
-            Entry::Gemv | Entry::GemvSubgroup => KernelKind::Gemv,
+            Entry::Gemv | Entry::GemvSubgroup | Entry::GemvLanes => KernelKind::Gemv,
             Entry::Gemm => KernelKind::Gemm,
             Entry::Dequantize | Entry::GatherRows => KernelKind::Dequantize,
         }
@@ -107,6 +119,26 @@ impl Entry {
     /// Whether the module uses subgroup builtins.
     pub fn needs_subgroups(self) -> bool {
         matches!(self, Entry::GemvSubgroup)
+    }
+
+    /// Weight rows per GEMV lane group. Each lane loads its slice of x once for all of them,
+    /// so more rows means fewer loads per weight (on lavapipe, where every load is a
+    /// per-lane loop, 8 rows run GEMV about 1.3x and 8 columns 1.8x faster than 4); the
+    /// workgroup-memory reduction holds at most GEMV_SHARED_MAX_ROWS. The texture GEMV keeps
+    /// rows x columns accumulators per invocation: above 2 columns 4 rows keep them in
+    /// registers (at 8 columns, 4 rows ran 2.1x faster than 8 on lavapipe).
+    pub(crate) fn gemv_rows(self, cols: usize) -> u32 {
+        match self {
+            Entry::Gemv => GEMV_SHARED_MAX_ROWS,
+            Entry::GemvLanes if cols > 2 => GEMV_MAX_ROWS / 2,
+            _ => GEMV_MAX_ROWS,
+        }
+    }
+
+    /// Whether the module reads its weights and x from textures (`io_texture.wgsl`) rather
+    /// than storage buffers.
+    pub fn reads_textures(self) -> bool {
+        matches!(self, Entry::GemvLanes)
     }
 
     /// Whether the GEMV overrides (`N_COLS`, `ROWS`) apply.
@@ -118,6 +150,7 @@ impl Entry {
         match self {
             Entry::Gemv => &[GEMV_CORE, include_str!("../../shaders/gemv_shared.wgsl")],
             Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
+            Entry::GemvLanes => &[GEMV_CORE, include_str!("../../shaders/gemv_lanes.wgsl")],
             Entry::Gemm => &[include_str!("../../shaders/gemm.wgsl")],
             Entry::Dequantize | Entry::GatherRows => {
                 &[include_str!("../../shaders/dequantize.wgsl")]
@@ -129,14 +162,17 @@ impl Entry {
     pub fn workgroup_memory_bytes(self) -> u32 {
         match self {
             Entry::Gemv => 64 * 8 * GEMV_SHARED_MAX_ROWS * 4,
-            Entry::GemvSubgroup | Entry::Dequantize | Entry::GatherRows => 0,
+            Entry::GemvSubgroup | Entry::GemvLanes | Entry::Dequantize | Entry::GatherRows => 0,
             Entry::Gemm => 2 * 32 * 64 * 4,
         }
     }
 
     /// Invocations per workgroup (kept in step with its WGSL).
     pub fn invocations(self) -> u32 {
-        self.kind().invocations()
+        match self {
+            Entry::GemvLanes => GEMV_LANES_WG,
+            _ => self.kind().invocations(),
+        }
     }
 }
 
@@ -150,6 +186,18 @@ pub struct KernelConfig {
     /// kernel in blocks of 8 columns (better where workgroup memory and barriers are slow:
     /// CPU adapters such as lavapipe).
     pub tiled_gemm: bool,
+    /// GEMV reads weights and x from textures, one invocation per row group
+    /// (`shaders/gemv_lanes.wgsl`), for weights uploaded with textures (see
+    /// [`uses_textures`]); others use the buffer GEMV.
+    pub texture_gemv: bool,
+}
+
+/// Whether weights on `device` get a texture copy for the texture GEMV: on CPU adapters
+/// (lavapipe), where a storage-buffer load is a per-lane loop and a texel fetch one gather,
+/// so the texture GEMV runs several times faster. Costs a second copy of each weight in
+/// (system) memory there.
+pub fn uses_textures(device: &wgpu::Device) -> bool {
+    device.adapter_info().device_type == wgpu::DeviceType::Cpu
 }
 
 impl KernelConfig {
@@ -157,23 +205,14 @@ impl KernelConfig {
     pub fn for_device(device: &wgpu::Device) -> Self {
         let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
         let cpu = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        let texture_gemv = uses_textures(device);
         KernelConfig {
             subgroups,
-            // GEMV blocks beat the tiled GEMM on CPU adapters only with subgroup reductions:
-            // without them (a caller's device without the feature) the workgroup-memory GEMV
-            // is ~8x slower than the tiled kernel on lavapipe.
-            tiled_gemm: !(cpu && subgroups),
-        }
-    }
-
-    /// Weight rows per GEMV lane group. Each lane loads its slice of x once for all of them,
-    /// so more rows means fewer loads per weight (on lavapipe, where every load is a
-    /// per-lane loop, 8 rows run GEMV about 1.3x and 8 columns 1.8x faster than 4).
-    pub(crate) fn gemv_rows(&self) -> u32 {
-        if self.subgroups {
-            GEMV_MAX_ROWS
-        } else {
-            GEMV_SHARED_MAX_ROWS
+            // GEMV blocks beat the tiled GEMM on CPU adapters with the texture GEMV or with
+            // subgroup reductions; the workgroup-memory GEMV alone is ~8x slower than the
+            // tiled kernel on lavapipe.
+            tiled_gemm: !(cpu && (subgroups || texture_gemv)),
+            texture_gemv,
         }
     }
 }
@@ -184,6 +223,8 @@ pub const GEMV_MAX_COLS: u32 = 8;
 pub const GEMV_MAX_ROWS: u32 = 8;
 /// Most weight rows per workgroup of the workgroup-memory GEMV (`SHARED_MAX_ROWS`).
 pub const GEMV_SHARED_MAX_ROWS: u32 = 4;
+/// Invocations per workgroup of the texture GEMV (`LANES_WG` in `shaders/gemv_lanes.wgsl`).
+pub const GEMV_LANES_WG: u32 = 16;
 /// Invocations per GEMV workgroup (`WG_SIZE` in `shaders/gemv.wgsl`).
 pub const GEMV_WG_SIZE: u32 = 64;
 
@@ -196,6 +237,12 @@ pub fn compose(format: Format, kernel: KernelKind) -> String {
 pub fn compose_entry(format: Format, entry: Entry) -> String {
     let mut s = String::with_capacity(8192);
     s.push_str(COMMON);
+    s.push_str("\n// ---- operands ----\n");
+    s.push_str(if entry.reads_textures() {
+        IO_TEXTURE
+    } else {
+        IO_BUFFER
+    });
     s.push_str("\n// ---- format: ");
     s.push_str(&format.to_string());
     s.push_str(" ----\n");
@@ -269,7 +316,7 @@ impl Int8Entry {
             Int8Entry::ActQuant => include_str!("../../shaders/act_quant.wgsl"),
             Int8Entry::GemvI8 => include_str!("../../shaders/gemv_i8.wgsl"),
         };
-        format!("{COMMON}\n// ---- kernel ----\n{src}")
+        format!("{COMMON}\n// ---- operands ----\n{IO_BUFFER}\n// ---- kernel ----\n{src}")
     }
 }
 

@@ -1,6 +1,7 @@
 //! Weights on the GPU: the format's code and param planes, split by rows into chunks that
 //! each fit one storage binding.
 
+use super::shaders::{uses_textures, TEXTURE_WIDTH};
 use super::GpuContext;
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
@@ -19,6 +20,88 @@ pub struct WeightChunk {
     pub rows: usize,
     pub codes: wgpu::Buffer,
     pub params: wgpu::Buffer,
+    /// The same planes as folded textures, for the texture GEMV of CPU adapters
+    /// ([`uses_textures`]); `None` elsewhere or where a plane exceeds the texture limits.
+    pub textures: Option<ChunkTextures>,
+}
+
+/// A weight chunk's planes as textures (`shaders/io_texture.wgsl`): codes as Rgba32Uint
+/// (one 16-byte chunk per texel), params as R32Uint, each folded into rows of
+/// [`TEXTURE_WIDTH`] texels.
+#[derive(Debug)]
+pub struct ChunkTextures {
+    pub codes: wgpu::TextureView,
+    pub params: wgpu::TextureView,
+}
+
+/// The extent of a folded texture holding `texels` texels, if the device allows it.
+pub(crate) fn folded_extent(texels: usize, limits: &wgpu::Limits) -> Option<wgpu::Extent3d> {
+    let width = texels.clamp(1, TEXTURE_WIDTH as usize);
+    let height = texels.div_ceil(TEXTURE_WIDTH as usize).max(1);
+    let max = limits.max_texture_dimension_2d as usize;
+    (width <= max && height <= max).then_some(wgpu::Extent3d {
+        width: width as u32,
+        height: height as u32,
+        depth_or_array_layers: 1,
+    })
+}
+
+/// A folded texture of `format` holding `data` (whole texels), or `None` past the limits.
+fn folded_texture(
+    ctx: &GpuContext,
+    label: &str,
+    format: wgpu::TextureFormat,
+    data: &[u32],
+) -> Option<wgpu::TextureView> {
+    let texel_words = (format.block_copy_size(None)? / 4) as usize;
+    let texels = data.len() / texel_words;
+    let size = folded_extent(texels, &ctx.device.limits())?;
+    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    let width = TEXTURE_WIDTH as usize;
+    let row_bytes = (width * texel_words * 4) as u32;
+    let (full_rows, rest) = (texels / width, texels % width);
+    // Whole rows in one write, then the partial last row.
+    for (y, rows, w) in [(0, full_rows, width), (full_rows, 1, rest)] {
+        if rows == 0 || w == 0 {
+            continue;
+        }
+        let start = y * width * texel_words;
+        ctx.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: 0,
+                    y: y as u32,
+                    z: 0,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytemuck::cast_slice(
+                &data[start..start + (rows - 1) * width * texel_words + w * texel_words],
+            ),
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(row_bytes),
+                rows_per_image: None,
+            },
+            wgpu::Extent3d {
+                width: w as u32,
+                height: rows as u32,
+                depth_or_array_layers: 1,
+            },
+        );
+    }
+    Some(texture.create_view(&Default::default()))
 }
 
 /// A quantized (or f32) weight matrix of `rows` x `k` on the GPU.
@@ -76,6 +159,7 @@ impl GpuWeight {
             }
             fit
         };
+        let textures = uses_textures(&ctx.device);
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < rows {
@@ -89,11 +173,27 @@ impl GpuWeight {
                         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                     })
             };
+            let textures = if textures {
+                let code_tex = folded_texture(
+                    ctx,
+                    "wgquant codes",
+                    wgpu::TextureFormat::Rgba32Uint,
+                    &codes,
+                );
+                let param_tex =
+                    folded_texture(ctx, "wgquant params", wgpu::TextureFormat::R32Uint, &params);
+                code_tex
+                    .zip(param_tex)
+                    .map(|(codes, params)| ChunkTextures { codes, params })
+            } else {
+                None
+            };
             chunks.push(WeightChunk {
                 row_start: start,
                 rows: end - start,
                 codes: make("wgquant codes", &codes),
                 params: make("wgquant params", &params),
+                textures,
             });
             start = end;
         }

@@ -1,0 +1,31 @@
+// Weights and activations in 2-D textures (CPU adapters). On lavapipe every storage-buffer
+// load is a loop over the SIMD lanes with a bounds check per lane, while a texel fetch is one
+// gather: a GEMV that reads its operands from textures runs several times faster there.
+//
+// Each texture holds its plane as one linear array of texels folded into rows of
+// TEXTURE_WIDTH texels: element i sits at (i % TEXTURE_WIDTH, i / TEXTURE_WIDTH).
+
+const TEXTURE_WIDTH: u32 = 4096u;
+
+// Rgba32Uint: one 16-byte chunk per texel.
+@group(0) @binding(0) var codes_tex: texture_2d<u32>;
+// R32Uint: one param word per texel.
+@group(0) @binding(1) var params_tex: texture_2d<u32>;
+// Rgba32Float: four values of x per texel.
+@group(0) @binding(2) var x_tex: texture_2d<f32>;
+
+fn texel(i: u32) -> vec2<u32> {
+    return vec2<u32>(i % TEXTURE_WIDTH, i / TEXTURE_WIDTH);
+}
+
+fn load_chunk(i: u32) -> vec4<u32> {
+    return textureLoad(codes_tex, texel(i), 0);
+}
+
+fn load_param_word(i: u32) -> u32 {
+    return textureLoad(params_tex, texel(i), 0).x;
+}
+
+fn load_x4(i: u32) -> vec4<f32> {
+    return textureLoad(x_tex, texel(i), 0);
+}
