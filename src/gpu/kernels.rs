@@ -64,6 +64,9 @@ pub struct Kernels {
     /// GEMV pipelines by column count (index `cols - 1`), built on first use.
     gemv: Mutex<[Option<GemvPipeline>; GEMV_MAX_N]>,
     gemm: Option<wgpu::ComputePipeline>,
+    /// The tensor-core GEMM (`config.coop_matrix`). One pipeline serves every shape: its
+    /// cooperative loads and stores only touch workgroup memory, with constant strides.
+    gemm_coop: Option<wgpu::ComputePipeline>,
     dequantize: wgpu::ComputePipeline,
     gather_layout: wgpu::BindGroupLayout,
     gather: wgpu::ComputePipeline,
@@ -163,6 +166,9 @@ impl Kernels {
                 "subgroup kernels need a device with Features::SUBGROUP".into(),
             ));
         }
+        if config.coop_matrix {
+            super::check_coop_gemm(device)?;
+        }
         let limits = device.limits();
         for kind in KernelKind::ALL {
             check_kernel_fits(&limits, kind)?;
@@ -201,6 +207,9 @@ impl Kernels {
         let gemm = config
             .tiled_gemm
             .then(|| build_pipeline(device, format, Entry::Gemm, &matmul_layout, &constants));
+        let gemm_coop = config
+            .coop_matrix
+            .then(|| build_pipeline(device, format, Entry::GemmCoop, &matmul_layout, &constants));
         let dequantize = build_pipeline(
             device,
             format,
@@ -228,6 +237,7 @@ impl Kernels {
             dequant_layout,
             gemv: Mutex::new(Default::default()),
             gemm,
+            gemm_coop,
             dequantize,
             gather_layout,
             gather,
@@ -296,7 +306,8 @@ impl Kernels {
     }
 
     /// Prepare `y = x w^T`: `x` holds `n` rows of `k` f32, `y` receives `n` rows of
-    /// `w.rows()` f32. GEMV for `n <= 8`, GEMM above.
+    /// `w.rows()` f32. GEMV for `n <= 8`, GEMM above: the tensor-core GEMM for
+    /// `n >= COOP_MIN_N` where the config enables it.
     pub fn matmul<'a>(
         &self,
         w: &GpuWeight,
@@ -332,7 +343,13 @@ impl Kernels {
         // GEMV handles the whole batch; GEMM without the tiled kernel runs GEMV in blocks of
         // GEMV_MAX_N columns (workgroup_id.z).
         let gemv_cols = n.min(GEMV_MAX_N);
-        let gemv = if kind == KernelKind::Gemv || !self.config.tiled_gemm {
+        let coop = match &self.gemm_coop {
+            Some(p) if n >= super::COOP_MIN_N => Some(p.clone()),
+            _ => None,
+        };
+        let gemv = if coop.is_some() {
+            None
+        } else if kind == KernelKind::Gemv || !self.config.tiled_gemm {
             Some(self.gemv_pipeline(gemv_cols)?)
         } else {
             None
@@ -351,8 +368,14 @@ impl Kernels {
                     entry(4, uniform.as_entire_binding()),
                 ],
             });
-            let (pipeline, groups) = match (&gemv, &self.gemm) {
-                (Some(g), _) => {
+            let (pipeline, groups) = match (&coop, &gemv, &self.gemm) {
+                (Some(c), _, _) => {
+                    let gx = chunk.rows.div_ceil(super::GEMM_COOP_TILE.0);
+                    let gy = n.div_ceil(super::GEMM_COOP_TILE.1);
+                    check_grid(gx, gy, &limits)?;
+                    (c.clone(), [gx as u32, gy as u32, 1])
+                }
+                (None, Some(g), _) => {
                     let row_groups = chunk.rows.div_ceil(g.rows as usize);
                     let wgs = if self.config.subgroups {
                         row_groups.div_ceil(GEMV_GROUPS_PER_WG)
@@ -364,13 +387,13 @@ impl Kernels {
                     check_grid(gz, 1, &limits)?;
                     (g.pipeline.clone(), [gx, gy, gz as u32])
                 }
-                (None, Some(gemm)) => {
+                (None, None, Some(gemm)) => {
                     let gx = chunk.rows.div_ceil(GEMM_TILE.0);
                     let gy = n.div_ceil(GEMM_TILE.1);
                     check_grid(gx, gy, &limits)?;
                     (gemm.clone(), [gx as u32, gy as u32, 1])
                 }
-                (None, None) => unreachable!("GEMM without a tiled pipeline runs as GEMV"),
+                (None, None, None) => unreachable!("GEMM without a tiled pipeline runs as GEMV"),
             };
             steps.push(Step {
                 pipeline,
@@ -379,7 +402,11 @@ impl Kernels {
                 _uniform: uniform,
             });
         }
-        Ok(Dispatch { kind, steps })
+        Ok(Dispatch {
+            kind,
+            steps,
+            coop: coop.is_some(),
+        })
     }
 
     /// Prepare dequantization of `w` into `out` (`rows * k` f32, row-major).
@@ -447,10 +474,7 @@ impl Kernels {
                 local += rows;
             }
         }
-        Ok(Dispatch {
-            kind: KernelKind::Dequantize,
-            steps,
-        })
+        Ok(Dispatch::from_steps(KernelKind::Dequantize, steps))
     }
 
     /// Prepare a row gather (an embedding lookup): `out` receives `n` rows of `w.k()` f32,
@@ -504,10 +528,7 @@ impl Kernels {
                 _uniform: uniform,
             });
         }
-        Ok(Dispatch {
-            kind: KernelKind::Dequantize,
-            steps,
-        })
+        Ok(Dispatch::from_steps(KernelKind::Dequantize, steps))
     }
 
     /// One line: upload `x` (`n` x `k`), run the matmul, wait, return `y` (`n` x `rows`).
@@ -628,17 +649,39 @@ pub(crate) struct Step {
 pub struct Dispatch {
     kind: KernelKind,
     steps: Vec<Step>,
+    /// Whether it runs the tensor-core GEMM.
+    coop: bool,
 }
 
 impl Dispatch {
     /// A dispatch of `steps`, run in order in one compute pass.
     pub(crate) fn from_steps(kind: KernelKind, steps: Vec<Step>) -> Self {
-        Dispatch { kind, steps }
+        Dispatch {
+            kind,
+            steps,
+            coop: false,
+        }
     }
 
     /// Which kernel family this runs.
     pub fn kind(&self) -> KernelKind {
         self.kind
+    }
+
+    /// The kernel's name for reports: its family's entry point, or `gemm_coop` for the
+    /// tensor-core GEMM.
+    pub fn kernel_name(&self) -> &'static str {
+        if self.coop {
+            Entry::GemmCoop.entry_point()
+        } else {
+            self.kind.entry_point()
+        }
+    }
+
+    /// Whether it multiplies in f16 (the tensor-core GEMM: x and the dequantized weights
+    /// rounded to f16, products accumulated in f32) rather than in f32.
+    pub fn f16_products(&self) -> bool {
+        self.coop
     }
 
     /// Encode into a new compute pass of `encoder`.

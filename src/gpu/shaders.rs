@@ -168,6 +168,11 @@ pub struct KernelConfig {
     /// kernel in blocks of 8 columns (better where workgroup memory and barriers are slow:
     /// CPU adapters such as lavapipe).
     pub tiled_gemm: bool,
+    /// Batches of at least [`COOP_MIN_N`](super::COOP_MIN_N) use the tensor-core GEMM
+    /// (cooperative matrices: needs `Features::EXPERIMENTAL_COOPERATIVE_MATRIX`, `SHADER_F16`
+    /// and subgroups of 32, see [`check_coop_gemm`](super::check_coop_gemm)). Its products
+    /// are f16 x f16 (x and the dequantized weights rounded to f16), accumulated in f32.
+    pub coop_matrix: bool,
 }
 
 impl KernelConfig {
@@ -181,6 +186,7 @@ impl KernelConfig {
             // without them (a caller's device without the feature) the workgroup-memory GEMV
             // is ~8x slower than the tiled kernel on lavapipe.
             tiled_gemm: !(cpu && subgroups),
+            coop_matrix: super::check_coop_gemm(device).is_ok(),
         }
     }
 
