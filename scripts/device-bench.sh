@@ -4,8 +4,8 @@
 #
 #   scripts/device-bench.sh stage     here: release build, then stage .device/ (binaries,
 #                                     Vulkan loader, gpu.sh) and the SmolLM2 GGUF if fetched
-#   scripts/device-bench.sh run       on the device (carry .device): writes $OUT/bench.json,
-#                                     $OUT/bench.txt and $OUT/generate.txt
+#   scripts/device-bench.sh run       on the device (carry .device): writes $OUT/verify.txt,
+#                                     $OUT/bench.json, $OUT/bench.txt and $OUT/generate.txt
 #
 # WGQUANT=path/to/wgquant (no gpu.sh wrapper) runs the same sequence on any machine, e.g.
 # WGQUANT=target/release/wgquant SHAPES="--shape 1024x1024" scripts/device-bench.sh run
@@ -38,8 +38,13 @@ run)
     fmt_args=()
     for f in $FORMATS; do fmt_args+=(--format "$f"); done
     "${W[@]}" adapters > "$OUT/adapters.txt" 2>&1 || true
+    # Correctness first, for the benchmarked formats: every kernel against the f64 reference,
+    # GEMM batches included, so the tensor-core GEMM (gemm_coop, which only naga checks on
+    # machines without cooperative matrices) is verified wherever the device runs it.
+    timeout "${VERIFY_SECONDS:-30}" "${W[@]}" verify --format f32 "${fmt_args[@]}" \
+        > "$OUT/verify.txt" 2>&1 || echo "verify FAILED or timed out" >> "$OUT/verify.txt"
     # shellcheck disable=SC2086
-    timeout "${BENCH_SECONDS:-240}" "${W[@]}" bench $SHAPES --batch 1 --batch 8 --batch 512 \
+    timeout "${BENCH_SECONDS:-210}" "${W[@]}" bench $SHAPES --batch 1 --batch 8 --batch 512 \
         "${fmt_args[@]}" --json > "$OUT/bench.json"
     if [ -f "$MODEL" ]; then
         timeout 60 "${W[@]}" generate --model "$MODEL" --prompt "The capital of France is" \
@@ -54,6 +59,7 @@ for r in rows:
     print(f"{r['kernel']:8} {r['format']:14} {r['m']:>6} {r['k']:>6} {r['n']:>4} "
           f"{r['seconds'] * 1e6:>10.1f} {r['gbps']:>8.1f} {r['gflops']:>9.1f} {r['ratio_to_f32']:>6.2f}x")
 PY
+    grep -E "FAIL|passed|gemm_coop" "$OUT/verify.txt" | tail -n 8 || true
     [ -f "$OUT/generate.txt" ] && tail -n 1 "$OUT/generate.txt"
     cat "$OUT/bench.txt" 2>/dev/null || true
     ;;

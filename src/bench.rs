@@ -72,6 +72,8 @@ pub enum Timing {
 #[derive(Clone, Debug)]
 pub struct BenchRow {
     pub kernel: KernelKind,
+    /// The kernel's name (`gemm_coop` for the tensor-core GEMM, else the family's).
+    pub name: &'static str,
     pub format: Format,
     pub m: usize,
     pub k: usize,
@@ -98,7 +100,7 @@ impl BenchRow {
         if self.int8_activations {
             "gemv_a8"
         } else {
-            self.kernel.entry_point()
+            self.name
         }
     }
 
@@ -318,10 +320,15 @@ pub fn run(
             }
             drop(q);
             let weight_bytes = gpu[0].gpu_bytes();
-            let row = |n: usize, seconds: f64, f32_seconds: f64, int8_activations: bool| {
+            let row = |n: usize,
+                       name: &'static str,
+                       seconds: f64,
+                       f32_seconds: f64,
+                       int8_activations: bool| {
                 let bytes = weight_bytes + 4 * (n * k + n * m) as u64;
                 BenchRow {
                     kernel: kernel_for_batch(n),
+                    name,
                     format,
                     m,
                     k,
@@ -346,7 +353,7 @@ pub fn run(
                 if format == Format::F32 {
                     f32_time.insert(n, seconds);
                 }
-                rows.push(row(n, seconds, f32_time[&n], false));
+                rows.push(row(n, ops[0].kernel_name(), seconds, f32_time[&n], false));
                 done += 1;
                 progress(done, total, &format!("{format} {m}x{k} n={n}"));
             }
@@ -358,7 +365,7 @@ pub fn run(
                         .map(|w| kernels.matmul(w, &x, &y, n, &ActQuant::Dynamic))
                         .collect::<Result<Vec<_>>>()?;
                     let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
-                    rows.push(row(n, seconds, f32_time[&n], true));
+                    rows.push(row(n, "gemv_a8", seconds, f32_time[&n], true));
                     done += 1;
                     progress(done, total, &format!("{format}+a8 {m}x{k} n={n}"));
                 }

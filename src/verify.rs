@@ -11,6 +11,9 @@ use crate::rng::Rng;
 
 /// f32-accumulating kernels must reach this NMSE against the f64 reference.
 pub const MATMUL_NMSE_MAX: f64 = 1e-6;
+/// The tensor-core GEMM (f16 products: x and the weights rounded to f16, about 1e-7 NMSE on
+/// these cases; f32 accumulation) must reach this. Any layout or indexing fault gives ~1.
+pub const MATMUL_F16_NMSE_MAX: f64 = 1e-5;
 /// Dequantization may differ from the CPU by one rounding (a fused multiply-add).
 pub const DEQUANT_NMSE_MAX: f64 = 1e-12;
 
@@ -26,6 +29,8 @@ pub const POISON_BITS: u32 = 0x7FC0_DEAD;
 pub struct CaseResult {
     pub format: Format,
     pub kernel: KernelKind,
+    /// The kernel's name (`gemm_coop` for the tensor-core GEMM, else the family's).
+    pub kernel_name: &'static str,
     pub m: usize,
     pub k: usize,
     pub n: usize,
@@ -103,13 +108,18 @@ pub fn matmul_case(
     Ok(CaseResult {
         format,
         kernel: op.kind(),
+        kernel_name: op.kernel_name(),
         m: rows,
         k,
         n,
         nmse: nmse(&want, &got),
         first_nan: got.iter().position(|v| !v.is_finite()),
         guards_intact,
-        bound: MATMUL_NMSE_MAX,
+        bound: if op.f16_products() {
+            MATMUL_F16_NMSE_MAX
+        } else {
+            MATMUL_NMSE_MAX
+        },
     })
 }
 
@@ -133,6 +143,7 @@ pub fn dequantize_case(
     Ok(CaseResult {
         format,
         kernel: KernelKind::Dequantize,
+        kernel_name: KernelKind::Dequantize.entry_point(),
         m: rows,
         k,
         n: 0,

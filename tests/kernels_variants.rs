@@ -1,6 +1,6 @@
 //! Every kernel variant, not only the one `Kernels::new` picks for this adapter: GEMV with
 //! workgroup-memory or subgroup reduction or reading textures, GEMM tiled or as GEMV in
-//! blocks of 8 columns.
+//! blocks of 8 columns, and the tensor-core GEMM where the device can run it (not on lavapipe).
 //! Same suite as `gpu_kernels` (verify's shapes and tails, poisoned and guarded outputs).
 
 mod common;
@@ -26,10 +26,19 @@ fn configs() -> Vec<KernelConfig> {
                         subgroups: sg,
                         tiled_gemm,
                         texture_gemv,
+                        coop_matrix: false,
                     });
                 }
             }
         }
+    }
+    if wgquant::gpu::check_coop_gemm(&ctx().device).is_ok() {
+        v.push(KernelConfig {
+            subgroups,
+            tiled_gemm: true,
+            texture_gemv: false,
+            coop_matrix: true,
+        });
     }
     v
 }
@@ -73,11 +82,29 @@ fn subgroup_kernels_need_the_feature() {
         subgroups: true,
         tiled_gemm: true,
         texture_gemv: false,
+        coop_matrix: false,
     };
     let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
     if ctx.device.features().contains(wgpu::Features::SUBGROUP) {
         assert!(r.is_ok());
     } else {
         assert!(matches!(r, Err(wgquant::Error::DeviceLimit(_))));
+    }
+}
+
+#[test]
+fn coop_matrix_kernels_need_the_features() {
+    let ctx = ctx();
+    let config = KernelConfig {
+        coop_matrix: true,
+        ..KernelConfig::for_device(&ctx.device)
+    };
+    let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
+    if wgquant::gpu::check_coop_gemm(&ctx.device).is_ok() {
+        assert!(r.is_ok());
+        assert!(KernelConfig::for_device(&ctx.device).coop_matrix);
+    } else {
+        assert!(matches!(r, Err(wgquant::Error::DeviceLimit(_))));
+        assert!(!KernelConfig::for_device(&ctx.device).coop_matrix);
     }
 }

@@ -119,14 +119,22 @@ pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
 }
 
 /// The optional features worth enabling on a device made from `adapter`, of those it offers:
-/// subgroups (faster GEMV reductions), f16, and timestamp queries (benchmarks). wgquant works
-/// without any of them; kernels pick their variants from what the device has.
+/// subgroups (faster GEMV reductions), f16, timestamp queries (benchmarks), and cooperative
+/// matrices where the adapter can run the tensor-core GEMM
+/// ([`adapter_supports_coop_gemm`](super::adapter_supports_coop_gemm)). wgquant works without
+/// any of them; kernels pick their variants from what the device has. When the result holds
+/// `EXPERIMENTAL_COOPERATIVE_MATRIX`, the device descriptor needs
+/// `experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() }`.
 pub fn recommended_features(adapter: &wgpu::Adapter) -> wgpu::Features {
     let useful = wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::SHADER_F16
         | wgpu::Features::SUBGROUP;
-    adapter.features() & useful
+    let mut features = adapter.features() & useful;
+    if super::adapter_supports_coop_gemm(adapter) {
+        features |= super::coop_matrix_features();
+    }
+    features
 }
 
 /// A device and queue wgquant runs on, with what it knows about them.
@@ -153,10 +161,21 @@ impl GpuContext {
     /// Create a device on `adapter` with its full limits and the features wgquant can use.
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
+        let required_features = recommended_features(adapter);
+        let experimental_features =
+            if required_features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+                // SAFETY: only the cooperative-matrix feature is experimental here, requested
+                // only where the adapter offers the configuration the tensor-core GEMM uses;
+                // we accept wgpu's caveats on experimental features for it.
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            };
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgquant"),
-            required_features: recommended_features(adapter),
+            required_features,
             required_limits: adapter.limits(),
+            experimental_features,
             ..Default::default()
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {

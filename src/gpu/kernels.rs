@@ -68,6 +68,9 @@ pub struct Kernels {
     /// The texture GEMV's layouts and the copy of x into a texture (CPU adapters).
     texture: Option<TexturePipelines>,
     gemm: Option<wgpu::ComputePipeline>,
+    /// The tensor-core GEMM (`config.coop_matrix`). One pipeline serves every shape: its
+    /// cooperative loads and stores only touch workgroup memory, with constant strides.
+    gemm_coop: Option<wgpu::ComputePipeline>,
     dequantize: wgpu::ComputePipeline,
     gather_layout: wgpu::BindGroupLayout,
     gather: wgpu::ComputePipeline,
@@ -226,6 +229,9 @@ impl Kernels {
                 "subgroup kernels need a device with Features::SUBGROUP".into(),
             ));
         }
+        if config.coop_matrix {
+            super::check_coop_gemm(device)?;
+        }
         let limits = device.limits();
         for kind in KernelKind::ALL {
             check_kernel_fits(&limits, kind)?;
@@ -265,6 +271,9 @@ impl Kernels {
         let gemm = config
             .tiled_gemm
             .then(|| build_pipeline(device, format, Entry::Gemm, &matmul_layout, &constants));
+        let gemm_coop = config
+            .coop_matrix
+            .then(|| build_pipeline(device, format, Entry::GemmCoop, &matmul_layout, &constants));
         let dequantize = build_pipeline(
             device,
             format,
@@ -293,6 +302,7 @@ impl Kernels {
             gemv: Mutex::new(HashMap::new()),
             texture,
             gemm,
+            gemm_coop,
             dequantize,
             gather_layout,
             gather,
@@ -355,7 +365,8 @@ impl Kernels {
     }
 
     /// Prepare `y = x w^T`: `x` holds `n` rows of `k` f32, `y` receives `n` rows of
-    /// `w.rows()` f32. GEMV for `n <= 8`, GEMM above.
+    /// `w.rows()` f32. GEMV for `n <= 8`, GEMM above: the tensor-core GEMM for
+    /// `n >= COOP_MIN_N` where the config enables it.
     pub fn matmul<'a>(
         &self,
         w: &GpuWeight,
@@ -391,7 +402,11 @@ impl Kernels {
         // GEMV handles the whole batch; GEMM without the tiled kernel runs GEMV in blocks of
         // GEMV_MAX_N columns (workgroup_id.z).
         let gemv_cols = n.min(GEMV_MAX_N);
-        let use_gemv = kind == KernelKind::Gemv || !self.config.tiled_gemm;
+        let coop = match &self.gemm_coop {
+            Some(p) if n >= super::COOP_MIN_N => Some(p.clone()),
+            _ => None,
+        };
+        let use_gemv = coop.is_none() && (kind == KernelKind::Gemv || !self.config.tiled_gemm);
         // The texture GEMV where the device uses it and every operand fits a texture.
         let x_extent = match &self.texture {
             Some(_) if use_gemv && w.chunks().iter().all(|c| c.textures.is_some()) => {
@@ -446,8 +461,18 @@ impl Kernels {
                     ],
                 }),
             };
-            let (step_entry, pipeline, groups) = match (&gemv, &self.gemm) {
-                (Some(g), _) => {
+            let (step_entry, pipeline, groups) = match (&coop, &gemv, &self.gemm) {
+                (Some(c), _, _) => {
+                    let gx = chunk.rows.div_ceil(super::GEMM_COOP_TILE.0);
+                    let gy = n.div_ceil(super::GEMM_COOP_TILE.1);
+                    check_grid(gx, gy, &limits)?;
+                    (
+                        Entry::GemmCoop.entry_point(),
+                        c.clone(),
+                        [gx as u32, gy as u32, 1],
+                    )
+                }
+                (None, Some(g), _) => {
                     let row_groups = chunk.rows.div_ceil(g.rows as usize);
                     let wgs = match gemv_entry {
                         Entry::GemvLanes => row_groups.div_ceil(shaders::GEMV_LANES_WG as usize),
@@ -463,7 +488,7 @@ impl Kernels {
                         [gx, gy, gz as u32],
                     )
                 }
-                (None, Some(gemm)) => {
+                (None, None, Some(gemm)) => {
                     let gx = chunk.rows.div_ceil(GEMM_TILE.0);
                     let gy = n.div_ceil(GEMM_TILE.1);
                     check_grid(gx, gy, &limits)?;
@@ -473,7 +498,7 @@ impl Kernels {
                         [gx as u32, gy as u32, 1],
                     )
                 }
-                (None, None) => unreachable!("GEMM without a tiled pipeline runs as GEMV"),
+                (None, None, None) => unreachable!("GEMM without a tiled pipeline runs as GEMV"),
             };
             steps.push(Step {
                 entry: step_entry,
@@ -483,7 +508,11 @@ impl Kernels {
                 _uniform: uniform,
             });
         }
-        Ok(Dispatch { kind, steps })
+        Ok(Dispatch {
+            kind,
+            steps,
+            coop: coop.is_some(),
+        })
     }
 
     /// Add the step that copies x (`texels` texels of 4 f32) into a new folded texture of
@@ -601,10 +630,7 @@ impl Kernels {
                 local += rows;
             }
         }
-        Ok(Dispatch {
-            kind: KernelKind::Dequantize,
-            steps,
-        })
+        Ok(Dispatch::from_steps(KernelKind::Dequantize, steps))
     }
 
     /// Prepare a row gather (an embedding lookup): `out` receives `n` rows of `w.k()` f32,
@@ -659,10 +685,7 @@ impl Kernels {
                 _uniform: uniform,
             });
         }
-        Ok(Dispatch {
-            kind: KernelKind::Dequantize,
-            steps,
-        })
+        Ok(Dispatch::from_steps(KernelKind::Dequantize, steps))
     }
 
     /// One line: upload `x` (`n` x `k`), run the matmul, wait, return `y` (`n` x `rows`).
@@ -785,12 +808,18 @@ pub(crate) struct Step {
 pub struct Dispatch {
     kind: KernelKind,
     steps: Vec<Step>,
+    /// Whether it runs the tensor-core GEMM.
+    coop: bool,
 }
 
 impl Dispatch {
     /// A dispatch of `steps`, run in order in one compute pass.
     pub(crate) fn from_steps(kind: KernelKind, steps: Vec<Step>) -> Self {
-        Dispatch { kind, steps }
+        Dispatch {
+            kind,
+            steps,
+            coop: false,
+        }
     }
 
     /// Which kernel family this runs.
@@ -801,6 +830,22 @@ impl Dispatch {
     /// The entry points its dispatches run, in order (which variant was chosen).
     pub fn entry_points(&self) -> Vec<&'static str> {
         self.steps.iter().map(|s| s.entry).collect()
+    }
+
+    /// The kernel's name for reports: its family's entry point, or `gemm_coop` for the
+    /// tensor-core GEMM.
+    pub fn kernel_name(&self) -> &'static str {
+        if self.coop {
+            Entry::GemmCoop.entry_point()
+        } else {
+            self.kind.entry_point()
+        }
+    }
+
+    /// Whether it multiplies in f16 (the tensor-core GEMM: x and the dequantized weights
+    /// rounded to f16, products accumulated in f32) rather than in f32.
+    pub fn f16_products(&self) -> bool {
+        self.coop
     }
 
     /// Encode into a new compute pass of `encoder`.

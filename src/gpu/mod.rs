@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod coop;
 mod device;
 mod fake_quant;
 mod int8;
@@ -21,6 +22,10 @@ mod kernels;
 pub mod shaders;
 mod tensor;
 
+pub use coop::{
+    adapter_supports_coop_gemm, check_coop_gemm, coop_matrix_features, COOP_MIN_N,
+    COOP_SUBGROUP_SIZE, GEMM_COOP_TILE,
+};
 pub use device::{
     choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,
     ENV_ADAPTER, ENV_BACKEND, SOFTWARE_ADAPTER_HINT,

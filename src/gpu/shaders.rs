@@ -47,11 +47,13 @@ impl KernelKind {
         }
     }
 
-    /// The most workgroup memory any of the family's entry points declares, in bytes.
+    /// The most workgroup memory any of the family's entry points declares, in bytes, not
+    /// counting the cooperative-matrix GEMM (built only where the device offers it, and
+    /// checked against the device on its own).
     pub fn workgroup_memory_bytes(self) -> u32 {
         Entry::ALL
             .iter()
-            .filter(|e| e.kind() == self)
+            .filter(|e| e.kind() == self && !e.needs_cooperative_matrix())
             .map(|e| e.workgroup_memory_bytes())
             .max()
             .unwrap_or(0)
@@ -79,6 +81,10 @@ pub enum Entry {
     GemvLanes,
     /// Workgroup-memory tiled GEMM.
     Gemm,
+    /// Tensor-core GEMM: f16 tiles in workgroup memory, 16x16x16 cooperative-matrix
+    /// multiply-accumulate in f32 (`Features::EXPERIMENTAL_COOPERATIVE_MATRIX` and
+    /// `SHADER_F16`, subgroups of 32).
+    GemmCoop,
     /// Weights to f32.
     Dequantize,
     /// Selected rows to f32 (embedding lookup); shares the dequantize module's source.
@@ -86,11 +92,12 @@ pub enum Entry {
 }
 
 impl Entry {
-    pub const ALL: [Entry; 6] = [
+    pub const ALL: [Entry; 7] = [
         Entry::Gemv,
         Entry::GemvSubgroup,
         Entry::GemvLanes,
         Entry::Gemm,
+        Entry::GemmCoop,
         Entry::Dequantize,
         Entry::GatherRows,
     ];
@@ -102,6 +109,7 @@ impl Entry {
             Entry::GemvSubgroup => "gemv_subgroup",
             Entry::GemvLanes => "gemv_lanes",
             Entry::Gemm => "gemm",
+            Entry::GemmCoop => "gemm_coop",
             Entry::Dequantize => "dequantize",
             Entry::GatherRows => "gather_rows",
         }
@@ -111,7 +119,7 @@ impl Entry {
     pub fn kind(self) -> KernelKind {
         match self {
             Entry::Gemv | Entry::GemvSubgroup | Entry::GemvLanes => KernelKind::Gemv,
-            Entry::Gemm => KernelKind::Gemm,
+            Entry::Gemm | Entry::GemmCoop => KernelKind::Gemm,
             Entry::Dequantize | Entry::GatherRows => KernelKind::Dequantize,
         }
     }
@@ -141,6 +149,12 @@ impl Entry {
         matches!(self, Entry::GemvLanes)
     }
 
+    /// Whether the module uses cooperative matrices and f16 (its source starts with their
+    /// `enable` directives).
+    pub fn needs_cooperative_matrix(self) -> bool {
+        matches!(self, Entry::GemmCoop)
+    }
+
     /// Whether the GEMV overrides (`N_COLS`, `ROWS`) apply.
     pub fn is_gemv(self) -> bool {
         self.kind() == KernelKind::Gemv
@@ -152,6 +166,7 @@ impl Entry {
             Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
             Entry::GemvLanes => &[GEMV_CORE, include_str!("../../shaders/gemv_lanes.wgsl")],
             Entry::Gemm => &[include_str!("../../shaders/gemm.wgsl")],
+            Entry::GemmCoop => &[include_str!("../../shaders/gemm_coop.wgsl")],
             Entry::Dequantize | Entry::GatherRows => {
                 &[include_str!("../../shaders/dequantize.wgsl")]
             }
@@ -164,6 +179,9 @@ impl Entry {
             Entry::Gemv => 64 * 8 * GEMV_SHARED_MAX_ROWS * 4,
             Entry::GemvSubgroup | Entry::GemvLanes | Entry::Dequantize | Entry::GatherRows => 0,
             Entry::Gemm => 2 * 32 * 64 * 4,
+            // f16 weight and activation tiles (rows padded to 40), one f32 16x16 fragment
+            // per subgroup.
+            Entry::GemmCoop => (128 + 64) * 40 * 2 + 8 * 256 * 4,
         }
     }
 
@@ -186,6 +204,11 @@ pub struct KernelConfig {
     /// kernel in blocks of 8 columns (better where workgroup memory and barriers are slow:
     /// CPU adapters such as lavapipe).
     pub tiled_gemm: bool,
+    /// Batches of at least [`COOP_MIN_N`](super::COOP_MIN_N) use the tensor-core GEMM
+    /// (cooperative matrices: needs `Features::EXPERIMENTAL_COOPERATIVE_MATRIX`, `SHADER_F16`
+    /// and subgroups of 32, see [`check_coop_gemm`](super::check_coop_gemm)). Its products
+    /// are f16 x f16 (x and the dequantized weights rounded to f16), accumulated in f32.
+    pub coop_matrix: bool,
     /// GEMV reads weights and x from textures, one invocation per row group
     /// (`shaders/gemv_lanes.wgsl`), for weights uploaded with textures (see
     /// [`uses_textures`]); others use the buffer GEMV.
@@ -213,6 +236,7 @@ impl KernelConfig {
             // tiled kernel on lavapipe.
             tiled_gemm: !(cpu && (subgroups || texture_gemv)),
             texture_gemv,
+            coop_matrix: super::check_coop_gemm(device).is_ok(),
         }
     }
 }
@@ -236,6 +260,10 @@ pub fn compose(format: Format, kernel: KernelKind) -> String {
 /// The WGSL source of `entry` for `format`.
 pub fn compose_entry(format: Format, entry: Entry) -> String {
     let mut s = String::with_capacity(8192);
+    if entry.needs_cooperative_matrix() {
+        // Enable directives must come before any declaration.
+        s.push_str("enable f16;\nenable wgpu_cooperative_matrix;\n");
+    }
     s.push_str(COMMON);
     s.push_str("\n// ---- operands ----\n");
     s.push_str(if entry.reads_textures() {
@@ -379,40 +407,67 @@ pub(crate) fn validate_src(src: &str, entry_point: &str, consts: &[(&'static str
 mod tests {
     use super::*;
 
-    fn validate(format: Format, entry: Entry, consts: &[(&'static str, f64)]) {
-        let src = compose_entry(format, entry);
-        let what = format!("{format} {entry:?} {consts:?}");
-        let module = naga::front::wgsl::parse_str(&src)
-            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(&src)));
-        let caps = if entry.needs_subgroups() {
-            naga::valid::Capabilities::all()
-        } else {
-            // Portable entries must not need subgroups.
-            naga::valid::Capabilities::all()
-                - naga::valid::Capabilities::SUBGROUP
-                - naga::valid::Capabilities::SUBGROUP_BARRIER
-                - naga::valid::Capabilities::SUBGROUP_VERTEX_STAGE
-        };
+    /// The naga capabilities a device offering exactly what `entry` needs would have:
+    /// subgroups only for subgroup entries, cooperative matrices (and f16) only for the
+    /// tensor-core GEMM.
+    fn capabilities(entry: Entry) -> naga::valid::Capabilities {
+        use naga::valid::Capabilities as C;
+        let mut caps = C::all() - C::COOPERATIVE_MATRIX;
+        if !entry.needs_subgroups() {
+            caps -= C::SUBGROUP | C::SUBGROUP_BARRIER | C::SUBGROUP_VERTEX_STAGE;
+        }
+        if entry.needs_cooperative_matrix() {
+            caps |= C::COOPERATIVE_MATRIX | C::SHADER_FLOAT16;
+        }
+        caps
+    }
+
+    /// Parse, validate (with `caps`), specialise and write SPIR-V: with naga's default
+    /// options and with the bounds-check policies wgpu's Vulkan backend uses.
+    fn validate_with(
+        src: &str,
+        entry_point: &str,
+        caps: naga::valid::Capabilities,
+        consts: &[(&'static str, f64)],
+    ) -> Result<(), String> {
+        let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
         let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
-        if entry.needs_subgroups() {
+        if caps.contains(naga::valid::Capabilities::SUBGROUP) {
             validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
             validator.subgroup_operations(naga::valid::SubgroupOperationSet::all());
         }
         let info = validator
             .validate(&module)
-            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(&src)));
+            .map_err(|e| e.emit_to_string(src))?;
         let consts: naga::back::PipelineConstants =
             consts.iter().map(|&(k, v)| (k.to_string(), v)).collect();
         let (module, info) =
             naga::back::pipeline_constants::process_overrides(&module, &info, None, &consts)
-                .unwrap_or_else(|e| panic!("{what}: {e}"));
-        let opts = naga::back::spv::Options::default();
+                .map_err(|e| e.to_string())?;
         let pipeline = naga::back::spv::PipelineOptions {
             shader_stage: naga::ShaderStage::Compute,
-            entry_point: entry.entry_point().to_string(),
+            entry_point: entry_point.to_string(),
         };
-        naga::back::spv::write_vec(&module, &info, &opts, Some(&pipeline))
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let restrict = naga::back::spv::Options {
+            bounds_check_policies: naga::proc::BoundsCheckPolicies {
+                index: naga::proc::BoundsCheckPolicy::Restrict,
+                buffer: naga::proc::BoundsCheckPolicy::Restrict,
+                image_load: naga::proc::BoundsCheckPolicy::Restrict,
+                binding_array: naga::proc::BoundsCheckPolicy::Unchecked,
+            },
+            ..Default::default()
+        };
+        for opts in [naga::back::spv::Options::default(), restrict] {
+            naga::back::spv::write_vec(&module, &info, &opts, Some(&pipeline))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn validate(format: Format, entry: Entry, consts: &[(&'static str, f64)]) {
+        let src = compose_entry(format, entry);
+        validate_with(&src, entry.entry_point(), capabilities(entry), consts)
+            .unwrap_or_else(|e| panic!("{format} {entry:?} {consts:?}: {e}"));
     }
 
     /// Every variant parses, validates, specialises and compiles to SPIR-V with naga: every
@@ -497,6 +552,56 @@ mod tests {
         for kind in KernelKind::ALL {
             assert!(kind.workgroup_memory_bytes() <= 16 * 1024, "{kind:?}");
         }
+    }
+
+    /// The tensor-core GEMM for every format parses, validates with the cooperative-matrix
+    /// and f16 capabilities (and not without them), specialises and compiles to SPIR-V. It
+    /// declares no override beyond the format's (the same set as the FMA GEMM): every
+    /// coopLoad / coopStore stride is a module constant, so one pipeline per format serves
+    /// every shape (m, n, k, rows not multiples of the tile included).
+    #[test]
+    fn gemm_coop_validates_with_naga() {
+        let override_names = |src: &str| -> Vec<String> {
+            let module = naga::front::wgsl::parse_str(src).unwrap();
+            let mut v: Vec<String> = module
+                .overrides
+                .iter()
+                .filter_map(|(_, o)| o.name.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        for format in Format::all() {
+            validate(format, Entry::GemmCoop, &constants(format));
+            assert_eq!(
+                override_names(&compose_entry(format, Entry::GemmCoop)),
+                override_names(&compose_entry(format, Entry::Gemm)),
+                "{format}"
+            );
+        }
+        let src = compose_entry(Format::Q4_0, Entry::GemmCoop);
+        assert!(src.starts_with("enable f16;\nenable wgpu_cooperative_matrix;\n"));
+        let consts = constants(Format::Q4_0);
+        assert!(validate_with(&src, "gemm_coop", capabilities(Entry::Gemm), &consts).is_err());
+        assert!(Entry::GemmCoop.workgroup_memory_bytes() <= 32 * 1024);
+    }
+
+    /// Why the strides are constants: naga 30's SPIR-V writer fails (panics with "Expression
+    /// [N] is not cached") on a runtime coopStore stride, here the y row stride.
+    #[test]
+    fn gemm_coop_runtime_stride_does_not_compile() {
+        let constant = "coopStore(c, &c_scratch[scratch], FRAG);";
+        let src = compose_entry(Format::Q4_0, Entry::GemmCoop);
+        assert!(src.contains(constant));
+        let runtime = src.replace(
+            constant,
+            "coopStore(c, &c_scratch[scratch], dims.y_stride);",
+        );
+        let consts = constants(Format::Q4_0);
+        let caps = capabilities(Entry::GemmCoop);
+        let outcome =
+            std::panic::catch_unwind(|| validate_with(&runtime, "gemm_coop", caps, &consts));
+        assert!(!matches!(outcome, Ok(Ok(()))), "a runtime stride compiled");
     }
 
     #[test]

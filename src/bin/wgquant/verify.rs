@@ -38,7 +38,7 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
             println!(
                 "{:<16} {:<10} {:>6} {:>6} {:>4} {:>11.3e} {:>9.0e}  {}{}",
                 r.format.to_string(),
-                r.kernel.entry_point(),
+                r.kernel_name,
                 r.m,
                 r.k,
                 r.n,
