@@ -27,6 +27,7 @@ fn configs() -> Vec<KernelConfig> {
                         tiled_gemm,
                         texture_gemv,
                         coop_matrix: false,
+                        gemv_rows: Default::default(),
                     });
                 }
             }
@@ -38,6 +39,7 @@ fn configs() -> Vec<KernelConfig> {
             tiled_gemm: true,
             texture_gemv: false,
             coop_matrix: true,
+            gemv_rows: Default::default(),
         });
     }
     v
@@ -83,6 +85,7 @@ fn subgroup_kernels_need_the_feature() {
         tiled_gemm: true,
         texture_gemv: false,
         coop_matrix: false,
+        gemv_rows: Default::default(),
     };
     let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
     if ctx.device.features().contains(wgpu::Features::SUBGROUP) {

@@ -232,6 +232,7 @@ impl Kernels {
         if config.coop_matrix {
             super::check_coop_gemm(device)?;
         }
+        config.gemv_rows.validate()?;
         let limits = device.limits();
         for kind in KernelKind::ALL {
             check_kernel_fits(&limits, kind)?;
@@ -321,7 +322,7 @@ impl Kernels {
         if let Some(p) = cache.get(&(entry, cols)) {
             return Ok(p.clone());
         }
-        let rows = entry.gemv_rows(cols);
+        let rows = self.config.gemv_rows.rows(entry, cols);
         let constants = shaders::gemv_constants(self.format, cols as u32, rows);
         let layout = match (&self.texture, entry.reads_textures()) {
             (Some(t), true) => &t.matmul_layout,

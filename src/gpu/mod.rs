@@ -21,6 +21,7 @@ mod int8;
 mod kernels;
 pub mod shaders;
 mod tensor;
+pub mod tune;
 
 pub use coop::{
     adapter_supports_coop_gemm, check_coop_gemm, coop_matrix_features, COOP_MIN_N,
@@ -39,5 +40,5 @@ pub(crate) use kernels::{check_fits, grid_1d};
 pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
 };
-pub use shaders::{KernelConfig, KernelKind};
+pub use shaders::{GemvRows, KernelConfig, KernelKind};
 pub use tensor::{plane_row_bytes, ChunkTextures, GpuWeight, WeightChunk, CHUNK_ROW_MULTIPLE};

@@ -135,10 +135,23 @@ impl Entry {
     /// workgroup-memory reduction holds at most GEMV_SHARED_MAX_ROWS. The texture GEMV keeps
     /// rows x columns accumulators per invocation: above 2 columns 4 rows keep them in
     /// registers (at 8 columns, 4 rows ran 2.1x faster than 8 on lavapipe).
-    pub(crate) fn gemv_rows(self, cols: usize) -> u32 {
+    ///
+    /// These are the fixed defaults (the only place that defines them); a tuned
+    /// [`GemvRows`] in [`KernelConfig::gemv_rows`] replaces them.
+    pub fn default_gemv_rows(self, cols: usize) -> u32 {
         match self {
             Entry::Gemv => GEMV_SHARED_MAX_ROWS,
             Entry::GemvLanes if cols > 2 => GEMV_MAX_ROWS / 2,
+            _ => GEMV_MAX_ROWS,
+        }
+    }
+
+    /// The most weight rows per lane group the entry accepts: GEMV_SHARED_MAX_ROWS for the
+    /// workgroup-memory GEMV, GEMV_MAX_ROWS for the others (and for non-GEMV entries,
+    /// which ignore it).
+    pub fn max_gemv_rows(self) -> u32 {
+        match self {
+            Entry::Gemv => GEMV_SHARED_MAX_ROWS,
             _ => GEMV_MAX_ROWS,
         }
     }
@@ -213,6 +226,69 @@ pub struct KernelConfig {
     /// (`shaders/gemv_lanes.wgsl`), for weights uploaded with textures (see
     /// [`uses_textures`]); others use the buffer GEMV.
     pub texture_gemv: bool,
+    /// Weight rows per GEMV lane group (the `ROWS` override). The default keeps each
+    /// entry's fixed value ([`Entry::default_gemv_rows`]); [`KernelConfig::for_device`]
+    /// fills it from the autotuner's cache ([`crate::gpu::tune`]) when that has an entry
+    /// for this adapter and driver.
+    pub gemv_rows: GemvRows,
+}
+
+/// Tuned weight rows per GEMV lane group (the `ROWS` override constant), by batch width:
+/// `narrow` for 1-2 activation columns, `wide` for 3-8. `None` keeps the entry's fixed
+/// default ([`Entry::default_gemv_rows`]). Values must lie in 1..=[`GEMV_MAX_ROWS`]
+/// ([`Kernels::with_config`](super::Kernels::with_config) refuses others with
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument)); the workgroup-memory GEMV
+/// ([`Entry::Gemv`]) holds at most [`GEMV_SHARED_MAX_ROWS`] and runs larger values clamped
+/// to that, so a configuration toggled between GEMV entries stays valid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GemvRows {
+    pub narrow: Option<u32>,
+    pub wide: Option<u32>,
+}
+
+impl GemvRows {
+    /// The values the autotuner tries.
+    pub const CANDIDATES: [u32; 4] = [1, 2, 4, 8];
+
+    /// Both buckets set to `rows`.
+    pub fn fixed(rows: u32) -> Self {
+        GemvRows {
+            narrow: Some(rows),
+            wide: Some(rows),
+        }
+    }
+
+    /// The bucket's setting for `cols` activation columns.
+    pub fn for_cols(self, cols: usize) -> Option<u32> {
+        if cols <= 2 {
+            self.narrow
+        } else {
+            self.wide
+        }
+    }
+
+    /// The rows `entry` runs with for `cols` columns: the setting (clamped to the entry's
+    /// maximum) or the entry's default.
+    pub fn rows(self, entry: Entry, cols: usize) -> u32 {
+        self.for_cols(cols).map_or_else(
+            || entry.default_gemv_rows(cols),
+            |r| r.clamp(1, entry.max_gemv_rows()),
+        )
+    }
+
+    /// Check that every setting lies in 1..=[`GEMV_MAX_ROWS`].
+    pub fn validate(self) -> crate::Result<()> {
+        for (what, v) in [("narrow", self.narrow), ("wide", self.wide)] {
+            if let Some(r) = v {
+                if !(1..=GEMV_MAX_ROWS).contains(&r) {
+                    return Err(crate::Error::InvalidArgument(format!(
+                        "GEMV rows ({what}) = {r} is outside 1..={GEMV_MAX_ROWS}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether weights on `device` get a texture copy for the texture GEMV: on CPU adapters
@@ -224,8 +300,34 @@ pub fn uses_textures(device: &wgpu::Device) -> bool {
 }
 
 impl KernelConfig {
-    /// The best configuration for `device`.
+    /// The best configuration for `device`: [`KernelConfig::untuned`] with the GEMV rows
+    /// from the autotuner's cache (`wgquant tune`, [`crate::gpu::tune::load`]) where it
+    /// holds a valid entry for this adapter, driver and wgquant version and the same GEMV
+    /// entry; the fixed defaults otherwise.
     pub fn for_device(device: &wgpu::Device) -> Self {
+        let mut config = Self::untuned(device);
+        if let Some(t) = super::tune::load(&device.adapter_info()) {
+            if t.entry == config.gemv_entry() && t.rows.validate().is_ok() {
+                config.gemv_rows = t.rows;
+            }
+        }
+        config
+    }
+
+    /// The GEMV entry this configuration uses for weights that fit it (the texture GEMV
+    /// falls back to a buffer GEMV for weights too large for textures).
+    pub fn gemv_entry(&self) -> Entry {
+        if self.texture_gemv {
+            Entry::GemvLanes
+        } else if self.subgroups {
+            Entry::GemvSubgroup
+        } else {
+            Entry::Gemv
+        }
+    }
+
+    /// The best configuration for `device` with the fixed GEMV rows (no tuning applied).
+    pub fn untuned(device: &wgpu::Device) -> Self {
         let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
         let cpu = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
         let texture_gemv = uses_textures(device);
@@ -237,6 +339,7 @@ impl KernelConfig {
             tiled_gemm: !(cpu && (subgroups || texture_gemv)),
             texture_gemv,
             coop_matrix: super::check_coop_gemm(device).is_ok(),
+            gemv_rows: GemvRows::default(),
         }
     }
 }

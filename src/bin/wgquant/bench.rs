@@ -27,7 +27,7 @@ pub struct Args {
     json: bool,
 }
 
-fn parse_shape(s: &str) -> Result<(usize, usize), String> {
+pub fn parse_shape(s: &str) -> Result<(usize, usize), String> {
     let (m, k) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("'{s}' is not MxK, e.g. 4096x4096"))?;

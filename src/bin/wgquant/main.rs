@@ -1,4 +1,4 @@
-//! The `wgquant` command: adapters, bench, verify, quantize, dequantize, matmul.
+//! The `wgquant` command: adapters, bench, tune, verify, quantize, dequantize, matmul.
 
 mod accuracy;
 mod adapters;
@@ -6,6 +6,7 @@ mod bench;
 mod files;
 mod model;
 mod tokenize;
+mod tune;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,9 @@ enum Command {
     Formats,
     /// Time GEMV/GEMM kernels per format against the f32 baseline of the same run.
     Bench(bench::Args),
+    /// Time the GEMV rows-per-lane-group candidates on an adapter and cache the fastest
+    /// (used by every later run on the same adapter and driver).
+    Tune(tune::Args),
     /// Run the kernel correctness suite on an adapter; non-zero exit on any failure.
     Verify(verify::Args),
     /// Quantize every 2-D tensor of a safetensors or GGUF file into a GGUF file.
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Adapters(a) => adapters::run(a),
         Command::Formats => adapters::formats(),
         Command::Bench(a) => bench::run(a),
+        Command::Tune(a) => tune::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Quantize(a) => files::quantize(a),
         Command::Dequantize(a) => files::dequantize(a),

@@ -1,0 +1,58 @@
+//! `wgquant tune`
+
+use crate::AdapterArgs;
+use std::process::ExitCode;
+use wgquant::bench::Timing;
+use wgquant::gpu::tune::{self, TuneOptions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    adapter: AdapterArgs,
+    /// Q4_0 weight shape to time, MxK (default: 4096x4096 on a GPU, 1024x4096 on a CPU adapter).
+    #[arg(long, value_name = "MxK", value_parser = crate::bench::parse_shape)]
+    shape: Option<(usize, usize)>,
+}
+
+pub fn run(args: Args) -> wgquant::Result<ExitCode> {
+    let ctx = args.adapter.context()?;
+    let mut opts = TuneOptions::defaults_for(&ctx);
+    if let Some(shape) = args.shape {
+        opts.shape = shape;
+    }
+    eprintln!(
+        "tuning GEMV rows on {} with a q4_0 {}x{} weight",
+        ctx.describe(),
+        opts.shape.0,
+        opts.shape.1
+    );
+    let tuning = tune::tune(&ctx, &opts, |m| {
+        eprintln!("  rows={} n={}: {:.1} us", m.rows, m.n, m.seconds * 1e6);
+    })?;
+    let timing = match tuning.timing {
+        Timing::Timestamps => "GPU timestamp queries",
+        Timing::WallClock => "wall clock (the adapter has no timestamp queries)",
+    };
+    println!(
+        "entry: {}    timing: {timing}, median of {} runs",
+        tuning.entry.entry_point(),
+        opts.runs
+    );
+    println!(
+        "{:>5} {:>3} {:>11} {:>7}",
+        "rows", "n", "time (us)", "chosen"
+    );
+    for m in &tuning.measurements {
+        let chosen = tuning.rows.for_cols(m.n) == Some(m.rows);
+        println!(
+            "{:>5} {:>3} {:>11.1} {:>7}",
+            m.rows,
+            m.n,
+            m.seconds * 1e6,
+            if chosen { "*" } else { "" }
+        );
+    }
+    let path = tune::store(&ctx.info, &tuning)?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}

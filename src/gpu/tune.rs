@@ -1,0 +1,295 @@
+//! A small GEMV autotuner: times each candidate `ROWS` (weight rows per lane group) of the
+//! GEMV entry the device uses, for one and for eight activation columns, and keeps the
+//! fastest per bucket ([`GemvRows::narrow`] for 1-2 columns, [`GemvRows::wide`] for 3-8).
+//! The choice is cached per adapter, driver and wgquant version in a JSON file
+//! (`tuning.json` in [`cache_dir`]); [`KernelConfig::for_device`] applies it, and uses the
+//! fixed defaults when the tuner has not run. A missing, unreadable or corrupt cache is
+//! ignored (with a warning on stderr for the latter two).
+
+use super::shaders::{Entry, GemvRows, KernelConfig};
+use super::{GpuContext, GpuWeight, Kernels};
+use crate::bench::{Timer, Timing};
+use crate::error::{Error, Result};
+use crate::format::{Format, QuantizedTensor};
+use crate::rng::Rng;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Environment variable naming the cache directory (overrides the XDG default).
+pub const ENV_CACHE_DIR: &str = "WGQUANT_CACHE_DIR";
+/// The cache file's name inside [`cache_dir`].
+pub const CACHE_FILE: &str = "tuning.json";
+/// Batch widths timed: one stands for [`GemvRows::narrow`], the other for [`GemvRows::wide`].
+pub const TUNE_BATCHES: [usize; 2] = [1, 8];
+
+/// What to time.
+#[derive(Clone, Copy, Debug)]
+pub struct TuneOptions {
+    /// Weight shape (m output rows, k row length), q4_0.
+    pub shape: (usize, usize),
+    /// Untimed runs per candidate (the first compiles the pipeline).
+    pub warmup: usize,
+    /// Timed runs per candidate; the median counts.
+    pub runs: usize,
+}
+
+impl TuneOptions {
+    /// 4096 x 4096 on a hardware GPU; 1024 x 4096 with fewer runs on a CPU adapter.
+    pub fn defaults_for(ctx: &GpuContext) -> Self {
+        if ctx.is_cpu() {
+            TuneOptions {
+                shape: (1024, 4096),
+                warmup: 1,
+                runs: 3,
+            }
+        } else {
+            TuneOptions {
+                shape: (4096, 4096),
+                warmup: 3,
+                runs: 15,
+            }
+        }
+    }
+}
+
+/// One timed candidate.
+#[derive(Clone, Copy, Debug)]
+pub struct Measurement {
+    pub rows: u32,
+    pub n: usize,
+    /// Median seconds per run.
+    pub seconds: f64,
+}
+
+/// The tuner's result.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// The GEMV entry tuned (the one the device's configuration uses).
+    pub entry: Entry,
+    /// The fastest rows per bucket.
+    pub rows: GemvRows,
+    /// The weight shape timed.
+    pub shape: (usize, usize),
+    /// How the times were taken.
+    pub timing: Timing,
+    /// Every candidate's time (empty for a tuning loaded from the cache).
+    pub measurements: Vec<Measurement>,
+}
+
+/// The candidates the tuner tries for `entry`: [`GemvRows::CANDIDATES`] up to its maximum.
+pub fn candidates(entry: Entry) -> Vec<u32> {
+    GemvRows::CANDIDATES
+        .into_iter()
+        .filter(|&r| r <= entry.max_gemv_rows())
+        .collect()
+}
+
+/// Time every candidate for the GEMV entry `ctx`'s device uses (with the fixed-default
+/// configuration otherwise), calling `progress` after each; pick the fastest per bucket.
+pub fn tune(
+    ctx: &GpuContext,
+    opts: &TuneOptions,
+    mut progress: impl FnMut(&Measurement),
+) -> Result<Tuning> {
+    let (m, k) = opts.shape;
+    if m == 0 || k == 0 {
+        return Err(Error::Shape("the tuning shape needs m, k >= 1".into()));
+    }
+    let format = Format::Q4_0;
+    format.check_k(k)?;
+    let base = KernelConfig::untuned(&ctx.device);
+    let entry = base.gemv_entry();
+    let q = QuantizedTensor::quantize(format, &Rng::new(17).normal_vec(m * k), m, k)?;
+    let weight = GpuWeight::upload(ctx, &q)?;
+    drop(q);
+    let max_n = TUNE_BATCHES[1];
+    let x = ctx.storage_buffer("wgquant tune x", &Rng::new(5).normal_vec(max_n * k));
+    let y = ctx.output_buffer("wgquant tune y", max_n * m);
+    let runs = opts.runs.max(1);
+    let timer = Timer::new(ctx, runs as u32);
+    let mut measurements = Vec::new();
+    for rows in candidates(entry) {
+        let config = KernelConfig {
+            gemv_rows: GemvRows::fixed(rows),
+            ..base
+        };
+        let kernels = Kernels::with_config(&ctx.device, format, config)?;
+        for n in TUNE_BATCHES {
+            let op = kernels.matmul(&weight, &x, &y, n)?;
+            let seconds = timer.median_seconds(&[op], opts.warmup, runs)?;
+            let meas = Measurement { rows, n, seconds };
+            progress(&meas);
+            measurements.push(meas);
+        }
+    }
+    let best = |n: usize| {
+        measurements
+            .iter()
+            .filter(|m| m.n == n)
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+            .map(|m| m.rows)
+    };
+    Ok(Tuning {
+        entry,
+        rows: GemvRows {
+            narrow: best(TUNE_BATCHES[0]),
+            wide: best(TUNE_BATCHES[1]),
+        },
+        shape: opts.shape,
+        timing: timer.timing(),
+        measurements,
+    })
+}
+
+/// The cache directory: `$WGQUANT_CACHE_DIR`, else `$XDG_CACHE_HOME/wgquant`, else
+/// `$HOME/.cache/wgquant`; `None` when none of them is set.
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var(ENV_CACHE_DIR)
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("wgquant")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("wgquant")))
+}
+
+/// The cache file: [`CACHE_FILE`] in [`cache_dir`].
+pub fn cache_path() -> Option<PathBuf> {
+    cache_dir().map(|d| d.join(CACHE_FILE))
+}
+
+/// The cache key of an adapter: name, vendor and device ids, backend, driver, driver info
+/// and the wgquant version (a new driver or wgquant version tunes afresh).
+pub fn adapter_key(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} | vendor {:#06x} | device {:#06x} | {:?} | {} | {} | wgquant {}",
+        info.name,
+        info.vendor,
+        info.device,
+        info.backend,
+        info.driver,
+        info.driver_info,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+fn warn_once(msg: &str) {
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!("wgquant: warning: {msg}; using the default GEMV rows");
+    }
+}
+
+/// The cached tuning for `info` from [`cache_path`], if any (see [`load_from`]).
+pub fn load(info: &wgpu::AdapterInfo) -> Option<Tuning> {
+    load_from(&cache_path()?, info)
+}
+
+/// The cached tuning for `info` in the cache file `path`. `None` when the file or the entry
+/// is missing; also when the file cannot be read or parsed, or the entry is invalid, after
+/// a warning on stderr (once per process). Never panics.
+pub fn load_from(path: &Path, info: &wgpu::AdapterInfo) -> Option<Tuning> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            warn_once(&format!(
+                "cannot read the tuning cache {}: {e}",
+                path.display()
+            ));
+            return None;
+        }
+    };
+    let doc: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            warn_once(&format!(
+                "ignoring the corrupt tuning cache {}: {e}",
+                path.display()
+            ));
+            return None;
+        }
+    };
+    let entry = doc.get("adapters")?.get(adapter_key(info))?;
+    match parse_entry(entry) {
+        Some(t) => Some(t),
+        None => {
+            warn_once(&format!(
+                "ignoring an invalid entry for this adapter in the tuning cache {}",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+fn parse_entry(v: &serde_json::Value) -> Option<Tuning> {
+    let name = v.get("entry")?.as_str()?;
+    let entry = Entry::ALL
+        .into_iter()
+        .find(|e| e.is_gemv() && e.entry_point() == name)?;
+    let bucket = |key: &str| -> Option<u32> { v.get(key)?.as_u64()?.try_into().ok() };
+    let rows = GemvRows {
+        narrow: Some(bucket("rows_narrow")?),
+        wide: Some(bucket("rows_wide")?),
+    };
+    rows.validate().ok()?;
+    if rows.narrow? > entry.max_gemv_rows() || rows.wide? > entry.max_gemv_rows() {
+        return None;
+    }
+    let shape = v.get("shape")?.as_array()?;
+    let dim = |i: usize| -> Option<usize> { shape.get(i)?.as_u64()?.try_into().ok() };
+    let timing = match v.get("timing")?.as_str()? {
+        "timestamp" => Timing::Timestamps,
+        "wall" => Timing::WallClock,
+        _ => return None,
+    };
+    Some(Tuning {
+        entry,
+        rows,
+        shape: (dim(0)?, dim(1)?),
+        timing,
+        measurements: Vec::new(),
+    })
+}
+
+/// Write `tuning` for `info` into [`cache_path`] (keeping other adapters' entries); return
+/// the file's path.
+pub fn store(info: &wgpu::AdapterInfo, tuning: &Tuning) -> Result<PathBuf> {
+    let path = cache_path().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "no cache directory: set {ENV_CACHE_DIR}, XDG_CACHE_HOME or HOME"
+        ))
+    })?;
+    store_to(&path, info, tuning)?;
+    Ok(path)
+}
+
+/// Write `tuning` for `info` into the cache file `path`, creating its directory and keeping
+/// other adapters' entries (a corrupt file is replaced). Written to a temporary file and
+/// renamed, so a reader never sees half a file.
+pub fn store_to(path: &Path, info: &wgpu::AdapterInfo, tuning: &Tuning) -> Result<()> {
+    let rows = |r: Option<u32>, cols| r.unwrap_or_else(|| tuning.entry.default_gemv_rows(cols));
+    let mut doc = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .filter(|d| d.get("adapters").is_some_and(|a| a.is_object()))
+        .unwrap_or_else(|| serde_json::json!({ "version": 1, "adapters": {} }));
+    doc["adapters"][adapter_key(info)] = serde_json::json!({
+        "entry": tuning.entry.entry_point(),
+        "rows_narrow": rows(tuning.rows.narrow, 1),
+        "rows_wide": rows(tuning.rows.wide, 8),
+        "shape": [tuning.shape.0, tuning.shape.1],
+        "timing": match tuning.timing { Timing::Timestamps => "timestamp", Timing::WallClock => "wall" },
+    });
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let text = serde_json::to_string_pretty(&doc).expect("json");
+    std::fs::write(&tmp, text + "\n").map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}

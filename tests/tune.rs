@@ -1,0 +1,229 @@
+//! The GEMV autotuner and its cache, and every allowed `ROWS` setting against the CPU
+//! reference. No timing assertions: speed belongs in benchmarks.
+
+mod common;
+
+use common::ctx;
+use std::path::PathBuf;
+use wgquant::bench::Timing;
+use wgquant::format::Format;
+use wgquant::gpu::shaders::{Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS};
+use wgquant::gpu::tune::{self, TuneOptions, Tuning, TUNE_BATCHES};
+use wgquant::gpu::Kernels;
+use wgquant::verify;
+
+/// A fresh directory under the system temp dir, unique per test and process.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgquant-tune-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sample(entry: Entry) -> Tuning {
+    Tuning {
+        entry,
+        rows: GemvRows {
+            narrow: Some(2),
+            wide: Some(4),
+        },
+        shape: (64, 128),
+        timing: Timing::WallClock,
+        measurements: Vec::new(),
+    }
+}
+
+#[test]
+fn tuner_picks_allowed_values() {
+    let ctx = ctx();
+    let opts = TuneOptions {
+        shape: (64, 256),
+        warmup: 1,
+        runs: 2,
+    };
+    let mut seen = Vec::new();
+    let t = tune::tune(ctx, &opts, |m| seen.push((m.rows, m.n))).unwrap();
+    let config = KernelConfig::untuned(&ctx.device);
+    assert_eq!(t.entry, config.gemv_entry());
+    let cands = tune::candidates(t.entry);
+    assert!(cands.iter().all(|&r| r <= t.entry.max_gemv_rows()));
+    assert_eq!(seen.len(), cands.len() * TUNE_BATCHES.len());
+    assert_eq!(t.measurements.len(), seen.len());
+    assert!(t.measurements.iter().all(|m| m.seconds >= 0.0));
+    for r in [t.rows.narrow, t.rows.wide] {
+        let r = r.expect("a choice per bucket");
+        assert!(cands.contains(&r), "{r} not among {cands:?}");
+    }
+    assert!(t.rows.validate().is_ok());
+    // The tuned config builds and runs correctly.
+    let kernels = Kernels::with_config(
+        &ctx.device,
+        Format::Q4_0,
+        KernelConfig {
+            gemv_rows: t.rows,
+            ..config
+        },
+    )
+    .unwrap();
+    for n in [1, 8] {
+        let r = verify::matmul_case(ctx, &kernels, 37, 256, n, 11).unwrap();
+        assert!(r.passed(), "{r:?}");
+    }
+}
+
+#[test]
+fn defaults_are_the_fixed_values() {
+    assert_eq!(GemvRows::default().narrow, None);
+    for entry in [Entry::Gemv, Entry::GemvSubgroup, Entry::GemvLanes] {
+        for cols in 1..=8 {
+            assert_eq!(
+                GemvRows::default().rows(entry, cols),
+                entry.default_gemv_rows(cols)
+            );
+        }
+    }
+    assert_eq!(GemvRows::fixed(8).rows(Entry::Gemv, 1), 4, "clamped");
+    let config = KernelConfig::untuned(&ctx().device);
+    assert_eq!(config.gemv_rows, GemvRows::default());
+}
+
+#[test]
+fn cache_round_trips() {
+    let dir = temp_dir("roundtrip");
+    let path = dir.join("sub").join(tune::CACHE_FILE);
+    let info = ctx().info.clone();
+    assert!(tune::load_from(&path, &info).is_none(), "no file yet");
+    let t = sample(Entry::GemvSubgroup);
+    tune::store_to(&path, &info, &t).unwrap();
+    let got = tune::load_from(&path, &info).expect("cached");
+    assert_eq!(got.entry, t.entry);
+    assert_eq!(got.rows, t.rows);
+    assert_eq!(got.shape, t.shape);
+    assert_eq!(got.timing, t.timing);
+    // Another adapter (a different driver) has no entry, and storing it keeps ours.
+    let mut other = info.clone();
+    other.driver_info.push_str(" (other)");
+    assert!(tune::load_from(&path, &other).is_none());
+    let t2 = Tuning {
+        rows: GemvRows::fixed(8),
+        ..sample(Entry::GemvLanes)
+    };
+    tune::store_to(&path, &other, &t2).unwrap();
+    assert_eq!(tune::load_from(&path, &other).unwrap().rows, t2.rows);
+    assert_eq!(tune::load_from(&path, &info).unwrap().rows, t.rows);
+    assert_ne!(tune::adapter_key(&info), tune::adapter_key(&other));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn corrupt_cache_is_ignored() {
+    let dir = temp_dir("corrupt");
+    let path = dir.join(tune::CACHE_FILE);
+    let info = ctx().info.clone();
+    let key = tune::adapter_key(&info);
+    let bad_entries = [
+        "{ not json".to_string(),
+        "[1, 2, 3]".to_string(),
+        format!(r#"{{"adapters": {{"{key}": 5}}}}"#),
+        format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "gemv_subgroup", "rows_narrow": 9, "rows_wide": 4, "shape": [1, 32], "timing": "wall"}}}}}}"#
+        ),
+        format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 8, "rows_wide": 4, "shape": [1, 32], "timing": "wall"}}}}}}"#
+        ),
+        format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "gemm", "rows_narrow": 1, "rows_wide": 4, "shape": [1, 32], "timing": "wall"}}}}}}"#
+        ),
+    ];
+    for text in &bad_entries {
+        std::fs::write(&path, text).unwrap();
+        assert!(tune::load_from(&path, &info).is_none(), "{text}");
+    }
+    // Binary garbage.
+    std::fs::write(&path, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    assert!(tune::load_from(&path, &info).is_none());
+    // Storing over a corrupt file replaces it.
+    let t = sample(Entry::Gemv);
+    tune::store_to(&path, &info, &t).unwrap();
+    assert_eq!(tune::load_from(&path, &info).unwrap().rows, t.rows);
+    std::fs::remove_file(&path).unwrap();
+    // A directory where the file should be.
+    std::fs::create_dir(&path).unwrap();
+    assert!(tune::load_from(&path, &info).is_none());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every GEMV entry this adapter can run with every allowed ROWS value (per bucket) against
+/// the CPU reference, q4_0, with row and column tails.
+#[test]
+fn every_rows_value_matches_the_reference() {
+    let ctx = ctx();
+    let subgroups = ctx.device.features().contains(wgpu::Features::SUBGROUP);
+    let mut configs = vec![(false, false), (false, true)];
+    if subgroups {
+        configs.push((true, false));
+    }
+    // (rows, k, n): rows not a multiple of any ROWS, n in both buckets.
+    let shapes = [
+        (37, 96, 1),
+        (13, 64, 2),
+        (29, 128, 3),
+        (64, 32, 8),
+        (5, 160, 7),
+    ];
+    let mut failures = Vec::new();
+    for (sg, texture_gemv) in configs {
+        // Every value in both buckets, and two mixed settings.
+        let mut settings: Vec<GemvRows> = (1..=GEMV_MAX_ROWS).map(GemvRows::fixed).collect();
+        for (narrow, wide) in [(1, GEMV_MAX_ROWS), (GEMV_MAX_ROWS, 3)] {
+            settings.push(GemvRows {
+                narrow: Some(narrow),
+                wide: Some(wide),
+            });
+        }
+        for gemv_rows in settings {
+            let config = KernelConfig {
+                subgroups: sg,
+                texture_gemv,
+                tiled_gemm: true,
+                coop_matrix: false,
+                gemv_rows,
+            };
+            let kernels = Kernels::with_config(&ctx.device, Format::Q4_0, config).unwrap();
+            for (i, &(m, k, n)) in shapes.iter().enumerate() {
+                let r = verify::matmul_case(ctx, &kernels, m, k, n, 900 + i as u64).unwrap();
+                if !r.passed() {
+                    failures.push(format!("{config:?} {r:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn invalid_rows_are_a_typed_error() {
+    let ctx = ctx();
+    let base = KernelConfig::untuned(&ctx.device);
+    for bad in [
+        GemvRows {
+            narrow: Some(0),
+            wide: None,
+        },
+        GemvRows {
+            narrow: None,
+            wide: Some(GEMV_MAX_ROWS + 1),
+        },
+        GemvRows::fixed(16),
+    ] {
+        let config = KernelConfig {
+            gemv_rows: bad,
+            ..base
+        };
+        let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
+        assert!(
+            matches!(r, Err(wgquant::Error::InvalidArgument(_))),
+            "{bad:?}: {r:?}"
+        );
+    }
+}
