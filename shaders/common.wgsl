@@ -1,5 +1,10 @@
 // Shared by every kernel: bindings, layout constants and unpacking helpers.
-// A kernel module is composed as: common.wgsl + formats/<format>.wgsl + <kernel>.wgsl.
+// A kernel module is composed as: common.wgsl + act_<type>.wgsl + formats/<format>.wgsl +
+// <kernel>.wgsl (with `enable f16;` first when the activation type is f16).
+//
+// The activation file declares x (binding 2) and y (binding 3) and defines:
+//   fn load_x4(i: u32) -> vec4<f32>    activation values 4i .. 4i+3, as f32
+//   fn store_y(i: u32, v: f32)         output element i
 //
 // Layout (see src/format/mod.rs): a weight row is `k / (4 * WORD_VALUES)` vec4<u32> "chunks"
 // of codes; a block of BLOCK_VALUES weights has PARAM_HALVES 16-bit params, laid out by the
@@ -37,8 +42,6 @@ struct Dims {
 
 @group(0) @binding(0) var<storage, read> codes: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> params: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> dims: Dims;
 
 // Values in one vec4<u32> chunk of codes.

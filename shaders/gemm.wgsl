@@ -53,7 +53,7 @@ fn gemm(
             let col = col0 + c;
             var v = vec4<f32>(0.0);
             if col < dims.n && k0 + kk < dims.k {
-                v = x[col * k4 + (k0 + kk) / 4u];
+                v = load_x4(col * k4 + (k0 + kk) / 4u);
             }
             x_tile[(kk + 0u) * TILE_N + c] = v.x;
             x_tile[(kk + 1u) * TILE_N + c] = v.y;
@@ -81,7 +81,7 @@ fn gemm(
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid3.x + WG_X * j;
             if row < dims.rows && col < dims.n {
-                y[col * dims.y_stride + dims.row_offset + row] = acc[i][j];
+                store_y(col * dims.y_stride + dims.row_offset + row, acc[i][j]);
             }
         }
     }

@@ -49,7 +49,7 @@ fn gemv_partial(row0: u32, col0: u32, lane: u32, lanes: u32) -> Partial {
             // Each activation vec4 is loaded once for all ROWS rows.
             var xv: array<vec4<f32>, MAX_N>;
             for (var col = 0u; col < N_COLS; col++) {
-                xv[col] = x[xbase[col] + c * WORD_VALUES + j];
+                xv[col] = load_x4(xbase[col] + c * WORD_VALUES + j);
             }
             for (var r = 0u; r < ROWS; r++) {
                 let w = dequant4(cw[r], j, p[r]);
@@ -69,6 +69,6 @@ fn row_groups() -> u32 {
 
 fn store(row: u32, col: u32, v: f32) {
     if row < dims.rows && col < dims.n {
-        y[col * dims.y_stride + dims.row_offset + row] = v;
+        store_y(col * dims.y_stride + dims.row_offset + row, v);
     }
 }

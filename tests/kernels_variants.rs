@@ -6,7 +6,7 @@ mod common;
 
 use common::ctx;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::KernelConfig;
+use wgquant::gpu::shaders::{ActType, KernelConfig};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
 
@@ -21,6 +21,7 @@ fn configs() -> Vec<KernelConfig> {
             v.push(KernelConfig {
                 subgroups: sg,
                 tiled_gemm,
+                act: ActType::F32,
             });
         }
     }
@@ -65,6 +66,7 @@ fn subgroup_kernels_need_the_feature() {
     let config = KernelConfig {
         subgroups: true,
         tiled_gemm: true,
+        act: ActType::F32,
     };
     let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
     if ctx.device.features().contains(wgpu::Features::SUBGROUP) {

@@ -2,10 +2,11 @@
 //! uniforms made) once per set of buffers and encoded into the caller's encoder or pass
 //! as often as wanted. Nothing here submits, except the one-line `run_*` helpers.
 
-use super::shaders::{self, Entry, KernelConfig, KernelKind};
+use super::shaders::{self, ActType, Entry, KernelConfig, KernelKind};
 use super::{GpuContext, GpuWeight, WeightChunk};
 use crate::error::{Error, Result};
 use crate::format::Format;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
@@ -61,19 +62,12 @@ pub struct Kernels {
     config: KernelConfig,
     matmul_layout: wgpu::BindGroupLayout,
     dequant_layout: wgpu::BindGroupLayout,
-    /// GEMV pipelines by column count (index `cols - 1`), built on first use.
-    gemv: Mutex<[Option<GemvPipeline>; GEMV_MAX_N]>,
-    gemm: Option<wgpu::ComputePipeline>,
+    /// Matmul pipelines by activation type and GEMV column count (0: the tiled GEMM), built
+    /// on first use.
+    matmul: Mutex<HashMap<(ActType, u32), wgpu::ComputePipeline>>,
     dequantize: wgpu::ComputePipeline,
     gather_layout: wgpu::BindGroupLayout,
     gather: wgpu::ComputePipeline,
-}
-
-#[derive(Clone, Debug)]
-struct GemvPipeline {
-    pipeline: wgpu::ComputePipeline,
-    /// Weight rows per lane group.
-    rows: u32,
 }
 
 /// Which kernel a matmul of batch `n` uses.
@@ -163,6 +157,9 @@ impl Kernels {
                 "subgroup kernels need a device with Features::SUBGROUP".into(),
             ));
         }
+        if !config.act.supported_by(device) {
+            return Err(missing_f16());
+        }
         let limits = device.limits();
         for kind in KernelKind::ALL {
             check_kernel_fits(&limits, kind)?;
@@ -198,13 +195,11 @@ impl Kernels {
             ],
         });
         let constants = shaders::constants(format);
-        let gemm = config
-            .tiled_gemm
-            .then(|| build_pipeline(device, format, Entry::Gemm, &matmul_layout, &constants));
         let dequantize = build_pipeline(
             device,
             format,
             Entry::Dequantize,
+            ActType::F32,
             &dequant_layout,
             &constants,
         );
@@ -212,6 +207,7 @@ impl Kernels {
             device,
             format,
             Entry::GatherRows,
+            ActType::F32,
             &gather_layout,
             &constants,
         );
@@ -226,8 +222,7 @@ impl Kernels {
             config,
             matmul_layout,
             dequant_layout,
-            gemv: Mutex::new(Default::default()),
-            gemm,
+            matmul: Mutex::new(HashMap::new()),
             dequantize,
             gather_layout,
             gather,
@@ -239,36 +234,52 @@ impl Kernels {
         self.config
     }
 
-    /// The GEMV pipeline for `cols` activation rows per dispatch, built on first use.
-    fn gemv_pipeline(&self, cols: usize) -> Result<GemvPipeline> {
-        let mut cache = self.gemv.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = &cache[cols - 1] {
+    /// The activation type these kernels' device prefers ([`KernelConfig::act`]): what
+    /// callers that can produce either should pass (`matmul` for f32, `matmul_f16` for f16).
+    pub fn preferred_act(&self) -> ActType {
+        self.config.act
+    }
+
+    /// The matmul pipeline for `act` activations: GEMV for `cols` activation rows per
+    /// dispatch, or the tiled GEMM for `cols == 0`. Built on first use.
+    fn matmul_pipeline(&self, act: ActType, cols: u32) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self.matmul.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&(act, cols)) {
             return Ok(p.clone());
         }
-        let entry = if self.config.subgroups {
-            Entry::GemvSubgroup
+        let (entry, constants, what) = if cols == 0 {
+            (
+                Entry::Gemm,
+                shaders::constants(self.format),
+                "GEMM".to_string(),
+            )
         } else {
-            Entry::Gemv
+            let entry = if self.config.subgroups {
+                Entry::GemvSubgroup
+            } else {
+                Entry::Gemv
+            };
+            let rows = self.config.gemv_rows();
+            let constants = shaders::gemv_constants(self.format, cols, rows);
+            (entry, constants, format!("GEMV kernel for {cols} columns"))
         };
-        let rows = self.config.gemv_rows();
-        let constants = shaders::gemv_constants(self.format, cols as u32, rows);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = build_pipeline(
             &self.device,
             self.format,
             entry,
+            act,
             &self.matmul_layout,
             &constants,
         );
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
-                "building the {} GEMV kernel for {cols} columns failed: {e}",
+                "building the {} {what} with {act} activations failed: {e}",
                 self.format
             )));
         }
-        let p = GemvPipeline { pipeline, rows };
-        cache[cols - 1] = Some(p.clone());
-        Ok(p)
+        cache.insert((act, cols), pipeline.clone());
+        Ok(pipeline)
     }
 
     pub fn format(&self) -> Format {
@@ -304,8 +315,37 @@ impl Kernels {
         y: impl Into<Operand<'a>>,
         n: usize,
     ) -> Result<Dispatch> {
-        let (x, y) = (x.into(), y.into());
+        self.matmul_as(w, x.into(), y.into(), n, ActType::F32)
+    }
+
+    /// [`matmul`](Self::matmul) with f16 activations and outputs (IEEE binary16,
+    /// little-endian): `x` holds `n` rows of `k` f16 (`2 n k` bytes), `y` receives `n` rows
+    /// of `w.rows()` f16 and must hold `2 n rows` bytes rounded up to a multiple of 4 (storage
+    /// bindings are whole words; the padding is never written). Accumulation stays f32; each
+    /// output is rounded to f16 once. Needs `Features::SHADER_F16` (else
+    /// [`Error::DeviceLimit`]).
+    pub fn matmul_f16<'a>(
+        &self,
+        w: &GpuWeight,
+        x: impl Into<Operand<'a>>,
+        y: impl Into<Operand<'a>>,
+        n: usize,
+    ) -> Result<Dispatch> {
+        self.matmul_as(w, x.into(), y.into(), n, ActType::F16)
+    }
+
+    fn matmul_as(
+        &self,
+        w: &GpuWeight,
+        x: Operand<'_>,
+        y: Operand<'_>,
+        n: usize,
+        act: ActType,
+    ) -> Result<Dispatch> {
         self.check_weight(w)?;
+        if !act.supported_by(&self.device) {
+            return Err(missing_f16());
+        }
         if n == 0 {
             return Err(Error::Shape(
                 "a matmul needs at least one activation row".into(),
@@ -314,8 +354,9 @@ impl Kernels {
         let (k, m) = (w.k(), w.rows());
         let limits = self.device.limits();
         let max_binding = limits.max_storage_buffer_binding_size;
-        let x_bytes = checked_bytes(n, k)?;
-        let y_bytes = checked_bytes(n, m)?;
+        let x_bytes = checked_bytes(n, k, act.bytes())?;
+        // Storage bindings are whole 4-byte words (an odd count of f16 outputs is padded).
+        let y_bytes = checked_bytes(n, m, act.bytes())?.next_multiple_of(4);
         for (what, op, need) in [("x", &x, x_bytes), ("y", &y, y_bytes)] {
             op.check(what, need, &limits)?;
             if need > max_binding {
@@ -332,11 +373,8 @@ impl Kernels {
         // GEMV handles the whole batch; GEMM without the tiled kernel runs GEMV in blocks of
         // GEMV_MAX_N columns (workgroup_id.z).
         let gemv_cols = n.min(GEMV_MAX_N);
-        let gemv = if kind == KernelKind::Gemv || !self.config.tiled_gemm {
-            Some(self.gemv_pipeline(gemv_cols)?)
-        } else {
-            None
-        };
+        let gemv = kind == KernelKind::Gemv || !self.config.tiled_gemm;
+        let pipeline = self.matmul_pipeline(act, if gemv { gemv_cols as u32 } else { 0 })?;
         let mut steps = Vec::new();
         for chunk in w.chunks() {
             let uniform = self.uniform(Dims::for_chunk(self.format, k, chunk, n, m));
@@ -351,29 +389,25 @@ impl Kernels {
                     entry(4, uniform.as_entire_binding()),
                 ],
             });
-            let (pipeline, groups) = match (&gemv, &self.gemm) {
-                (Some(g), _) => {
-                    let row_groups = chunk.rows.div_ceil(g.rows as usize);
-                    let wgs = if self.config.subgroups {
-                        row_groups.div_ceil(GEMV_GROUPS_PER_WG)
-                    } else {
-                        row_groups
-                    };
-                    let [gx, gy, _] = grid_1d(wgs, &limits)?;
-                    let gz = n.div_ceil(gemv_cols);
-                    check_grid(gz, 1, &limits)?;
-                    (g.pipeline.clone(), [gx, gy, gz as u32])
-                }
-                (None, Some(gemm)) => {
-                    let gx = chunk.rows.div_ceil(GEMM_TILE.0);
-                    let gy = n.div_ceil(GEMM_TILE.1);
-                    check_grid(gx, gy, &limits)?;
-                    (gemm.clone(), [gx as u32, gy as u32, 1])
-                }
-                (None, None) => unreachable!("GEMM without a tiled pipeline runs as GEMV"),
+            let groups = if gemv {
+                let row_groups = chunk.rows.div_ceil(self.config.gemv_rows() as usize);
+                let wgs = if self.config.subgroups {
+                    row_groups.div_ceil(GEMV_GROUPS_PER_WG)
+                } else {
+                    row_groups
+                };
+                let [gx, gy, _] = grid_1d(wgs, &limits)?;
+                let gz = n.div_ceil(gemv_cols);
+                check_grid(gz, 1, &limits)?;
+                [gx, gy, gz as u32]
+            } else {
+                let gx = chunk.rows.div_ceil(GEMM_TILE.0);
+                let gy = n.div_ceil(GEMM_TILE.1);
+                check_grid(gx, gy, &limits)?;
+                [gx as u32, gy as u32, 1]
             };
             steps.push(Step {
-                pipeline,
+                pipeline: pipeline.clone(),
                 bind_group,
                 groups,
                 _uniform: uniform,
@@ -388,7 +422,7 @@ impl Kernels {
         self.check_weight(w)?;
         let k = w.k();
         let limits = self.device.limits();
-        out.check("output", checked_bytes(w.rows(), k)?, &limits)?;
+        out.check("output", checked_bytes(w.rows(), k, 4)?, &limits)?;
         let max_binding = limits.max_storage_buffer_binding_size;
         let row_bytes = (k * 4) as u64;
         // Rows per dispatch: the f32 slice must fit one binding and start 256-byte aligned.
@@ -471,8 +505,8 @@ impl Kernels {
         }
         let k = w.k();
         let limits = self.device.limits();
-        let out_bytes = checked_bytes(n, k)?;
-        let ids_bytes = checked_bytes(n, 1)?;
+        let out_bytes = checked_bytes(n, k, 4)?;
+        let ids_bytes = checked_bytes(n, 1, 4)?;
         ids.check("ids", ids_bytes, &limits)?;
         out.check("output", out_bytes, &limits)?;
         if out_bytes > limits.max_storage_buffer_binding_size {
@@ -524,6 +558,23 @@ impl Kernels {
         let op = self.matmul(w, &xb, &yb, n)?;
         self.submit(ctx, &op)?;
         ctx.read_f32(&yb, n * w.rows())
+    }
+
+    /// One line: upload f16 `x` (`n` x `k`), run [`matmul_f16`](Self::matmul_f16), wait,
+    /// return f16 `y` (`n` x `rows`).
+    pub fn run_matmul_f16(
+        &self,
+        ctx: &GpuContext,
+        w: &GpuWeight,
+        x: &[half::f16],
+        n: usize,
+    ) -> Result<Vec<half::f16>> {
+        crate::format::check_len("x", x.len(), n, w.k())?;
+        let xb = ctx.storage_buffer_f16("wgquant x f16", x);
+        let yb = ctx.output_buffer("wgquant y f16", (n * w.rows()).div_ceil(2));
+        let op = self.matmul_f16(w, &xb, &yb, n)?;
+        self.submit(ctx, &op)?;
+        ctx.read_f16(&yb, n * w.rows())
     }
 
     /// One line: dequantize `w` on the GPU and return its f32 weights.
@@ -587,11 +638,16 @@ impl<'a> Operand<'a> {
     }
 }
 
-fn checked_bytes(a: usize, b: usize) -> Result<u64> {
+/// Bytes of an `a` x `b` array of `elem`-byte values.
+fn checked_bytes(a: usize, b: usize, elem: usize) -> Result<u64> {
     a.checked_mul(b)
-        .and_then(|v| v.checked_mul(4))
+        .and_then(|v| v.checked_mul(elem))
         .map(|v| v as u64)
-        .ok_or_else(|| Error::Shape(format!("{a} x {b} f32 overflows")))
+        .ok_or_else(|| Error::Shape(format!("{a} x {b} values of {elem} bytes overflow")))
+}
+
+fn missing_f16() -> Error {
+    Error::DeviceLimit("f16 activations need a device with Features::SHADER_F16".into())
 }
 
 pub(crate) fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
@@ -673,12 +729,13 @@ fn build_pipeline(
     device: &wgpu::Device,
     format: Format,
     entry: Entry,
+    act: ActType,
     layout: &wgpu::BindGroupLayout,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(entry.entry_point()),
-        source: wgpu::ShaderSource::Wgsl(shaders::compose_entry(format, entry).into()),
+        source: wgpu::ShaderSource::Wgsl(shaders::compose_variant(format, entry, act).into()),
     });
     compute_pipeline(device, &module, entry.entry_point(), layout, constants)
 }

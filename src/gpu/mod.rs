@@ -34,5 +34,5 @@ pub(crate) use kernels::{check_fits, grid_1d};
 pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
 };
-pub use shaders::{KernelConfig, KernelKind};
+pub use shaders::{ActType, KernelConfig, KernelKind};
 pub use tensor::{plane_row_bytes, GpuWeight, WeightChunk, CHUNK_ROW_MULTIPLE};

@@ -1,11 +1,15 @@
-//! Shader composition: a kernel module is `common.wgsl`, then the format's WGSL file, then
-//! the entry point's files, concatenated in that order. Variants differ by pipeline override
+//! Shader composition: a kernel module is `common.wgsl`, then the activation type's file
+//! (`act_f32.wgsl` or `act_f16.wgsl`, which declare x and y and define `load_x4` and
+//! `store_y`), then the format's WGSL file, then the entry point's files, concatenated in that
+//! order; an f16 module starts with `enable f16;`. Variants differ by pipeline override
 //! constants: the format's layout constants from its codec, plus the GEMV column and row
 //! counts.
 
 use crate::format::Format;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const ACT_F32: &str = include_str!("../../shaders/act_f32.wgsl");
+const ACT_F16: &str = include_str!("../../shaders/act_f16.wgsl");
 const GEMV_CORE: &str = include_str!("../../shaders/gemv.wgsl");
 
 /// A kernel family.
@@ -140,6 +144,71 @@ impl Entry {
     }
 }
 
+/// The element type of a matmul's activations `x` and outputs `y`. Either way the kernels
+/// widen x to f32 and accumulate in f32; f16 halves the activation traffic and rounds each
+/// output to f16 once (see `docs/ACCURACY.md` for the error bound).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ActType {
+    /// IEEE binary32 (any device).
+    #[default]
+    F32,
+    /// IEEE binary16, little-endian (needs `Features::SHADER_F16`).
+    F16,
+}
+
+impl ActType {
+    pub const ALL: [ActType; 2] = [ActType::F32, ActType::F16];
+
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            ActType::F32 => 4,
+            ActType::F16 => 2,
+        }
+    }
+
+    /// `"f32"` or `"f16"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActType::F32 => "f32",
+            ActType::F16 => "f16",
+        }
+    }
+
+    /// Whether kernels with this activation type can run on `device`.
+    pub fn supported_by(self, device: &wgpu::Device) -> bool {
+        match self {
+            ActType::F32 => true,
+            ActType::F16 => device.features().contains(wgpu::Features::SHADER_F16),
+        }
+    }
+
+    /// The activation type that suits `device`: f16 where it has `Features::SHADER_F16` and is
+    /// not a CPU adapter, f32 everywhere else. CPU adapters (lavapipe) offer the feature but
+    /// emulate f16 arithmetic, so the conversions cost more than the halved traffic saves.
+    pub fn preferred_for(device: &wgpu::Device) -> Self {
+        let cpu = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        if !cpu && ActType::F16.supported_by(device) {
+            ActType::F16
+        } else {
+            ActType::F32
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            ActType::F32 => ACT_F32,
+            ActType::F16 => ACT_F16,
+        }
+    }
+}
+
+impl std::fmt::Display for ActType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which implementation of each kernel family a [`Kernels`](super::Kernels) builds. [`Kernels::new`](super::Kernels::new) picks
 /// it from the device; [`Kernels::with_config`](super::Kernels::with_config) lets tests and benchmarks force one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -150,6 +219,11 @@ pub struct KernelConfig {
     /// kernel in blocks of 8 columns (better where workgroup memory and barriers are slow:
     /// CPU adapters such as lavapipe).
     pub tiled_gemm: bool,
+    /// The activation type callers should prefer on this device ([`ActType::preferred_for`]).
+    /// It changes no kernel: [`Kernels::matmul`](super::Kernels::matmul) always takes f32
+    /// buffers and [`Kernels::matmul_f16`](super::Kernels::matmul_f16) f16 ones; callers that
+    /// can produce either (the benchmark) pick by this.
+    pub act: ActType,
 }
 
 impl KernelConfig {
@@ -163,6 +237,7 @@ impl KernelConfig {
             // without them (a caller's device without the feature) the workgroup-memory GEMV
             // is ~8x slower than the tiled kernel on lavapipe.
             tiled_gemm: !(cpu && subgroups),
+            act: ActType::preferred_for(device),
         }
     }
 
@@ -192,10 +267,23 @@ pub fn compose(format: Format, kernel: KernelKind) -> String {
     compose_entry(format, kernel.entry())
 }
 
-/// The WGSL source of `entry` for `format`.
+/// The WGSL source of `entry` for `format` with f32 activations.
 pub fn compose_entry(format: Format, entry: Entry) -> String {
+    compose_variant(format, entry, ActType::F32)
+}
+
+/// The WGSL source of `entry` for `format` with `act` activations and outputs.
+pub fn compose_variant(format: Format, entry: Entry, act: ActType) -> String {
     let mut s = String::with_capacity(8192);
+    if act == ActType::F16 {
+        // A global directive: must precede every declaration of the module.
+        s.push_str("enable f16;\n\n");
+    }
     s.push_str(COMMON);
+    s.push_str("\n// ---- activations: ");
+    s.push_str(act.name());
+    s.push_str(" ----\n");
+    s.push_str(act.source());
     s.push_str("\n// ---- format: ");
     s.push_str(&format.to_string());
     s.push_str(" ----\n");
@@ -269,7 +357,7 @@ impl Int8Entry {
             Int8Entry::ActQuant => include_str!("../../shaders/act_quant.wgsl"),
             Int8Entry::GemvI8 => include_str!("../../shaders/gemv_i8.wgsl"),
         };
-        format!("{COMMON}\n// ---- kernel ----\n{src}")
+        format!("{COMMON}\n// ---- activations: f32 ----\n{ACT_F32}\n// ---- kernel ----\n{src}")
     }
 }
 
@@ -332,20 +420,22 @@ pub(crate) fn validate_src(src: &str, entry_point: &str, consts: &[(&'static str
 mod tests {
     use super::*;
 
-    fn validate(format: Format, entry: Entry, consts: &[(&'static str, f64)]) {
-        let src = compose_entry(format, entry);
-        let what = format!("{format} {entry:?} {consts:?}");
+    fn validate(format: Format, entry: Entry, act: ActType, consts: &[(&'static str, f64)]) {
+        let src = compose_variant(format, entry, act);
+        let what = format!("{format} {entry:?} {act} {consts:?}");
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(&src)));
-        let caps = if entry.needs_subgroups() {
-            naga::valid::Capabilities::all()
-        } else {
+        let mut caps = naga::valid::Capabilities::all();
+        if !entry.needs_subgroups() {
             // Portable entries must not need subgroups.
-            naga::valid::Capabilities::all()
-                - naga::valid::Capabilities::SUBGROUP
-                - naga::valid::Capabilities::SUBGROUP_BARRIER
-                - naga::valid::Capabilities::SUBGROUP_VERTEX_STAGE
-        };
+            caps -= naga::valid::Capabilities::SUBGROUP
+                | naga::valid::Capabilities::SUBGROUP_BARRIER
+                | naga::valid::Capabilities::SUBGROUP_VERTEX_STAGE;
+        }
+        if act == ActType::F32 {
+            // f32 modules must not need the f16 extension.
+            caps -= naga::valid::Capabilities::SHADER_FLOAT16;
+        }
         let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
         if entry.needs_subgroups() {
             validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
@@ -369,23 +459,43 @@ mod tests {
     }
 
     /// Every variant parses, validates, specialises and compiles to SPIR-V with naga: every
-    /// format, entry point, and the GEMV column / row counts at their ends and between.
+    /// format, entry point and activation type, and the GEMV column / row counts at their
+    /// ends and between.
     #[test]
     fn every_variant_validates_with_naga() {
         for format in Format::all() {
             for entry in Entry::ALL {
-                if entry.is_gemv() {
-                    for (cols, rows) in [(1, 1), (3, 2), (8, 4), (1, 8), (8, 8), (5, 3)] {
-                        if entry == Entry::Gemv && rows > GEMV_SHARED_MAX_ROWS {
-                            continue;
+                for act in ActType::ALL {
+                    if entry.is_gemv() {
+                        for (cols, rows) in [(1, 1), (3, 2), (8, 4), (1, 8), (8, 8), (5, 3)] {
+                            if entry == Entry::Gemv && rows > GEMV_SHARED_MAX_ROWS {
+                                continue;
+                            }
+                            validate(format, entry, act, &gemv_constants(format, cols, rows));
                         }
-                        validate(format, entry, &gemv_constants(format, cols, rows));
+                    } else {
+                        validate(format, entry, act, &constants(format));
                     }
-                } else {
-                    validate(format, entry, &constants(format));
                 }
             }
         }
+    }
+
+    /// The f16 module starts with its directive and needs the f16 capability.
+    #[test]
+    fn f16_modules_enable_f16() {
+        let src = compose_variant(Format::Q4_0, Entry::Gemv, ActType::F16);
+        assert!(src.starts_with("enable f16;"));
+        assert!(!compose_entry(Format::Q4_0, Entry::Gemv)
+            .lines()
+            .any(|l| l.starts_with("enable")));
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        let caps = naga::valid::Capabilities::all() - naga::valid::Capabilities::SHADER_FLOAT16;
+        assert!(
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+                .validate(&module)
+                .is_err()
+        );
     }
 
     #[test]
