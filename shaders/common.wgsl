@@ -1,7 +1,13 @@
-// Shared by every kernel: layout constants, the dims uniform, y, and unpacking helpers.
-// A kernel module is composed as: common.wgsl + io_buffer.wgsl or io_texture.wgsl (where
-// the weights and activations live; they define load_chunk, load_param_word, load_x4) +
-// formats/<format>.wgsl + <kernel>.wgsl.
+// Shared by every kernel: layout constants, the dims uniform and unpacking helpers.
+// A kernel module is composed as: common.wgsl + where its operands live + formats/<format>.wgsl
+// + <kernel>.wgsl. Operands are either weights_buffer.wgsl (codes and params in storage
+// buffers) followed by act_<type>.wgsl (x and y, with `enable f16;` first when the type is
+// f16), or io_texture.wgsl alone (weights and x in textures, f32 y: CPU adapters). Between
+// them they define:
+//   fn load_chunk(i: u32) -> vec4<u32>  chunk i of the codes plane
+//   fn load_param_word(i: u32) -> u32   word i of the params plane
+//   fn load_x4(i: u32) -> vec4<f32>     activation values 4i .. 4i+3, as f32
+//   fn store_y(i: u32, v: f32)          output element i
 //
 // Layout (see src/format/mod.rs): a weight row is `k / (4 * WORD_VALUES)` vec4<u32> "chunks"
 // of codes; a block of BLOCK_VALUES weights has PARAM_HALVES 16-bit params, laid out by the
@@ -37,7 +43,6 @@ struct Dims {
     _pad1: u32,
 }
 
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> dims: Dims;
 
 // Values in one vec4<u32> chunk of codes.

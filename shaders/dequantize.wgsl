@@ -8,10 +8,10 @@ const WG_SIZE: u32 = 64u;
 fn store_chunk(base: u32, cw: vec4<u32>, p: ChunkParams) {
     for (var j = 0u; j < WORD_VALUES; j++) {
         let v = dequant4(cw, j, p);
-        y[base + 4u * j + 0u] = v.x;
-        y[base + 4u * j + 1u] = v.y;
-        y[base + 4u * j + 2u] = v.z;
-        y[base + 4u * j + 3u] = v.w;
+        store_y(base + 4u * j + 0u, v.x);
+        store_y(base + 4u * j + 1u, v.y);
+        store_y(base + 4u * j + 2u, v.z);
+        store_y(base + 4u * j + 3u, v.w);
     }
 }
 

@@ -81,7 +81,7 @@ fn gemm(
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid3.x + WG_X * j;
             if row < dims.rows && col < dims.n {
-                y[col * dims.y_stride + dims.row_offset + row] = acc[i][j];
+                store_y(col * dims.y_stride + dims.row_offset + row, acc[i][j]);
             }
         }
     }

@@ -62,7 +62,7 @@ fn store_fragment(c: coop_mat16x16<f32, C>, scratch: u32, lane: u32, r0: u32, c0
         let row = r0 + e % FRAG;
         let col = c0 + e / FRAG;
         if row < dims.rows && col < dims.n {
-            y[col * dims.y_stride + dims.row_offset + row] = c_scratch[scratch + e];
+            store_y(col * dims.y_stride + dims.row_offset + row, c_scratch[scratch + e]);
         }
     }
     workgroupBarrier();

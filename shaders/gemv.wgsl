@@ -69,6 +69,6 @@ fn row_groups() -> u32 {
 
 fn store(row: u32, col: u32, v: f32) {
     if row < dims.rows && col < dims.n {
-        y[col * dims.y_stride + dims.row_offset + row] = v;
+        store_y(col * dims.y_stride + dims.row_offset + row, v);
     }
 }

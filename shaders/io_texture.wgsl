@@ -1,6 +1,7 @@
-// Weights and activations in 2-D textures (CPU adapters). On lavapipe every storage-buffer
-// load is a loop over the SIMD lanes with a bounds check per lane, while a texel fetch is one
-// gather: a GEMV that reads its operands from textures runs several times faster there.
+// Weights and activations in 2-D textures, outputs in an f32 storage buffer (CPU adapters).
+// On lavapipe every storage-buffer load is a loop over the SIMD lanes with a bounds check per
+// lane, while a texel fetch is one gather: a GEMV that reads its operands from textures runs
+// several times faster there.
 //
 // Each texture holds its plane as one linear array of texels folded into rows of
 // TEXTURE_WIDTH texels: element i sits at (i % TEXTURE_WIDTH, i / TEXTURE_WIDTH).
@@ -28,4 +29,10 @@ fn load_param_word(i: u32) -> u32 {
 
 fn load_x4(i: u32) -> vec4<f32> {
     return textureLoad(x_tex, texel(i), 0);
+}
+
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+fn store_y(i: u32, v: f32) {
+    y[i] = v;
 }

@@ -6,8 +6,8 @@
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
 use crate::gpu::{
-    kernel_for_batch, ActQuant, Dispatch, GpuContext, GpuWeight, Int8Dispatch, Int8Kernels,
-    KernelKind, Kernels,
+    kernel_for_batch, ActQuant, ActType, Dispatch, GpuContext, GpuWeight, Int8Dispatch,
+    Int8Kernels, KernelKind, Kernels,
 };
 use crate::quantize::activation::supports_int8_activations;
 use crate::rng::Rng;
@@ -29,6 +29,9 @@ pub struct BenchConfig {
     /// Also time the int8-activation kernels (dynamic per-token; rows `gemv_a8`,
     /// format `<format>+a8`) for the formats that have them.
     pub int8_activations: bool,
+    /// Also time f16 activations and outputs (`Kernels::matmul_f16`; rows `gemv_f16` and
+    /// `gemm_f16`) where the device has `Features::SHADER_F16`.
+    pub f16_activations: bool,
 }
 
 impl BenchConfig {
@@ -44,6 +47,7 @@ impl BenchConfig {
                 iterations: 3,
                 bytes_in_flight: 0,
                 int8_activations: true,
+                f16_activations: true,
             }
         } else {
             BenchConfig {
@@ -54,6 +58,7 @@ impl BenchConfig {
                 iterations: 30,
                 bytes_in_flight: 512 << 20,
                 int8_activations: true,
+                f16_activations: true,
             }
         }
     }
@@ -92,15 +97,19 @@ pub struct BenchRow {
     pub adapter: String,
     /// Int8 activations (the `act_quant` + `gemv_a8` kernels) instead of f32 ones.
     pub int8_activations: bool,
+    /// The element type of x and y (f32 for the int8-activation rows, whose y is f32).
+    pub act: ActType,
 }
 
 impl BenchRow {
-    /// The kernel's name: its family's entry point, or `gemv_a8` for int8 activations.
+    /// The kernel's name: its family's entry point, `gemv_a8` for int8 activations, or
+    /// `gemv_f16` / `gemm_f16` for f16 activations.
     pub fn kernel_name(&self) -> &'static str {
-        if self.int8_activations {
-            "gemv_a8"
-        } else {
-            self.name
+        match (self.int8_activations, self.act, self.kernel) {
+            (true, _, _) => "gemv_a8",
+            (false, ActType::F16, KernelKind::Gemv) => "gemv_f16",
+            (false, ActType::F16, _) => "gemm_f16",
+            (false, ActType::F32, _) => self.name,
         }
     }
 
@@ -298,7 +307,9 @@ pub fn run(
         .iter()
         .filter(|f| cfg.int8_activations && supports_int8_activations(**f))
         .count();
-    let total = (formats.len() + a8) * cfg.shapes.len() * cfg.batches.len();
+    let f16 = cfg.f16_activations && ActType::F16.supported_by(&ctx.device);
+    let f16_rows = if f16 { formats.len() } else { 0 };
+    let total = (formats.len() + a8 + f16_rows) * cfg.shapes.len() * cfg.batches.len();
     let timer = Timer::new(ctx, cfg.iterations.max(1) as u32);
     let adapter = ctx.describe();
     let mut rows = Vec::new();
@@ -308,6 +319,19 @@ pub fn run(
         let max_n = cfg.batches.iter().copied().max().unwrap_or(1);
         let x = ctx.storage_buffer("bench x", &Rng::new(5).normal_vec(max_n * k));
         let y = ctx.output_buffer("bench y", max_n * m);
+        let (x16, y16) = if f16 {
+            let x: Vec<half::f16> = Rng::new(5)
+                .normal_vec(max_n * k)
+                .iter()
+                .map(|&v| half::f16::from_f32(v))
+                .collect();
+            (
+                Some(ctx.storage_buffer_f16("bench x f16", &x)),
+                Some(ctx.output_buffer("bench y f16", (max_n * m).div_ceil(2))),
+            )
+        } else {
+            (None, None)
+        };
         let mut f32_time = std::collections::HashMap::new();
         for &format in &formats {
             let q = QuantizedTensor::quantize(format, &weights, m, k)?;
@@ -324,8 +348,9 @@ pub fn run(
                        name: &'static str,
                        seconds: f64,
                        f32_seconds: f64,
-                       int8_activations: bool| {
-                let bytes = weight_bytes + 4 * (n * k + n * m) as u64;
+                       int8_activations: bool,
+                       act: ActType| {
+                let bytes = weight_bytes + (act.bytes() * (n * k + n * m)) as u64;
                 BenchRow {
                     kernel: kernel_for_batch(n),
                     name,
@@ -342,6 +367,7 @@ pub fn run(
                     timing: timer.timing(),
                     adapter: adapter.clone(),
                     int8_activations,
+                    act,
                 }
             };
             for &n in &cfg.batches {
@@ -353,9 +379,29 @@ pub fn run(
                 if format == Format::F32 {
                     f32_time.insert(n, seconds);
                 }
-                rows.push(row(n, ops[0].kernel_name(), seconds, f32_time[&n], false));
+                rows.push(row(
+                    n,
+                    ops[0].kernel_name(),
+                    seconds,
+                    f32_time[&n],
+                    false,
+                    ActType::F32,
+                ));
                 done += 1;
                 progress(done, total, &format!("{format} {m}x{k} n={n}"));
+            }
+            if let (Some(x16), Some(y16)) = (&x16, &y16) {
+                for &n in &cfg.batches {
+                    let ops = gpu
+                        .iter()
+                        .map(|w| kernels.matmul_f16(w, x16, y16, n))
+                        .collect::<Result<Vec<_>>>()?;
+                    let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
+                    let name = ops[0].kernel_name();
+                    rows.push(row(n, name, seconds, f32_time[&n], false, ActType::F16));
+                    done += 1;
+                    progress(done, total, &format!("{format} f16 {m}x{k} n={n}"));
+                }
             }
             if cfg.int8_activations && supports_int8_activations(format) {
                 let kernels = Int8Kernels::new(&ctx.device, format)?;
@@ -365,7 +411,7 @@ pub fn run(
                         .map(|w| kernels.matmul(w, &x, &y, n, &ActQuant::Dynamic))
                         .collect::<Result<Vec<_>>>()?;
                     let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
-                    rows.push(row(n, "gemv_a8", seconds, f32_time[&n], true));
+                    rows.push(row(n, "gemv_a8", seconds, f32_time[&n], true, ActType::F32));
                     done += 1;
                     progress(done, total, &format!("{format}+a8 {m}x{k} n={n}"));
                 }

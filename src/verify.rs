@@ -6,14 +6,25 @@
 use crate::error::Result;
 use crate::format::reference::{matmul_f64, nmse};
 use crate::format::{Format, QuantizedTensor};
-use crate::gpu::{GpuContext, GpuWeight, KernelKind, Kernels, Operand};
+use crate::gpu::{ActType, GpuContext, GpuWeight, KernelKind, Kernels, Operand};
 use crate::rng::Rng;
+use half::f16;
 
 /// f32-accumulating kernels must reach this NMSE against the f64 reference.
 pub const MATMUL_NMSE_MAX: f64 = 1e-6;
 /// The tensor-core GEMM (f16 products: x and the weights rounded to f16, about 1e-7 NMSE on
 /// these cases; f32 accumulation) must reach this. Any layout or indexing fault gives ~1.
-pub const MATMUL_F16_NMSE_MAX: f64 = 1e-5;
+pub const MATMUL_COOP_NMSE_MAX: f64 = 1e-5;
+/// f16 activations and outputs (`Kernels::matmul_f16`) must reach this NMSE against the f64
+/// reference on the f16-rounded activations the kernel reads. Accumulation stays f32, so the
+/// error is rounding y to f16: at most 2^-11 relative per output (2^-10 for a truncating
+/// conversion), NMSE <= 2.4e-7 (9.5e-7) whatever the data (docs/ACCURACY.md).
+pub const MATMUL_F16_NMSE_MAX: f64 = 1e-6;
+/// ... and this NMSE against the reference on the exact f32 activations they were rounded
+/// from. Statistical, not a worst case: rounding x moves each product by at most 2^-11
+/// relative, ~1e-7 NMSE on random data, but an output that cancels to near zero can see more
+/// (1.7e-6 measured for a single output of 32 products).
+pub const MATMUL_F16_UNROUNDED_NMSE_MAX: f64 = 1e-5;
 /// Dequantization may differ from the CPU by one rounding (a fused multiply-add).
 pub const DEQUANT_NMSE_MAX: f64 = 1e-12;
 
@@ -23,19 +34,27 @@ pub const GUARD: usize = 64;
 pub const GUARD_BITS: u32 = 0x7F80_BEEF;
 /// Written over the output first; a value left unwritten reads back as NaN.
 pub const POISON_BITS: u32 = 0x7FC0_DEAD;
+/// The same for f16 outputs (an f16 NaN no kernel produces).
+pub const POISON_F16_BITS: u16 = 0x7E5D;
 
 /// The outcome of one checked kernel run.
 #[derive(Clone, Debug)]
 pub struct CaseResult {
     pub format: Format,
     pub kernel: KernelKind,
-    /// The kernel's name (`gemm_coop` for the tensor-core GEMM, else the family's).
-    pub kernel_name: &'static str,
+    /// The entry point that ran (`gemm_coop` for the tensor-core GEMM, else the family's).
+    pub entry: &'static str,
     pub m: usize,
     pub k: usize,
     pub n: usize,
-    /// NMSE against the reference (infinite if any output is NaN or infinite).
+    /// The activation type (f16: `Kernels::matmul_f16`).
+    pub act: ActType,
+    /// NMSE against the reference on the activations the kernel read (f16-rounded for f16;
+    /// infinite if any output is NaN or infinite).
     pub nmse: f64,
+    /// For f16 activations, the NMSE against the reference on the exact f32 activations they
+    /// were rounded from (held to [`MATMUL_F16_UNROUNDED_NMSE_MAX`]).
+    pub nmse_unrounded: Option<f64>,
     /// Index of the first non-finite output, if any.
     pub first_nan: Option<usize>,
     /// Whether both guard regions survived.
@@ -46,7 +65,24 @@ pub struct CaseResult {
 
 impl CaseResult {
     pub fn passed(&self) -> bool {
-        self.guards_intact && self.first_nan.is_none() && self.nmse <= self.bound
+        self.guards_intact
+            && self.first_nan.is_none()
+            && self.nmse <= self.bound
+            && self.unrounded_ok()
+    }
+
+    /// Whether [`nmse_unrounded`](Self::nmse_unrounded), if any, is within its bound.
+    pub fn unrounded_ok(&self) -> bool {
+        self.nmse_unrounded
+            .is_none_or(|e| e <= MATMUL_F16_UNROUNDED_NMSE_MAX)
+    }
+
+    /// The kernel's name, with `_f16` for f16 activations.
+    pub fn kernel_name(&self) -> String {
+        match self.act {
+            ActType::F32 => self.entry.to_string(),
+            ActType::F16 => format!("{}_f16", self.entry),
+        }
     }
 }
 
@@ -74,6 +110,41 @@ pub fn read_guarded(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<
         .chain(&all[GUARD + len..])
         .all(|v| v.to_bits() == GUARD_BITS);
     Ok((all[GUARD..GUARD + len].to_vec(), intact))
+}
+
+/// A buffer laid out as `[guard][len poisoned f16, padded to whole words][guard]`.
+pub fn guarded_buffer_f16(ctx: &GpuContext, len: usize) -> wgpu::Buffer {
+    let poison = f32::from_bits(POISON_F16_BITS as u32 * 0x1_0001);
+    let mut init = vec![f32::from_bits(GUARD_BITS); GUARD];
+    init.extend(std::iter::repeat_n(poison, len.div_ceil(2)));
+    init.extend(std::iter::repeat_n(f32::from_bits(GUARD_BITS), GUARD));
+    ctx.storage_buffer("wgquant guarded f16 output", &init)
+}
+
+/// Read a guarded f16 buffer back: (payload, guards and the padding f16 of an odd `len`
+/// intact).
+pub fn read_guarded_f16(
+    ctx: &GpuContext,
+    buf: &wgpu::Buffer,
+    len: usize,
+) -> Result<(Vec<f16>, bool)> {
+    let words = len.div_ceil(2);
+    let all = ctx.read_f32(buf, words + 2 * GUARD)?;
+    let mut intact = all[..GUARD]
+        .iter()
+        .chain(&all[GUARD + words..])
+        .all(|v| v.to_bits() == GUARD_BITS);
+    let halves: Vec<f16> = all[GUARD..GUARD + words]
+        .iter()
+        .flat_map(|w| {
+            let b = w.to_bits();
+            [f16::from_bits(b as u16), f16::from_bits((b >> 16) as u16)]
+        })
+        .collect();
+    if len % 2 == 1 {
+        intact &= halves[len].to_bits() == POISON_F16_BITS;
+    }
+    Ok((halves[..len].to_vec(), intact))
 }
 
 fn submit(ctx: &GpuContext, op: &crate::gpu::Dispatch) {
@@ -108,18 +179,64 @@ pub fn matmul_case(
     Ok(CaseResult {
         format,
         kernel: op.kind(),
-        kernel_name: op.kernel_name(),
+        entry: op.kernel_name(),
+        act: ActType::F32,
         m: rows,
         k,
         n,
         nmse: nmse(&want, &got),
+        nmse_unrounded: None,
         first_nan: got.iter().position(|v| !v.is_finite()),
         guards_intact,
         bound: if op.f16_products() {
-            MATMUL_F16_NMSE_MAX
+            MATMUL_COOP_NMSE_MAX
         } else {
             MATMUL_NMSE_MAX
         },
+    })
+}
+
+/// [`matmul_case`] with f16 activations and outputs (`Kernels::matmul_f16`): the random
+/// activations are rounded to f16, the outputs are poisoned and guarded f16, and the NMSE
+/// is taken against the reference on both the rounded and the exact activations.
+pub fn matmul_case_f16(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    rows: usize,
+    k: usize,
+    n: usize,
+    seed: u64,
+) -> Result<CaseResult> {
+    let format = kernels.format();
+    let mut rng = Rng::new(seed);
+    let w = rng.normal_vec(rows * k);
+    let x = rng.normal_vec(n * k);
+    let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+    let xr: Vec<f32> = xh.iter().map(|v| v.to_f32()).collect();
+    let q = QuantizedTensor::quantize(format, &w, rows, k)?;
+    let wd = q.dequantize();
+    let want = matmul_f64(&wd, rows, k, &xr, n);
+    let want_unrounded = matmul_f64(&wd, rows, k, &x, n);
+    let gw = GpuWeight::upload(ctx, &q)?;
+    let xb = ctx.storage_buffer_f16("wgquant x f16", &xh);
+    let yb = guarded_buffer_f16(ctx, n * rows);
+    let op = kernels.matmul_f16(&gw, &xb, guarded_payload(&yb), n)?;
+    submit(ctx, &op);
+    let (got, guards_intact) = read_guarded_f16(ctx, &yb, n * rows)?;
+    let got: Vec<f32> = got.iter().map(|v| v.to_f32()).collect();
+    Ok(CaseResult {
+        format,
+        kernel: op.kind(),
+        entry: op.kernel_name(),
+        act: ActType::F16,
+        m: rows,
+        k,
+        n,
+        nmse: nmse(&want, &got),
+        nmse_unrounded: Some(nmse(&want_unrounded, &got)),
+        first_nan: got.iter().position(|v| !v.is_finite()),
+        guards_intact,
+        bound: MATMUL_F16_NMSE_MAX,
     })
 }
 
@@ -143,11 +260,13 @@ pub fn dequantize_case(
     Ok(CaseResult {
         format,
         kernel: KernelKind::Dequantize,
-        kernel_name: KernelKind::Dequantize.entry_point(),
+        entry: KernelKind::Dequantize.entry_point(),
+        act: ActType::F32,
         m: rows,
         k,
         n: 0,
         nmse: nmse(&want, &got),
+        nmse_unrounded: None,
         first_nan: got.iter().position(|v| !v.is_finite()),
         guards_intact,
         bound: DEQUANT_NMSE_MAX,
@@ -169,7 +288,10 @@ pub fn matmul_shapes(format: Format) -> Vec<(usize, usize, usize)> {
     v
 }
 
-/// Run the whole suite for `format`, calling `each` after every case.
+/// Run the whole suite for `format`, calling `each` after every case: every matmul shape with
+/// f32 activations, again with f16 ones where the device prefers them
+/// ([`ActType::preferred_for`]: not on CPU adapters, where `tests/kernels_f16.rs` covers
+/// them), and dequantization.
 pub fn run_format(
     ctx: &GpuContext,
     format: Format,
@@ -181,6 +303,13 @@ pub fn run_format(
         let r = matmul_case(ctx, &kernels, rows, k, n, 1000 + i as u64)?;
         each(&r);
         out.push(r);
+    }
+    if ActType::preferred_for(&ctx.device) == ActType::F16 {
+        for (i, (rows, k, n)) in matmul_shapes(format).into_iter().enumerate() {
+            let r = matmul_case_f16(ctx, &kernels, rows, k, n, 2000 + i as u64)?;
+            each(&r);
+            out.push(r);
+        }
     }
     let r = dequantize_case(ctx, &kernels, 67, 3 * format.k_multiple(), 7)?;
     each(&r);

@@ -175,7 +175,14 @@ fn bench_json_has_the_documented_keys() {
     ]);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("bench --json prints JSON");
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 4, "f32 and q4_0, two batches: {out}");
+    // f32 and q4_0, two batches, and the same again with f16 activations where the device
+    // has SHADER_F16 (kernels gemv_f16 / gemm_f16).
+    let f16 = rows
+        .iter()
+        .filter(|r| r["kernel"].as_str().unwrap().ends_with("_f16"))
+        .count();
+    assert!(f16 == 0 || f16 == 4, "{out}");
+    assert_eq!(rows.len(), 4 + f16, "{out}");
     for r in rows {
         for key in [
             "kernel",
@@ -193,8 +200,9 @@ fn bench_json_has_the_documented_keys() {
         }
         assert!(r["seconds"].as_f64().unwrap() > 0.0);
         let kernel = r["kernel"].as_str().unwrap();
-        assert_eq!(kernel, if r["n"] == 1 { "gemv" } else { "gemm" });
-        if r["format"] == "f32" {
+        let family = kernel.strip_suffix("_f16").unwrap_or(kernel);
+        assert_eq!(family, if r["n"] == 1 { "gemv" } else { "gemm" });
+        if r["format"] == "f32" && family == kernel {
             assert_eq!(r["ratio_to_f32"].as_f64().unwrap(), 1.0);
         }
     }

@@ -7,7 +7,7 @@ mod common;
 
 use common::ctx;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::KernelConfig;
+use wgquant::gpu::shaders::{ActType, KernelConfig};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
 
@@ -28,6 +28,7 @@ fn configs() -> Vec<KernelConfig> {
                         texture_gemv,
                         coop_matrix: false,
                         gemv_rows: Default::default(),
+                        act: ActType::F32,
                     });
                 }
             }
@@ -40,6 +41,7 @@ fn configs() -> Vec<KernelConfig> {
             texture_gemv: false,
             coop_matrix: true,
             gemv_rows: Default::default(),
+            act: ActType::F32,
         });
     }
     v
@@ -86,6 +88,7 @@ fn subgroup_kernels_need_the_feature() {
         texture_gemv: false,
         coop_matrix: false,
         gemv_rows: Default::default(),
+        act: ActType::F32,
     };
     let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
     if ctx.device.features().contains(wgpu::Features::SUBGROUP) {

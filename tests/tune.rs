@@ -188,6 +188,7 @@ fn every_rows_value_matches_the_reference() {
                 tiled_gemm: true,
                 coop_matrix: false,
                 gemv_rows,
+                act: wgquant::gpu::ActType::F32,
             };
             let kernels = Kernels::with_config(&ctx.device, Format::Q4_0, config).unwrap();
             for (i, &(m, k, n)) in shapes.iter().enumerate() {

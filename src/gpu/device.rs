@@ -246,6 +246,17 @@ impl GpuContext {
             .collect())
     }
 
+    /// Copy a buffer's first `len` f16 values back to the CPU (waits for the GPU); the buffer
+    /// must hold `2 len` bytes rounded up to a multiple of 4.
+    pub fn read_f16(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<half::f16>> {
+        let bytes = self.read_bytes(buffer, (len * 2).next_multiple_of(4))?;
+        Ok(bytes
+            .chunks_exact(2)
+            .take(len)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
+            .collect())
+    }
+
     /// Copy a buffer's first `len` bytes (a multiple of 4) back to the CPU (waits for the GPU).
     pub fn read_bytes(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
         let bytes = len as u64;
@@ -292,12 +303,19 @@ impl GpuContext {
 
     /// A storage buffer holding `data`.
     pub fn storage_buffer(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        self.storage_buffer_bytes(label, bytemuck::cast_slice(data))
+    }
+
+    /// A storage buffer holding f16 `data` (for [`Kernels::matmul_f16`](super::Kernels::matmul_f16)),
+    /// its size rounded up to a multiple of 4 bytes.
+    pub fn storage_buffer_f16(&self, label: &str, data: &[half::f16]) -> wgpu::Buffer {
+        self.storage_buffer_bytes(label, bytemuck::cast_slice(data))
+    }
+
+    fn storage_buffer_bytes(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
         use wgpu::util::DeviceExt;
-        let contents: &[u8] = if data.is_empty() {
-            &[0u8; 4]
-        } else {
-            bytemuck::cast_slice(data)
-        };
+        let contents: &[u8] = if data.is_empty() { &[0u8; 4] } else { data };
+        // create_buffer_init pads the size to a multiple of 4 bytes.
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),

@@ -2,7 +2,7 @@
 //! uniforms made) once per set of buffers and encoded into the caller's encoder or pass
 //! as often as wanted. Nothing here submits, except the one-line `run_*` helpers.
 
-use super::shaders::{self, Entry, KernelConfig, KernelKind};
+use super::shaders::{self, ActType, Entry, KernelConfig, KernelKind};
 use super::tensor::folded_extent;
 use super::{GpuContext, GpuWeight, WeightChunk};
 use crate::error::{Error, Result};
@@ -64,10 +64,11 @@ pub struct Kernels {
     matmul_layout: wgpu::BindGroupLayout,
     dequant_layout: wgpu::BindGroupLayout,
     /// GEMV pipelines by entry and column count, built on first use.
-    gemv: Mutex<HashMap<(Entry, usize), GemvPipeline>>,
+    /// GEMV pipelines by entry, activation type and column count, and the tiled GEMM's by
+    /// activation type (column count 0), built on first use.
+    matmul: Mutex<HashMap<(Entry, ActType, usize), MatmulPipeline>>,
     /// The texture GEMV's layouts and the copy of x into a texture (CPU adapters).
     texture: Option<TexturePipelines>,
-    gemm: Option<wgpu::ComputePipeline>,
     /// The tensor-core GEMM (`config.coop_matrix`). One pipeline serves every shape: its
     /// cooperative loads and stores only touch workgroup memory, with constant strides.
     gemm_coop: Option<wgpu::ComputePipeline>,
@@ -136,9 +137,9 @@ impl TexturePipelines {
 }
 
 #[derive(Clone, Debug)]
-struct GemvPipeline {
+struct MatmulPipeline {
     pipeline: wgpu::ComputePipeline,
-    /// Weight rows per lane group.
+    /// Weight rows per GEMV lane group (0 for the tiled GEMM).
     rows: u32,
 }
 
@@ -233,6 +234,9 @@ impl Kernels {
             super::check_coop_gemm(device)?;
         }
         config.gemv_rows.validate()?;
+        if !config.act.supported_by(device) {
+            return Err(missing_f16());
+        }
         let limits = device.limits();
         for kind in KernelKind::ALL {
             check_kernel_fits(&limits, kind)?;
@@ -269,26 +273,13 @@ impl Kernels {
         });
         let texture = config.texture_gemv.then(|| TexturePipelines::new(device));
         let constants = shaders::constants(format);
-        let gemm = config
-            .tiled_gemm
-            .then(|| build_pipeline(device, format, Entry::Gemm, &matmul_layout, &constants));
+        let f32_pipeline =
+            |entry, layout| build_pipeline(device, format, entry, ActType::F32, layout, &constants);
         let gemm_coop = config
             .coop_matrix
-            .then(|| build_pipeline(device, format, Entry::GemmCoop, &matmul_layout, &constants));
-        let dequantize = build_pipeline(
-            device,
-            format,
-            Entry::Dequantize,
-            &dequant_layout,
-            &constants,
-        );
-        let gather = build_pipeline(
-            device,
-            format,
-            Entry::GatherRows,
-            &gather_layout,
-            &constants,
-        );
+            .then(|| f32_pipeline(Entry::GemmCoop, &matmul_layout));
+        let dequantize = f32_pipeline(Entry::Dequantize, &dequant_layout);
+        let gather = f32_pipeline(Entry::GatherRows, &gather_layout);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
                 "building the {format} kernels failed: {e}"
@@ -300,9 +291,8 @@ impl Kernels {
             config,
             matmul_layout,
             dequant_layout,
-            gemv: Mutex::new(HashMap::new()),
+            matmul: Mutex::new(HashMap::new()),
             texture,
-            gemm,
             gemm_coop,
             dequantize,
             gather_layout,
@@ -315,29 +305,39 @@ impl Kernels {
         self.config
     }
 
-    /// The GEMV pipeline of `entry` for `cols` activation rows per dispatch, built on first
-    /// use.
-    fn gemv_pipeline(&self, entry: Entry, cols: usize) -> Result<GemvPipeline> {
-        let mut cache = self.gemv.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&(entry, cols)) {
+    /// The activation type callers should prefer on this device (see [`ActType::preferred_for`]).
+    pub fn preferred_act(&self) -> ActType {
+        self.config.act
+    }
+
+    /// The pipeline of GEMV `entry` with `act` activations for `cols` activation rows per
+    /// dispatch, or of the tiled GEMM (`Entry::Gemm`, `cols` 0), built on first use.
+    fn matmul_pipeline(&self, entry: Entry, act: ActType, cols: usize) -> Result<MatmulPipeline> {
+        let mut cache = self.matmul.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&(entry, act, cols)) {
             return Ok(p.clone());
         }
-        let rows = self.config.gemv_rows.rows(entry, cols);
-        let constants = shaders::gemv_constants(self.format, cols as u32, rows);
+        let (rows, constants, what) = if entry == Entry::Gemm {
+            (0, shaders::constants(self.format), "GEMM".to_string())
+        } else {
+            let rows = self.config.gemv_rows.rows(entry, cols);
+            let constants = shaders::gemv_constants(self.format, cols as u32, rows);
+            (rows, constants, format!("GEMV kernel for {cols} columns"))
+        };
         let layout = match (&self.texture, entry.reads_textures()) {
             (Some(t), true) => &t.matmul_layout,
             _ => &self.matmul_layout,
         };
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = build_pipeline(&self.device, self.format, entry, layout, &constants);
+        let pipeline = build_pipeline(&self.device, self.format, entry, act, layout, &constants);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
-                "building the {} GEMV kernel for {cols} columns failed: {e}",
+                "building the {} {what} with {act} activations failed: {e}",
                 self.format
             )));
         }
-        let p = GemvPipeline { pipeline, rows };
-        cache.insert((entry, cols), p.clone());
+        let p = MatmulPipeline { pipeline, rows };
+        cache.insert((entry, act, cols), p.clone());
         Ok(p)
     }
 
@@ -375,8 +375,38 @@ impl Kernels {
         y: impl Into<Operand<'a>>,
         n: usize,
     ) -> Result<Dispatch> {
-        let (x, y) = (x.into(), y.into());
+        self.matmul_as(w, x.into(), y.into(), n, ActType::F32)
+    }
+
+    /// [`matmul`](Self::matmul) with f16 activations and outputs (IEEE binary16,
+    /// little-endian): `x` holds `n` rows of `k` f16 (`2 n k` bytes), `y` receives `n` rows
+    /// of `w.rows()` f16 and must hold `2 n rows` bytes rounded up to a multiple of 4 (storage
+    /// bindings are whole words; the padding is never written). Accumulation stays f32; each
+    /// output is rounded to f16 once. Needs `Features::SHADER_F16` (else
+    /// [`Error::DeviceLimit`]). Runs the buffer GEMV and the FMA GEMM (not the texture GEMV
+    /// or the tensor-core GEMM, which take f32 activations).
+    pub fn matmul_f16<'a>(
+        &self,
+        w: &GpuWeight,
+        x: impl Into<Operand<'a>>,
+        y: impl Into<Operand<'a>>,
+        n: usize,
+    ) -> Result<Dispatch> {
+        self.matmul_as(w, x.into(), y.into(), n, ActType::F16)
+    }
+
+    fn matmul_as(
+        &self,
+        w: &GpuWeight,
+        x: Operand<'_>,
+        y: Operand<'_>,
+        n: usize,
+        act: ActType,
+    ) -> Result<Dispatch> {
         self.check_weight(w)?;
+        if !act.supported_by(&self.device) {
+            return Err(missing_f16());
+        }
         if n == 0 {
             return Err(Error::Shape(
                 "a matmul needs at least one activation row".into(),
@@ -385,8 +415,9 @@ impl Kernels {
         let (k, m) = (w.k(), w.rows());
         let limits = self.device.limits();
         let max_binding = limits.max_storage_buffer_binding_size;
-        let x_bytes = checked_bytes(n, k)?;
-        let y_bytes = checked_bytes(n, m)?;
+        let x_bytes = checked_bytes(n, k, act.bytes())?;
+        // Storage bindings are whole 4-byte words (an odd count of f16 outputs is padded).
+        let y_bytes = checked_bytes(n, m, act.bytes())?.next_multiple_of(4);
         for (what, op, need) in [("x", &x, x_bytes), ("y", &y, y_bytes)] {
             op.check(what, need, &limits)?;
             if need > max_binding {
@@ -404,13 +435,17 @@ impl Kernels {
         // GEMV_MAX_N columns (workgroup_id.z).
         let gemv_cols = n.min(GEMV_MAX_N);
         let coop = match &self.gemm_coop {
-            Some(p) if n >= super::COOP_MIN_N => Some(p.clone()),
+            Some(p) if n >= super::COOP_MIN_N && act == ActType::F32 => Some(p.clone()),
             _ => None,
         };
         let use_gemv = coop.is_none() && (kind == KernelKind::Gemv || !self.config.tiled_gemm);
         // The texture GEMV where the device uses it and every operand fits a texture.
         let x_extent = match &self.texture {
-            Some(_) if use_gemv && w.chunks().iter().all(|c| c.textures.is_some()) => {
+            Some(_)
+                if use_gemv
+                    && act == ActType::F32
+                    && w.chunks().iter().all(|c| c.textures.is_some()) =>
+            {
                 folded_extent(n * k / 4, &limits)
             }
             _ => None,
@@ -423,7 +458,12 @@ impl Kernels {
             Entry::Gemv
         };
         let gemv = if use_gemv {
-            Some(self.gemv_pipeline(gemv_entry, gemv_cols)?)
+            Some(self.matmul_pipeline(gemv_entry, act, gemv_cols)?)
+        } else {
+            None
+        };
+        let gemm = if coop.is_none() && !use_gemv {
+            Some(self.matmul_pipeline(Entry::Gemm, act, 0)?.pipeline)
         } else {
             None
         };
@@ -462,7 +502,7 @@ impl Kernels {
                     ],
                 }),
             };
-            let (step_entry, pipeline, groups) = match (&coop, &gemv, &self.gemm) {
+            let (step_entry, pipeline, groups) = match (&coop, &gemv, &gemm) {
                 (Some(c), _, _) => {
                     let gx = chunk.rows.div_ceil(super::GEMM_COOP_TILE.0);
                     let gy = n.div_ceil(super::GEMM_COOP_TILE.1);
@@ -571,7 +611,7 @@ impl Kernels {
         self.check_weight(w)?;
         let k = w.k();
         let limits = self.device.limits();
-        out.check("output", checked_bytes(w.rows(), k)?, &limits)?;
+        out.check("output", checked_bytes(w.rows(), k, 4)?, &limits)?;
         let max_binding = limits.max_storage_buffer_binding_size;
         let row_bytes = (k * 4) as u64;
         // Rows per dispatch: the f32 slice must fit one binding and start 256-byte aligned.
@@ -652,8 +692,8 @@ impl Kernels {
         }
         let k = w.k();
         let limits = self.device.limits();
-        let out_bytes = checked_bytes(n, k)?;
-        let ids_bytes = checked_bytes(n, 1)?;
+        let out_bytes = checked_bytes(n, k, 4)?;
+        let ids_bytes = checked_bytes(n, 1, 4)?;
         ids.check("ids", ids_bytes, &limits)?;
         out.check("output", out_bytes, &limits)?;
         if out_bytes > limits.max_storage_buffer_binding_size {
@@ -703,6 +743,23 @@ impl Kernels {
         let op = self.matmul(w, &xb, &yb, n)?;
         self.submit(ctx, &op)?;
         ctx.read_f32(&yb, n * w.rows())
+    }
+
+    /// One line: upload f16 `x` (`n` x `k`), run [`matmul_f16`](Self::matmul_f16), wait,
+    /// return f16 `y` (`n` x `rows`).
+    pub fn run_matmul_f16(
+        &self,
+        ctx: &GpuContext,
+        w: &GpuWeight,
+        x: &[half::f16],
+        n: usize,
+    ) -> Result<Vec<half::f16>> {
+        crate::format::check_len("x", x.len(), n, w.k())?;
+        let xb = ctx.storage_buffer_f16("wgquant x f16", x);
+        let yb = ctx.output_buffer("wgquant y f16", (n * w.rows()).div_ceil(2));
+        let op = self.matmul_f16(w, &xb, &yb, n)?;
+        self.submit(ctx, &op)?;
+        ctx.read_f16(&yb, n * w.rows())
     }
 
     /// One line: dequantize `w` on the GPU and return its f32 weights.
@@ -766,11 +823,16 @@ impl<'a> Operand<'a> {
     }
 }
 
-fn checked_bytes(a: usize, b: usize) -> Result<u64> {
+/// Bytes of an `a` x `b` array of `elem`-byte values.
+fn checked_bytes(a: usize, b: usize, elem: usize) -> Result<u64> {
     a.checked_mul(b)
-        .and_then(|v| v.checked_mul(4))
+        .and_then(|v| v.checked_mul(elem))
         .map(|v| v as u64)
-        .ok_or_else(|| Error::Shape(format!("{a} x {b} f32 overflows")))
+        .ok_or_else(|| Error::Shape(format!("{a} x {b} values of {elem} bytes overflow")))
+}
+
+fn missing_f16() -> Error {
+    Error::DeviceLimit("f16 activations need a device with Features::SHADER_F16".into())
 }
 
 pub(crate) fn check_grid(gx: usize, gy: usize, limits: &wgpu::Limits) -> Result<()> {
@@ -881,12 +943,13 @@ fn build_pipeline(
     device: &wgpu::Device,
     format: Format,
     entry: Entry,
+    act: ActType,
     layout: &wgpu::BindGroupLayout,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(entry.entry_point()),
-        source: wgpu::ShaderSource::Wgsl(shaders::compose_entry(format, entry).into()),
+        source: wgpu::ShaderSource::Wgsl(shaders::compose_variant(format, entry, act).into()),
     });
     compute_pipeline(device, &module, entry.entry_point(), layout, constants)
 }

@@ -40,5 +40,5 @@ pub(crate) use kernels::{check_fits, grid_1d};
 pub use kernels::{
     check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
 };
-pub use shaders::{GemvRows, KernelConfig, KernelKind};
+pub use shaders::{ActType, GemvRows, KernelConfig, KernelKind};
 pub use tensor::{plane_row_bytes, ChunkTextures, GpuWeight, WeightChunk, CHUNK_ROW_MULTIPLE};

@@ -1,18 +1,22 @@
-//! Shader composition: a kernel module is `common.wgsl`, then the format's WGSL file, then
-//! the entry point's files, concatenated in that order. Variants differ by pipeline override
+//! Shader composition: a kernel module is `common.wgsl`, then the activation type's file
+//! (`act_f32.wgsl` or `act_f16.wgsl`, which declare x and y and define `load_x4` and
+//! `store_y`), then the format's WGSL file, then the entry point's files, concatenated in that
+//! order; an f16 module starts with `enable f16;`. Variants differ by pipeline override
 //! constants: the format's layout constants from its codec, plus the GEMV column and row
 //! counts.
 
 use crate::format::Format;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
-const IO_BUFFER: &str = include_str!("../../shaders/io_buffer.wgsl");
+const WEIGHTS_BUFFER: &str = include_str!("../../shaders/weights_buffer.wgsl");
 const IO_TEXTURE: &str = include_str!("../../shaders/io_texture.wgsl");
 /// The copy of x into the texture that texture-reading kernels use (a module of its own).
 pub const X_TO_TEXTURE_WGSL: &str = include_str!("../../shaders/x_to_texture.wgsl");
 /// Texels per row of the folded textures (`TEXTURE_WIDTH` in `shaders/io_texture.wgsl` and
 /// `shaders/x_to_texture.wgsl`): plane element i sits at (i % width, i / width).
 pub const TEXTURE_WIDTH: u32 = 4096;
+const ACT_F32: &str = include_str!("../../shaders/act_f32.wgsl");
+const ACT_F16: &str = include_str!("../../shaders/act_f16.wgsl");
 const GEMV_CORE: &str = include_str!("../../shaders/gemv.wgsl");
 
 /// A kernel family.
@@ -207,6 +211,71 @@ impl Entry {
     }
 }
 
+/// The element type of a matmul's activations `x` and outputs `y`. Either way the kernels
+/// widen x to f32 and accumulate in f32; f16 halves the activation traffic and rounds each
+/// output to f16 once (see `docs/ACCURACY.md` for the error bound).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ActType {
+    /// IEEE binary32 (any device).
+    #[default]
+    F32,
+    /// IEEE binary16, little-endian (needs `Features::SHADER_F16`).
+    F16,
+}
+
+impl ActType {
+    pub const ALL: [ActType; 2] = [ActType::F32, ActType::F16];
+
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            ActType::F32 => 4,
+            ActType::F16 => 2,
+        }
+    }
+
+    /// `"f32"` or `"f16"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActType::F32 => "f32",
+            ActType::F16 => "f16",
+        }
+    }
+
+    /// Whether kernels with this activation type can run on `device`.
+    pub fn supported_by(self, device: &wgpu::Device) -> bool {
+        match self {
+            ActType::F32 => true,
+            ActType::F16 => device.features().contains(wgpu::Features::SHADER_F16),
+        }
+    }
+
+    /// The activation type that suits `device`: f16 where it has `Features::SHADER_F16` and is
+    /// not a CPU adapter, f32 everywhere else. CPU adapters (lavapipe) offer the feature but
+    /// emulate f16 arithmetic, so the conversions cost more than the halved traffic saves.
+    pub fn preferred_for(device: &wgpu::Device) -> Self {
+        let cpu = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        if !cpu && ActType::F16.supported_by(device) {
+            ActType::F16
+        } else {
+            ActType::F32
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            ActType::F32 => ACT_F32,
+            ActType::F16 => ACT_F16,
+        }
+    }
+}
+
+impl std::fmt::Display for ActType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which implementation of each kernel family a [`Kernels`](super::Kernels) builds. [`Kernels::new`](super::Kernels::new) picks
 /// it from the device; [`Kernels::with_config`](super::Kernels::with_config) lets tests and benchmarks force one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -231,6 +300,11 @@ pub struct KernelConfig {
     /// fills it from the autotuner's cache ([`crate::gpu::tune`]) when that has an entry
     /// for this adapter and driver.
     pub gemv_rows: GemvRows,
+    /// The activation type callers should prefer on this device ([`ActType::preferred_for`]).
+    /// It changes no kernel: [`Kernels::matmul`](super::Kernels::matmul) always takes f32
+    /// buffers and [`Kernels::matmul_f16`](super::Kernels::matmul_f16) f16 ones; callers that
+    /// can produce either (the benchmark) pick by this.
+    pub act: ActType,
 }
 
 /// Tuned weight rows per GEMV lane group (the `ROWS` override constant), by batch width:
@@ -340,6 +414,7 @@ impl KernelConfig {
             texture_gemv,
             coop_matrix: super::check_coop_gemm(device).is_ok(),
             gemv_rows: GemvRows::default(),
+            act: ActType::preferred_for(device),
         }
     }
 }
@@ -360,20 +435,38 @@ pub fn compose(format: Format, kernel: KernelKind) -> String {
     compose_entry(format, kernel.entry())
 }
 
-/// The WGSL source of `entry` for `format`.
+/// The WGSL source of `entry` for `format` with f32 activations.
 pub fn compose_entry(format: Format, entry: Entry) -> String {
+    compose_variant(format, entry, ActType::F32)
+}
+
+/// The WGSL source of `entry` for `format` with `act` activations and outputs.
+pub fn compose_variant(format: Format, entry: Entry, act: ActType) -> String {
     let mut s = String::with_capacity(8192);
-    if entry.needs_cooperative_matrix() {
+    if act == ActType::F16 || entry.needs_cooperative_matrix() {
         // Enable directives must come before any declaration.
-        s.push_str("enable f16;\nenable wgpu_cooperative_matrix;\n");
+        s.push_str("enable f16;\n");
+    }
+    if entry.needs_cooperative_matrix() {
+        s.push_str("enable wgpu_cooperative_matrix;\n");
     }
     s.push_str(COMMON);
-    s.push_str("\n// ---- operands ----\n");
-    s.push_str(if entry.reads_textures() {
-        IO_TEXTURE
+    if entry.reads_textures() {
+        assert_eq!(
+            act,
+            ActType::F32,
+            "the texture GEMV has f32 activations only"
+        );
+        s.push_str("\n// ---- operands: textures ----\n");
+        s.push_str(IO_TEXTURE);
     } else {
-        IO_BUFFER
-    });
+        s.push_str("\n// ---- weights: buffers ----\n");
+        s.push_str(WEIGHTS_BUFFER);
+        s.push_str("\n// ---- activations: ");
+        s.push_str(act.name());
+        s.push_str(" ----\n");
+        s.push_str(act.source());
+    }
     s.push_str("\n// ---- format: ");
     s.push_str(&format.to_string());
     s.push_str(" ----\n");
@@ -447,7 +540,9 @@ impl Int8Entry {
             Int8Entry::ActQuant => include_str!("../../shaders/act_quant.wgsl"),
             Int8Entry::GemvI8 => include_str!("../../shaders/gemv_i8.wgsl"),
         };
-        format!("{COMMON}\n// ---- operands ----\n{IO_BUFFER}\n// ---- kernel ----\n{src}")
+        format!(
+            "{COMMON}\n// ---- weights: buffers ----\n{WEIGHTS_BUFFER}\n// ---- activations: f32 ----\n{ACT_F32}\n// ---- kernel ----\n{src}"
+        )
     }
 }
 
@@ -510,14 +605,17 @@ pub(crate) fn validate_src(src: &str, entry_point: &str, consts: &[(&'static str
 mod tests {
     use super::*;
 
-    /// The naga capabilities a device offering exactly what `entry` needs would have:
-    /// subgroups only for subgroup entries, cooperative matrices (and f16) only for the
-    /// tensor-core GEMM.
-    fn capabilities(entry: Entry) -> naga::valid::Capabilities {
+    /// The naga capabilities a device offering exactly what `entry` with `act` activations
+    /// needs would have: subgroups only for subgroup entries, f16 only for f16 activations
+    /// and the tensor-core GEMM, cooperative matrices only for the latter.
+    fn capabilities(entry: Entry, act: ActType) -> naga::valid::Capabilities {
         use naga::valid::Capabilities as C;
-        let mut caps = C::all() - C::COOPERATIVE_MATRIX;
+        let mut caps = C::all() - C::COOPERATIVE_MATRIX - C::SHADER_FLOAT16;
         if !entry.needs_subgroups() {
             caps -= C::SUBGROUP | C::SUBGROUP_BARRIER | C::SUBGROUP_VERTEX_STAGE;
+        }
+        if act == ActType::F16 {
+            caps |= C::SHADER_FLOAT16;
         }
         if entry.needs_cooperative_matrix() {
             caps |= C::COOPERATIVE_MATRIX | C::SHADER_FLOAT16;
@@ -567,30 +665,53 @@ mod tests {
         Ok(())
     }
 
-    fn validate(format: Format, entry: Entry, consts: &[(&'static str, f64)]) {
-        let src = compose_entry(format, entry);
-        validate_with(&src, entry.entry_point(), capabilities(entry), consts)
-            .unwrap_or_else(|e| panic!("{format} {entry:?} {consts:?}: {e}"));
+    fn validate(format: Format, entry: Entry, act: ActType, consts: &[(&'static str, f64)]) {
+        let src = compose_variant(format, entry, act);
+        validate_with(&src, entry.entry_point(), capabilities(entry, act), consts)
+            .unwrap_or_else(|e| panic!("{format} {entry:?} {act} {consts:?}: {e}"));
     }
 
     /// Every variant parses, validates, specialises and compiles to SPIR-V with naga: every
-    /// format, entry point, and the GEMV column / row counts at their ends and between.
+    /// format, entry point and activation type, and the GEMV column / row counts at their
+    /// ends and between.
     #[test]
     fn every_variant_validates_with_naga() {
         for format in Format::all() {
             for entry in Entry::ALL {
-                if entry.is_gemv() {
-                    for (cols, rows) in [(1, 1), (3, 2), (8, 4), (1, 8), (8, 8), (5, 3)] {
-                        if entry == Entry::Gemv && rows > GEMV_SHARED_MAX_ROWS {
-                            continue;
-                        }
-                        validate(format, entry, &gemv_constants(format, cols, rows));
+                for act in ActType::ALL {
+                    if entry.reads_textures() && act == ActType::F16 {
+                        continue; // the texture GEMV has f32 activations only
                     }
-                } else {
-                    validate(format, entry, &constants(format));
+                    if entry.is_gemv() {
+                        for (cols, rows) in [(1, 1), (3, 2), (8, 4), (1, 8), (8, 8), (5, 3)] {
+                            if entry == Entry::Gemv && rows > GEMV_SHARED_MAX_ROWS {
+                                continue;
+                            }
+                            validate(format, entry, act, &gemv_constants(format, cols, rows));
+                        }
+                    } else {
+                        validate(format, entry, act, &constants(format));
+                    }
                 }
             }
         }
+    }
+
+    /// The f16 module starts with its directive and needs the f16 capability.
+    #[test]
+    fn f16_modules_enable_f16() {
+        let src = compose_variant(Format::Q4_0, Entry::Gemv, ActType::F16);
+        assert!(src.starts_with("enable f16;"));
+        assert!(!compose_entry(Format::Q4_0, Entry::Gemv)
+            .lines()
+            .any(|l| l.starts_with("enable")));
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        let caps = naga::valid::Capabilities::all() - naga::valid::Capabilities::SHADER_FLOAT16;
+        assert!(
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+                .validate(&module)
+                .is_err()
+        );
     }
 
     #[test]
@@ -675,7 +796,9 @@ mod tests {
             v
         };
         for format in Format::all() {
-            validate(format, Entry::GemmCoop, &constants(format));
+            for act in ActType::ALL {
+                validate(format, Entry::GemmCoop, act, &constants(format));
+            }
             assert_eq!(
                 override_names(&compose_entry(format, Entry::GemmCoop)),
                 override_names(&compose_entry(format, Entry::Gemm)),
@@ -685,7 +808,13 @@ mod tests {
         let src = compose_entry(Format::Q4_0, Entry::GemmCoop);
         assert!(src.starts_with("enable f16;\nenable wgpu_cooperative_matrix;\n"));
         let consts = constants(Format::Q4_0);
-        assert!(validate_with(&src, "gemm_coop", capabilities(Entry::Gemm), &consts).is_err());
+        assert!(validate_with(
+            &src,
+            "gemm_coop",
+            capabilities(Entry::Gemm, ActType::F32),
+            &consts
+        )
+        .is_err());
         assert!(Entry::GemmCoop.workgroup_memory_bytes() <= 32 * 1024);
     }
 
@@ -701,7 +830,7 @@ mod tests {
             "coopStore(c, &c_scratch[scratch], dims.y_stride);",
         );
         let consts = constants(Format::Q4_0);
-        let caps = capabilities(Entry::GemmCoop);
+        let caps = capabilities(Entry::GemmCoop, ActType::F32);
         let outcome =
             std::panic::catch_unwind(|| validate_with(&runtime, "gemm_coop", caps, &consts));
         assert!(!matches!(outcome, Ok(Ok(()))), "a runtime stride compiled");

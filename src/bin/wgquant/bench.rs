@@ -101,5 +101,8 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         );
     }
     println!("\"vs f32\" is this kernel's time over the f32 kernel's time for the same shape and batch (lower is faster).");
+    if rows.iter().any(|r| r.act == wgquant::gpu::ActType::F16) {
+        println!("gemv_f16 / gemm_f16: f16 activations and outputs, f32 accumulation (the device has SHADER_F16).");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -34,11 +34,17 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
                 why = format!(" (output {i} is not finite)");
             } else if !r.guards_intact {
                 why = " (guard region overwritten)".into();
+            } else if !r.unrounded_ok() {
+                why = format!(
+                    " (NMSE on the unrounded f32 activations {:.3e} exceeds {:.0e})",
+                    r.nmse_unrounded.unwrap_or(f64::NAN),
+                    wgquant::verify::MATMUL_F16_UNROUNDED_NMSE_MAX
+                );
             }
             println!(
                 "{:<16} {:<10} {:>6} {:>6} {:>4} {:>11.3e} {:>9.0e}  {}{}",
                 r.format.to_string(),
-                r.kernel_name,
+                r.kernel_name(),
                 r.m,
                 r.k,
                 r.n,

@@ -1,8 +1,7 @@
-// Weights and activations in storage buffers (every device).
+// Weights in storage buffers (every device).
 
 @group(0) @binding(0) var<storage, read> codes: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> params: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 
 // Chunk `i` of the codes plane (16 bytes).
 fn load_chunk(i: u32) -> vec4<u32> {
@@ -12,9 +11,4 @@ fn load_chunk(i: u32) -> vec4<u32> {
 // Word `i` of the params plane.
 fn load_param_word(i: u32) -> u32 {
     return params[i];
-}
-
-// Values 4i .. 4i + 3 of x.
-fn load_x4(i: u32) -> vec4<f32> {
-    return x[i];
 }
