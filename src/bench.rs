@@ -172,11 +172,22 @@ impl Timed for Int8Dispatch {
     }
 }
 
-/// Times prepared dispatches on one device.
+/// Times prepared dispatches on one device: with GPU timestamp queries where the device has
+/// them, each timed batch also checked against the wall clock around it (see
+/// [`Timer::seconds`]); with the wall clock otherwise.
 pub struct Timer<'a> {
     ctx: &'a GpuContext,
     timestamps: Option<(wgpu::QuerySet, wgpu::Buffer, u32)>,
+    /// How the last measurement was timed.
+    last: std::cell::Cell<Timing>,
 }
+
+/// Timestamps that sum to less than this share of the wall-clock time of their batch are not
+/// believed (see [`Timer::seconds`]).
+const TIMESTAMP_MIN_SHARE: f64 = 0.5;
+/// Batches shorter than this on the wall clock are dominated by submission overhead: their
+/// timestamps are not cross-checked.
+const CROSS_CHECK_MIN_SECONDS: f64 = 0.005;
 
 impl<'a> Timer<'a> {
     /// A timer for up to `max_runs` timed runs per call.
@@ -200,15 +211,21 @@ impl<'a> Timer<'a> {
                 });
                 (set, resolve, max_runs)
             });
-        Timer { ctx, timestamps }
-    }
-
-    pub fn timing(&self) -> Timing {
-        if self.timestamps.is_some() {
+        let last = std::cell::Cell::new(if timestamps.is_some() {
             Timing::Timestamps
         } else {
             Timing::WallClock
+        });
+        Timer {
+            ctx,
+            timestamps,
+            last,
         }
+    }
+
+    /// How the last measurement was timed (before any: how this timer times by default).
+    pub fn timing(&self) -> Timing {
+        self.last.get()
     }
 
     /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed; return
@@ -221,6 +238,13 @@ impl<'a> Timer<'a> {
 
     /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed (in batches
     /// of at most the timer's capacity); return each run's seconds.
+    ///
+    /// Timestamps are checked against the wall clock around their batch (submit to results
+    /// read back): where they sum to less than half of it on a batch long enough to be
+    /// dominated by the GPU's work, they are not believed and the batch's wall-clock time per
+    /// run is used instead ([`timing`](Self::timing) then says `WallClock`). lavapipe
+    /// (Mesa 22.3) reports passes of a few microseconds for GEMVs that take milliseconds once
+    /// textures exist on the device; the check keeps such numbers out of every report.
     pub fn seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<Vec<f64>> {
         let ctx = self.ctx;
         if ops.is_empty() || runs == 0 {
@@ -233,6 +257,7 @@ impl<'a> Timer<'a> {
             ctx.wait()?;
         }
         let mut times = Vec::with_capacity(runs);
+        let mut timing = self.timing_default();
         while times.len() < runs {
             let done = times.len();
             match &self.timestamps {
@@ -250,14 +275,22 @@ impl<'a> Timer<'a> {
                         );
                     }
                     enc.resolve_query_set(set, 0..2 * batch as u32, resolve, 0);
+                    let start = std::time::Instant::now();
                     ctx.queue.submit([enc.finish()]);
                     let ticks = read_u64(ctx, resolve, 2 * batch)?;
+                    let wall = start.elapsed().as_secs_f64();
                     let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
-                    times.extend(
-                        ticks
-                            .chunks_exact(2)
-                            .map(|t| t[1].wrapping_sub(t[0]) as f64 * period),
-                    );
+                    let stamped: Vec<f64> = ticks
+                        .chunks_exact(2)
+                        .map(|t| t[1].wrapping_sub(t[0]) as f64 * period)
+                        .collect();
+                    let sum: f64 = stamped.iter().sum();
+                    if !timestamps_believable(sum, wall) {
+                        timing = Timing::WallClock;
+                        times.extend(std::iter::repeat_n(wall / batch as f64, batch));
+                    } else {
+                        times.extend(stamped);
+                    }
                 }
                 None => {
                     let start = std::time::Instant::now();
@@ -269,8 +302,23 @@ impl<'a> Timer<'a> {
                 }
             }
         }
+        self.last.set(timing);
         Ok(times)
     }
+
+    fn timing_default(&self) -> Timing {
+        if self.timestamps.is_some() {
+            Timing::Timestamps
+        } else {
+            Timing::WallClock
+        }
+    }
+}
+
+/// Whether timestamps summing to `stamped` seconds over a batch that took `wall` seconds
+/// from submit to read-back can be believed.
+fn timestamps_believable(stamped: f64, wall: f64) -> bool {
+    wall < CROSS_CHECK_MIN_SECONDS || stamped >= TIMESTAMP_MIN_SHARE * wall
 }
 
 fn read_u64(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u64>> {
@@ -419,4 +467,19 @@ pub fn run(
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_far_below_the_wall_clock_are_not_believed() {
+        // lavapipe's case: 60 us of timestamps for a 22 ms batch.
+        assert!(!timestamps_believable(60e-6, 0.022));
+        assert!(timestamps_believable(0.020, 0.022));
+        assert!(timestamps_believable(0.011, 0.022));
+        // Short batches are submission overhead: not cross-checked.
+        assert!(timestamps_believable(10e-6, 0.002));
+    }
 }

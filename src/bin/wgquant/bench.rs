@@ -72,9 +72,21 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&arr).expect("json"));
         return Ok(ExitCode::SUCCESS);
     }
-    let timing = match rows.first().map(|r| r.timing) {
-        Some(Timing::WallClock) => "wall clock (the adapter has no timestamp queries)",
-        _ => "GPU timestamp queries",
+    let wall = rows
+        .iter()
+        .filter(|r| r.timing == Timing::WallClock)
+        .count();
+    let timing = if wall == 0 {
+        "GPU timestamp queries"
+    } else if wall == rows.len()
+        && !ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        "wall clock (the adapter has no timestamp queries)"
+    } else {
+        "GPU timestamp queries (rows marked w: wall clock, where the timestamps disagreed with it)"
     };
     println!(
         "adapter: {}    timing: {timing}, median of {} runs",
@@ -86,8 +98,13 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         "kernel", "format", "m", "k", "n", "time (us)", "GB/s", "GFLOP/s", "vs f32", "copies"
     );
     for r in &rows {
+        let mark = if wall > 0 && r.timing == Timing::WallClock {
+            " w"
+        } else {
+            ""
+        };
         println!(
-            "{:<8} {:<16} {:>6} {:>6} {:>5} {:>11.1} {:>9.1} {:>10.1} {:>7.2}x {:>7}",
+            "{:<8} {:<16} {:>6} {:>6} {:>5} {:>11.1} {:>9.1} {:>10.1} {:>7.2}x {:>7}{mark}",
             r.kernel_name(),
             r.format_name(),
             r.m,
