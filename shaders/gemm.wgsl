@@ -22,43 +22,22 @@ fn gemm(
 ) {
     let row0 = wid.x * TILE_M;
     let col0 = wid.y * TILE_N;
-    let cpr = chunks_per_row();
-    let k4 = dims.k / 4u;
-    let cv = chunk_values();
     var acc: array<array<f32, 4>, 4>;
 
     for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
-        // Dequantize the weight slice one vec4 of weights per step: chunks may be wider than
-        // TILE_K (2-bit and 1-bit formats), so each step loads its chunk (cached) and
-        // decodes only its own four weights.
         for (var i = lid; i < TILE_M * (TILE_K / 4u); i += THREADS) {
-            let r = i / (TILE_K / 4u);
-            let kk = (i % (TILE_K / 4u)) * 4u;
-            let row = row0 + r;
-            let kg = k0 + kk;
-            var v = vec4<f32>(0.0);
-            if row < dims.rows && kg < dims.k {
-                let chunk = kg / cv;
-                v = dequant4(load_chunk(row * cpr + chunk), (kg % cv) / 4u, chunk_params(row, chunk));
-            }
-            w_tile[(kk + 0u) * TILE_M + r] = v.x;
-            w_tile[(kk + 1u) * TILE_M + r] = v.y;
-            w_tile[(kk + 2u) * TILE_M + r] = v.z;
-            w_tile[(kk + 3u) * TILE_M + r] = v.w;
+            let e = weight_slice4(i, TILE_K, row0, k0);
+            w_tile[(e.kk + 0u) * TILE_M + e.r] = e.v.x;
+            w_tile[(e.kk + 1u) * TILE_M + e.r] = e.v.y;
+            w_tile[(e.kk + 2u) * TILE_M + e.r] = e.v.z;
+            w_tile[(e.kk + 3u) * TILE_M + e.r] = e.v.w;
         }
-        // Activation slice, one vec4 along k per step.
         for (var i = lid; i < TILE_N * (TILE_K / 4u); i += THREADS) {
-            let c = i / (TILE_K / 4u);
-            let kk = (i % (TILE_K / 4u)) * 4u;
-            let col = col0 + c;
-            var v = vec4<f32>(0.0);
-            if col < dims.n && k0 + kk < dims.k {
-                v = load_x4(col * k4 + (k0 + kk) / 4u);
-            }
-            x_tile[(kk + 0u) * TILE_N + c] = v.x;
-            x_tile[(kk + 1u) * TILE_N + c] = v.y;
-            x_tile[(kk + 2u) * TILE_N + c] = v.z;
-            x_tile[(kk + 3u) * TILE_N + c] = v.w;
+            let e = x_slice4(i, TILE_K, col0, k0);
+            x_tile[(e.kk + 0u) * TILE_N + e.r] = e.v.x;
+            x_tile[(e.kk + 1u) * TILE_N + e.r] = e.v.y;
+            x_tile[(e.kk + 2u) * TILE_N + e.r] = e.v.z;
+            x_tile[(e.kk + 3u) * TILE_N + e.r] = e.v.w;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {

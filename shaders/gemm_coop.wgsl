@@ -75,9 +75,6 @@ fn gemm_coop(
 ) {
     let row0 = wid.x * TILE_M;
     let col0 = wid.y * TILE_N;
-    let cpr = chunks_per_row();
-    let k4 = dims.k / 4u;
-    let cv = chunk_values();
     let warp = lid / SUBGROUP;
     let lane = lid % SUBGROUP;
     let wm = (warp % WARPS_M) * WARP_M;
@@ -94,37 +91,20 @@ fn gemm_coop(
     var c11 = c00;
 
     for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
-        // Dequantize the weight slice one vec4 of weights per step: chunks may be wider than
-        // TILE_K (2-bit and 1-bit formats), so each step loads its chunk and decodes only
-        // its own four weights. Rows past the end and k past the tail are zeros.
+        // Weight and activation slices as f16; past the ends zeros (gemm_slices.wgsl).
         for (var i = lid; i < TILE_M * (TILE_K / 4u); i += THREADS) {
-            let r = i / (TILE_K / 4u);
-            let kk = (i % (TILE_K / 4u)) * 4u;
-            let row = row0 + r;
-            let kg = k0 + kk;
-            var v = vec4<f32>(0.0);
-            if row < dims.rows && kg < dims.k {
-                let chunk = kg / cv;
-                v = dequant4(load_chunk(row * cpr + chunk), (kg % cv) / 4u, chunk_params(row, chunk));
-            }
-            let h = vec4<f16>(v);
-            let o = r * A_STRIDE + kk;
+            let e = weight_slice4(i, TILE_K, row0, k0);
+            let h = vec4<f16>(e.v);
+            let o = e.r * A_STRIDE + e.kk;
             a_tile[o] = h.x;
             a_tile[o + 1u] = h.y;
             a_tile[o + 2u] = h.z;
             a_tile[o + 3u] = h.w;
         }
-        // Activation slice, one vec4 along k per step; batch rows past n are zeros.
         for (var i = lid; i < TILE_N * (TILE_K / 4u); i += THREADS) {
-            let c = i / (TILE_K / 4u);
-            let kk = (i % (TILE_K / 4u)) * 4u;
-            let col = col0 + c;
-            var v = vec4<f32>(0.0);
-            if col < dims.n && k0 + kk < dims.k {
-                v = load_x4(col * k4 + (k0 + kk) / 4u);
-            }
-            let h = vec4<f16>(v);
-            let o = c * B_STRIDE + kk;
+            let e = x_slice4(i, TILE_K, col0, k0);
+            let h = vec4<f16>(e.v);
+            let o = e.r * B_STRIDE + e.kk;
             b_tile[o] = h.x;
             b_tile[o + 1u] = h.y;
             b_tile[o + 2u] = h.z;

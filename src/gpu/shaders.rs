@@ -18,6 +18,7 @@ pub const TEXTURE_WIDTH: u32 = 4096;
 const ACT_F32: &str = include_str!("../../shaders/act_f32.wgsl");
 const ACT_F16: &str = include_str!("../../shaders/act_f16.wgsl");
 const GEMV_CORE: &str = include_str!("../../shaders/gemv.wgsl");
+const GEMM_SLICES: &str = include_str!("../../shaders/gemm_slices.wgsl");
 
 /// A kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,8 +183,8 @@ impl Entry {
             Entry::Gemv => &[GEMV_CORE, include_str!("../../shaders/gemv_shared.wgsl")],
             Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
             Entry::GemvLanes => &[GEMV_CORE, include_str!("../../shaders/gemv_lanes.wgsl")],
-            Entry::Gemm => &[include_str!("../../shaders/gemm.wgsl")],
-            Entry::GemmCoop => &[include_str!("../../shaders/gemm_coop.wgsl")],
+            Entry::Gemm => &[GEMM_SLICES, include_str!("../../shaders/gemm.wgsl")],
+            Entry::GemmCoop => &[GEMM_SLICES, include_str!("../../shaders/gemm_coop.wgsl")],
             Entry::Dequantize | Entry::GatherRows => {
                 &[include_str!("../../shaders/dequantize.wgsl")]
             }
