@@ -57,7 +57,8 @@ rows = json.load(open(sys.argv[1]))
 print(f"{'kernel':8} {'format':14} {'m':>6} {'k':>6} {'n':>4} {'us':>10} {'GB/s':>8} {'GFLOP/s':>9} {'vs f32':>7}")
 for r in rows:
     print(f"{r['kernel']:8} {r['format']:14} {r['m']:>6} {r['k']:>6} {r['n']:>4} "
-          f"{r['seconds'] * 1e6:>10.1f} {r['gbps']:>8.1f} {r['gflops']:>9.1f} {r['ratio_to_f32']:>6.2f}x")
+          f"{r['seconds'] * 1e6:>10.1f} {r['gbps']:>8.1f} {r['gflops']:>9.1f} {r['ratio_to_f32']:>6.2f}x"
+          + (" w" if r.get('timing') == 'wall' else ""))
 PY
     grep -E "FAIL|passed|gemm_coop" "$OUT/verify.txt" | tail -n 8 || true
     [ -f "$OUT/generate.txt" ] && tail -n 1 "$OUT/generate.txt"
