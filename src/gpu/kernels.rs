@@ -136,6 +136,25 @@ impl TexturePipelines {
     }
 }
 
+/// The kernel a prepared matmul runs (see [`Kernels::matmul_kernel`]).
+enum MatmulKernel {
+    /// A GEMV entry, `cols` activation rows per dispatch; the texture GEMV copies x into a
+    /// texture of extent `x_texture` first.
+    Gemv {
+        entry: Entry,
+        pipeline: MatmulPipeline,
+        cols: usize,
+        x_texture: Option<wgpu::Extent3d>,
+    },
+    /// A tiled GEMM (FMA or tensor-core) with `tile` (weight rows, activation rows) per
+    /// workgroup.
+    Tiled {
+        entry: Entry,
+        pipeline: wgpu::ComputePipeline,
+        tile: (usize, usize),
+    },
+}
+
 #[derive(Clone, Debug)]
 struct MatmulPipeline {
     pipeline: wgpu::ComputePipeline,
@@ -431,47 +450,16 @@ impl Kernels {
             return Err(Error::Shape("dimensions must fit in 32 bits".into()));
         }
         let kind = kernel_for_batch(n);
-        // GEMV handles the whole batch; GEMM without the tiled kernel runs GEMV in blocks of
-        // GEMV_MAX_N columns (workgroup_id.z).
-        let gemv_cols = n.min(GEMV_MAX_N);
-        let coop = match &self.gemm_coop {
-            Some(p) if n >= super::COOP_MIN_N && act == ActType::F32 => Some(p.clone()),
-            _ => None,
-        };
-        let use_gemv = coop.is_none() && (kind == KernelKind::Gemv || !self.config.tiled_gemm);
-        // The texture GEMV where the device uses it and every operand fits a texture.
-        let x_extent = match &self.texture {
-            Some(_)
-                if use_gemv
-                    && act == ActType::F32
-                    && w.chunks().iter().all(|c| c.textures.is_some()) =>
-            {
-                folded_extent(n * k / 4, &limits)
-            }
-            _ => None,
-        };
-        let gemv_entry = if x_extent.is_some() {
-            Entry::GemvLanes
-        } else if self.config.subgroups {
-            Entry::GemvSubgroup
-        } else {
-            Entry::Gemv
-        };
-        let gemv = if use_gemv {
-            Some(self.matmul_pipeline(gemv_entry, act, gemv_cols)?)
-        } else {
-            None
-        };
-        let gemm = if coop.is_none() && !use_gemv {
-            Some(self.matmul_pipeline(Entry::Gemm, act, 0)?.pipeline)
-        } else {
-            None
-        };
+        let kernel = self.matmul_kernel(w, n, act)?;
         let mut steps = Vec::new();
-        let x_view = match (&self.texture, x_extent) {
-            (Some(t), Some(size)) => {
-                Some(self.x_to_texture(t, &x, x_bytes, n * k / 4, size, &mut steps)?)
-            }
+        let x_view = match (&self.texture, &kernel) {
+            (
+                Some(t),
+                MatmulKernel::Gemv {
+                    x_texture: Some(size),
+                    ..
+                },
+            ) => Some(self.x_to_texture(t, &x, x_bytes, n * k / 4, *size, &mut steps)?),
             _ => None,
         };
         for chunk in w.chunks() {
@@ -502,57 +490,88 @@ impl Kernels {
                     ],
                 }),
             };
-            let (step_entry, pipeline, groups) = match (&coop, &gemv, &gemm) {
-                (Some(c), _, _) => {
-                    let gx = chunk.rows.div_ceil(super::GEMM_COOP_TILE.0);
-                    let gy = n.div_ceil(super::GEMM_COOP_TILE.1);
-                    check_grid(gx, gy, &limits)?;
-                    (
-                        Entry::GemmCoop.entry_point(),
-                        c.clone(),
-                        [gx as u32, gy as u32, 1],
-                    )
-                }
-                (None, Some(g), _) => {
-                    let row_groups = chunk.rows.div_ceil(g.rows as usize);
-                    let wgs = match gemv_entry {
+            let (step_entry, pipeline, groups) = match &kernel {
+                MatmulKernel::Gemv {
+                    entry: e,
+                    pipeline,
+                    cols,
+                    ..
+                } => {
+                    let row_groups = chunk.rows.div_ceil(pipeline.rows as usize);
+                    let wgs = match e {
                         Entry::GemvLanes => row_groups.div_ceil(shaders::GEMV_LANES_WG as usize),
                         Entry::GemvSubgroup => row_groups.div_ceil(GEMV_GROUPS_PER_WG),
                         _ => row_groups,
                     };
                     let [gx, gy, _] = grid_1d(wgs, &limits)?;
-                    let gz = n.div_ceil(gemv_cols);
+                    let gz = n.div_ceil(*cols);
                     check_grid(gz, 1, &limits)?;
-                    (
-                        gemv_entry.entry_point(),
-                        g.pipeline.clone(),
-                        [gx, gy, gz as u32],
-                    )
+                    (*e, &pipeline.pipeline, [gx, gy, gz as u32])
                 }
-                (None, None, Some(gemm)) => {
-                    let gx = chunk.rows.div_ceil(GEMM_TILE.0);
-                    let gy = n.div_ceil(GEMM_TILE.1);
+                MatmulKernel::Tiled {
+                    entry: e,
+                    pipeline,
+                    tile,
+                } => {
+                    let gx = chunk.rows.div_ceil(tile.0);
+                    let gy = n.div_ceil(tile.1);
                     check_grid(gx, gy, &limits)?;
-                    (
-                        Entry::Gemm.entry_point(),
-                        gemm.clone(),
-                        [gx as u32, gy as u32, 1],
-                    )
+                    (*e, pipeline, [gx as u32, gy as u32, 1])
                 }
-                (None, None, None) => unreachable!("GEMM without a tiled pipeline runs as GEMV"),
             };
             steps.push(Step {
-                entry: step_entry,
-                pipeline,
+                entry: step_entry.entry_point(),
+                pipeline: pipeline.clone(),
                 bind_group,
                 groups,
                 _uniform: uniform,
             });
         }
-        Ok(Dispatch {
-            kind,
-            steps,
-            coop: coop.is_some(),
+        Ok(Dispatch { kind, steps })
+    }
+
+    /// Which kernel a matmul of batch `n` with `act` activations runs on `w`: the tensor-core
+    /// GEMM for large f32 batches where the config enables it; else GEMV for batches up to
+    /// GEMV_MAX_N (and, without the tiled GEMM, for larger ones in blocks of GEMV_MAX_N
+    /// columns on workgroup_id.z), reading textures where the device uses them and every
+    /// operand fits one; else the tiled GEMM.
+    fn matmul_kernel(&self, w: &GpuWeight, n: usize, act: ActType) -> Result<MatmulKernel> {
+        if let (Some(p), true) = (
+            &self.gemm_coop,
+            n >= super::COOP_MIN_N && act == ActType::F32,
+        ) {
+            return Ok(MatmulKernel::Tiled {
+                entry: Entry::GemmCoop,
+                pipeline: p.clone(),
+                tile: super::GEMM_COOP_TILE,
+            });
+        }
+        if kernel_for_batch(n) == KernelKind::Gemm && self.config.tiled_gemm {
+            return Ok(MatmulKernel::Tiled {
+                entry: Entry::Gemm,
+                pipeline: self.matmul_pipeline(Entry::Gemm, act, 0)?.pipeline,
+                tile: GEMM_TILE,
+            });
+        }
+        let cols = n.min(GEMV_MAX_N);
+        let x_texture = match &self.texture {
+            Some(_) if act == ActType::F32 && w.chunks().iter().all(|c| c.textures.is_some()) => {
+                folded_extent(n * w.k() / 4, &self.device.limits())
+            }
+            _ => None,
+        };
+        let entry = if x_texture.is_some() {
+            Entry::GemvLanes
+        } else if self.config.subgroups {
+            Entry::GemvSubgroup
+        } else {
+            Entry::Gemv
+        };
+        Ok(MatmulKernel::Gemv {
+            entry,
+            pipeline: self.matmul_pipeline(entry, act, cols)?,
+            cols,
+            x_texture,
         })
     }
 
@@ -871,18 +890,12 @@ pub(crate) struct Step {
 pub struct Dispatch {
     kind: KernelKind,
     steps: Vec<Step>,
-    /// Whether it runs the tensor-core GEMM.
-    coop: bool,
 }
 
 impl Dispatch {
     /// A dispatch of `steps`, run in order in one compute pass.
     pub(crate) fn from_steps(kind: KernelKind, steps: Vec<Step>) -> Self {
-        Dispatch {
-            kind,
-            steps,
-            coop: false,
-        }
+        Dispatch { kind, steps }
     }
 
     /// Which kernel family this runs.
@@ -898,7 +911,7 @@ impl Dispatch {
     /// The kernel's name for reports: its family's entry point, or `gemm_coop` for the
     /// tensor-core GEMM.
     pub fn kernel_name(&self) -> &'static str {
-        if self.coop {
+        if self.f16_products() {
             Entry::GemmCoop.entry_point()
         } else {
             self.kind.entry_point()
@@ -908,7 +921,8 @@ impl Dispatch {
     /// Whether it multiplies in f16 (the tensor-core GEMM: x and the dequantized weights
     /// rounded to f16, products accumulated in f32) rather than in f32.
     pub fn f16_products(&self) -> bool {
-        self.coop
+        let coop = Entry::GemmCoop.entry_point();
+        self.steps.iter().any(|s| s.entry == coop)
     }
 
     /// Encode into a new compute pass of `encoder`.
