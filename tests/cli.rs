@@ -4,23 +4,14 @@
 
 mod common;
 
-use common::cli::{fails, ok, text, wgquant};
+use common::cli::{fails, ok, s, text, wgquant};
+use common::temp::TempDir;
 
 use std::path::{Path, PathBuf};
 use wgquant::format::reference::{matmul_f64, nmse};
 use wgquant::io::{self, gguf::StoredTensor, Array};
 use wgquant::rng::Rng;
 use wgquant::{Format, QuantizedTensor};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgquant-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn write_model(dir: &Path) -> (PathBuf, Vec<f32>) {
     let mut rng = Rng::new(42);
@@ -46,7 +37,7 @@ fn write_model(dir: &Path) -> (PathBuf, Vec<f32>) {
 
 #[test]
 fn quantize_dequantize_and_matmul_round_trip() {
-    let dir = tmpdir("roundtrip");
+    let dir = TempDir::new("cli-roundtrip");
     let (st, w) = write_model(&dir);
     for format in ["q4_0", "q8_0", "q4_1", "int4_g128", "int8_g64_asym"] {
         let f: Format = format.parse().unwrap();
@@ -93,12 +84,11 @@ fn quantize_dequantize_and_matmul_round_trip() {
             assert!(e <= 1e-6, "{format} n={n}: NMSE {e:e}");
         }
     }
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
 fn file_commands_reject_bad_input_clearly() {
-    let dir = tmpdir("bad");
+    let dir = TempDir::new("cli-bad");
     let (st, _) = write_model(&dir);
     let gg = dir.join("m.gguf");
     ok(&["quantize", s(&st), s(&gg), "--format", "q4_0"]);
@@ -154,7 +144,6 @@ fn file_commands_reject_bad_input_clearly() {
         "--output",
         s(&yp),
     ]);
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -235,7 +224,7 @@ fn an_unknown_adapter_is_named_with_the_alternatives() {
 
 #[test]
 fn static_activation_scales_are_stored_by_quantize_and_applied_by_matmul() {
-    let dir = tmpdir("a8");
+    let dir = TempDir::new("cli-a8");
     let (st, w) = write_model(&dir);
     let calib = dir.join("calib.npy");
     let x = Rng::new(77).normal_vec(200 * 256);
@@ -323,5 +312,4 @@ fn static_activation_scales_are_stored_by_quantize_and_applied_by_matmul() {
         "mse",
     ]);
     assert!(err.contains("--calib"), "{err}");
-    std::fs::remove_dir_all(dir).ok();
 }

@@ -2,33 +2,15 @@
 //! corrupted counts and sizes, unknown types, garbage) that must give typed errors, never
 //! panics or huge allocations.
 
+mod common;
+
+use common::temp::TempDir;
 use std::path::PathBuf;
 use wgquant::format::IntFormat;
 use wgquant::io::gguf::{self, GgufFile, GgufReader, MetaType, MetaValue, StoredTensor};
 use wgquant::io::{npy, safetensors as st, Array};
 use wgquant::rng::Rng;
 use wgquant::{Error, Format, QuantizedTensor};
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("wgquant-io-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 type Meta = Vec<(String, MetaValue)>;
 type Tensors = Vec<(String, StoredTensor)>;
@@ -64,7 +46,7 @@ fn npy_file(major: u8, dict: &str, data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn npy_round_trip() {
-    let dir = TempDir::new("npy");
+    let dir = TempDir::new("io-npy");
     let mut rng = Rng::new(1);
     for shape in [
         vec![],
@@ -282,7 +264,7 @@ fn safetensors_file(tensors: &[(&str, &str, &[usize], Vec<u8>)], meta: Option<&s
 
 #[test]
 fn safetensors_round_trip() {
-    let dir = TempDir::new("st");
+    let dir = TempDir::new("io-st");
     let mut rng = Rng::new(2);
     let tensors = vec![
         (
@@ -475,7 +457,7 @@ fn formats_k() -> usize {
 
 #[test]
 fn gguf_round_trip_every_format() {
-    let dir = TempDir::new("gguf-rt");
+    let dir = TempDir::new("io-gguf-rt");
     let mut rng = Rng::new(3);
     let k = formats_k();
     let rows = 3;
@@ -1226,7 +1208,7 @@ fn gguf_inconsistent_wgquant_metadata() {
 
 #[test]
 fn gguf_errors_name_the_path() {
-    let dir = TempDir::new("gguf-path");
+    let dir = TempDir::new("io-gguf-path");
     let p = dir.path("broken.gguf");
     std::fs::write(&p, &small_valid()[..100]).unwrap();
     let e = gguf::read_model(&p).unwrap_err();
@@ -1285,7 +1267,7 @@ fn gguf_without_tensors_is_not_padded() {
 
 #[test]
 fn gguf_mapped_file_reads_like_bytes() {
-    let dir = TempDir::new("gguf-mapped");
+    let dir = TempDir::new("io-gguf-mapped");
     let bytes = small_valid();
     let p = dir.path("m.gguf");
     std::fs::write(&p, &bytes).unwrap();
@@ -1330,7 +1312,7 @@ fn gguf_mapped_file_reads_like_bytes() {
 
 #[test]
 fn gguf_mapped_truncated_files_are_malformed() {
-    let dir = TempDir::new("gguf-mapped-trunc");
+    let dir = TempDir::new("io-gguf-mapped-trunc");
     let good = small_valid();
     let p = dir.path("t.gguf");
     // Every prefix through the header, then a spread of prefixes through the data.

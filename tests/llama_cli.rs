@@ -5,6 +5,7 @@
 mod common;
 
 use common::cli::{failure, ok};
+use common::temp::TempDir;
 
 use std::path::{Path, PathBuf};
 use wgquant::llama::synthetic::TinyLlama;
@@ -21,12 +22,6 @@ fn fails(args: &[&str], want: &str) {
     );
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgquant-llama-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn tiny_model(dir: &Path) -> PathBuf {
     let path = dir.join("tiny.gguf");
     TinyLlama::default().write(&path).unwrap();
@@ -39,7 +34,7 @@ const TEXT: &str = "the rain in spain stays mainly in the plain; \
 
 #[test]
 fn generate_streams_deterministic_text_and_reports_speed() {
-    let dir = tmpdir("generate");
+    let dir = TempDir::new("llama-generate");
     let m = tiny_model(&dir);
     let m = m.to_str().unwrap();
     let args = ["generate", "--model", m, "--prompt", "the heat", "-n", "12"];
@@ -99,7 +94,6 @@ fn generate_streams_deterministic_text_and_reports_speed() {
         &["generate", "--model", "missing.gguf", "--prompt", "x"],
         "missing.gguf",
     );
-    std::fs::remove_dir_all(dir).ok();
 }
 
 /// llama-perplexity's method recomputed here from the CPU reference: chunks of `ctx`
@@ -124,7 +118,7 @@ fn reference_ppl(model: &Path, text: &str, ctx: usize) -> f64 {
 
 #[test]
 fn perplexity_matches_the_reference_computation() {
-    let dir = tmpdir("ppl");
+    let dir = TempDir::new("llama-ppl");
     let m = tiny_model(&dir);
     let text = dir.join("text.txt");
     std::fs::write(&text, TEXT).unwrap();
@@ -161,7 +155,6 @@ fn perplexity_matches_the_reference_computation() {
         &["perplexity", "--model", ms, "--text", "missing.txt"],
         "missing.txt",
     );
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]

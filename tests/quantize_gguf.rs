@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::cli::ok;
+use common::cli::{ok, s};
+use common::temp::TempDir;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,31 +14,6 @@ use wgquant::format::IntFormat;
 use wgquant::io::gguf::{self, GgufReader, MetaType, MetaValue, Model, StoredTensor};
 use wgquant::rng::Rng;
 use wgquant::{Format, QuantizedTensor};
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("wgquant-qgguf-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Metadata like a llama.cpp model's: strings, numbers, arrays of strings, floats and ints,
 /// a nested array; `general.file_type` = 1 (MOSTLY_F16).
@@ -257,7 +233,7 @@ fn nmse_bound(format: &str) -> f64 {
 
 #[test]
 fn quantize_gguf_input_keeps_metadata_and_order() {
-    let dir = TempDir::new("formats");
+    let dir = TempDir::new("qgguf-formats");
     let src_path = write_source(&dir);
     let src = gguf::read_model(&src_path).unwrap();
     // The F16 tensor really is F16 in the source.
@@ -333,7 +309,7 @@ fn quantize_gguf_input_keeps_metadata_and_order() {
 
 #[test]
 fn quantize_gguf_q8_0_round_trip_is_byte_identical() {
-    let dir = TempDir::new("roundtrip");
+    let dir = TempDir::new("qgguf-roundtrip");
     let src_path = write_source(&dir);
     let once = dir.path("once.gguf");
     let twice = dir.path("twice.gguf");

@@ -7,9 +7,10 @@
 
 mod common;
 
-use common::cli::{fails, ok};
+use common::cli::{fails, ok, s};
+use common::temp::TempDir;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use wgquant::io::{self, gguf::StoredTensor, Array};
 use wgquant::quantize::{self, Activations, Calibration, Method};
 use wgquant::rng::Rng;
@@ -406,7 +407,7 @@ fn bad_calibration_gives_typed_errors() {
     assert_eq!("GPTQ".parse::<Method>().unwrap(), Method::GPTQ);
     assert_eq!(Method::default(), Method::Rtn);
     // Calibration files: by extension; a named entry of the wrong K is an error.
-    let dir = tmpdir("calib-lib");
+    let dir = TempDir::new("qm-calib-lib");
     let p = dir.join("c.npy");
     let mut x = vec![0.5f32; 4 * k];
     x[5] = f32::NAN;
@@ -426,21 +427,10 @@ fn bad_calibration_gives_typed_errors() {
     assert!(c.for_tensor("other.weight", 128).unwrap().is_none());
     let e = Calibration::load(dir.join("c.txt")).unwrap_err();
     assert!(matches!(e, Error::Calibration(_)), "{e}");
-    std::fs::remove_dir_all(dir).ok();
 }
 
 // ---------------------------------------------------------------------------------------
 // The command line.
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgquant-qm-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A safetensors file holding the one f32 array `name`.
 fn write_one(path: &Path, name: &str, shape: Vec<usize>, data: Vec<f32>) {
@@ -479,7 +469,7 @@ fn quantized(path: &Path, name: &str) -> QuantizedTensor {
 
 #[test]
 fn cli_quantize_with_methods_and_calibration() {
-    let dir = tmpdir("cli");
+    let dir = TempDir::new("qm-cli");
     let (rows, k, w) = layer();
     let model = dir.join("m.safetensors");
     io::write_safetensors(
@@ -598,7 +588,6 @@ fn cli_quantize_with_methods_and_calibration() {
     write_one(&badst, "proj.weight", vec![2, 64], vec![1.0; 128]);
     let err = fails(&quantize_args(&model, &out, "q4_0", "gptq", Some(&badst)));
     assert!(err.contains("K = 64"), "{err}");
-    std::fs::remove_dir_all(dir).ok();
 }
 
 fn want_gptq(w: &[f32], calib: &Activations) -> QuantizedTensor {

@@ -4,21 +4,13 @@
 mod common;
 
 use common::ctx;
-use std::path::PathBuf;
+use common::temp::TempDir;
 use wgquant::bench::Timing;
 use wgquant::format::Format;
 use wgquant::gpu::shaders::{Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS};
 use wgquant::gpu::tune::{self, TuneOptions, Tuning, TUNE_BATCHES};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
-
-/// A fresh directory under the system temp dir, unique per test and process.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgquant-tune-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn sample(entry: Entry) -> Tuning {
     Tuning {
@@ -89,7 +81,7 @@ fn defaults_are_the_fixed_values() {
 
 #[test]
 fn cache_round_trips() {
-    let dir = temp_dir("roundtrip");
+    let dir = TempDir::new("tune-roundtrip");
     let path = dir.join("sub").join(tune::CACHE_FILE);
     let info = ctx().info.clone();
     assert!(tune::load_from(&path, &info).is_none(), "no file yet");
@@ -112,12 +104,11 @@ fn cache_round_trips() {
     assert_eq!(tune::load_from(&path, &other).unwrap().rows, t2.rows);
     assert_eq!(tune::load_from(&path, &info).unwrap().rows, t.rows);
     assert_ne!(tune::adapter_key(&info), tune::adapter_key(&other));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn corrupt_cache_is_ignored() {
-    let dir = temp_dir("corrupt");
+    let dir = TempDir::new("tune-corrupt");
     let path = dir.join(tune::CACHE_FILE);
     let info = ctx().info.clone();
     let key = tune::adapter_key(&info);
@@ -150,7 +141,6 @@ fn corrupt_cache_is_ignored() {
     // A directory where the file should be.
     std::fs::create_dir(&path).unwrap();
     assert!(tune::load_from(&path, &info).is_none());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Every GEMV entry this adapter can run with every allowed ROWS value (per bucket) against

@@ -10,6 +10,11 @@ pub fn wgquant(args: &[&str]) -> Output {
         .expect("run wgquant")
 }
 
+/// A path as a command-line argument.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// (stdout, stderr) as text.
 pub fn text(o: &Output) -> (String, String) {
     (

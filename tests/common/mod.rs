@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod smollm2;
+pub mod temp;
 
 use std::sync::OnceLock;
 use wgquant::gpu::GpuContext;
