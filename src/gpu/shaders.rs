@@ -849,5 +849,19 @@ mod tests {
             let line = format!("const {name}: u32 = {value}u;");
             assert!(src.contains(&line), "expected `{line}` in the GEMV WGSL");
         }
+        // The texture GEMV and the copy of x into its texture fold planes at the same width.
+        let lanes = compose_entry(Format::Q4_0, Entry::GemvLanes);
+        let width = format!("const TEXTURE_WIDTH: u32 = {TEXTURE_WIDTH}u;");
+        for (what, src) in [
+            ("gemv_lanes", &lanes[..]),
+            ("x_to_texture", X_TO_TEXTURE_WGSL),
+        ] {
+            assert!(src.contains(&width), "expected `{width}` in {what}");
+        }
+        let line = format!("const LANES_WG: u32 = {GEMV_LANES_WG}u;");
+        assert!(
+            lanes.contains(&line),
+            "expected `{line}` in the texture GEMV"
+        );
     }
 }
