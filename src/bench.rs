@@ -211,16 +211,13 @@ impl<'a> Timer<'a> {
                 });
                 (set, resolve, max_runs)
             });
-        let last = std::cell::Cell::new(if timestamps.is_some() {
-            Timing::Timestamps
-        } else {
-            Timing::WallClock
-        });
-        Timer {
+        let timer = Timer {
             ctx,
             timestamps,
-            last,
-        }
+            last: std::cell::Cell::new(Timing::WallClock),
+        };
+        timer.last.set(timer.timing_default());
+        timer
     }
 
     /// How the last measurement was timed (before any: how this timer times by default).
