@@ -407,6 +407,9 @@ pub struct QuantizedTensor {
     data: Vec<u8>,
 }
 
+/// Tensors with at least this many values are quantized on several threads.
+const PARALLEL_QUANTIZE_VALUES: usize = 1 << 20;
+
 impl QuantizedTensor {
     /// Quantize `rows` x `k` f32 weights (row-major) with the format's reference quantizer.
     pub fn quantize(format: Format, weights: &[f32], rows: usize, k: usize) -> Result<Self> {
@@ -415,9 +418,27 @@ impl QuantizedTensor {
         let c = format.codec();
         let (bv, bb) = (c.block_values(), c.block_bytes());
         let mut data = vec![0u8; rows * format.row_bytes(k)];
-        for (x, out) in weights.chunks_exact(bv).zip(data.chunks_exact_mut(bb)) {
-            c.quantize_block(x, out);
-        }
+        // Blocks are independent, so large tensors are split across threads (same bytes as
+        // one thread: each block's output depends only on its own values).
+        let blocks = weights.len() / bv;
+        let threads = if weights.len() < PARALLEL_QUANTIZE_VALUES {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        let per_thread = blocks.div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|scope| {
+            for (w, d) in weights
+                .chunks(per_thread * bv)
+                .zip(data.chunks_mut(per_thread * bb))
+            {
+                scope.spawn(move || {
+                    for (x, out) in w.chunks_exact(bv).zip(d.chunks_exact_mut(bb)) {
+                        c.quantize_block(x, out);
+                    }
+                });
+            }
+        });
         Ok(QuantizedTensor {
             format,
             rows,
