@@ -12,6 +12,36 @@ pub const SOFTWARE_ADAPTER_HINT: &str = "no usable GPU adapter was found. On a m
 pub const ENV_ADAPTER: &str = "WGQUANT_ADAPTER";
 /// Environment variable naming the backends to use (e.g. `vulkan`, `metal`, `dx12`, `gl`).
 pub const ENV_BACKEND: &str = "WGQUANT_BACKEND";
+/// Environment variable listing optional device features not to request, comma-separated:
+/// `coop_matrix`, `subgroup`, `f16`, `timestamp` (to compare variants, or to step around a
+/// driver bug in one of them).
+pub const ENV_DISABLE: &str = "WGQUANT_DISABLE";
+
+/// The optional features that [`ENV_DISABLE`] can turn off, by name.
+fn feature_by_name(name: &str) -> Option<wgpu::Features> {
+    Some(match name {
+        "coop_matrix" => wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+        "subgroup" => wgpu::Features::SUBGROUP,
+        "f16" => wgpu::Features::SHADER_F16,
+        "timestamp" => {
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        }
+        _ => return None,
+    })
+}
+
+/// Parse a comma-separated list of feature names for [`ENV_DISABLE`].
+pub fn parse_disabled_features(list: &str) -> Result<wgpu::Features> {
+    let mut features = wgpu::Features::empty();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        features |= feature_by_name(&name.to_ascii_lowercase()).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{ENV_DISABLE}: unknown feature '{name}' (known: coop_matrix, subgroup, f16, timestamp)"
+            ))
+        })?;
+    }
+    Ok(features)
+}
 
 /// How to choose an adapter.
 #[derive(Clone, Debug, Default)]
@@ -20,10 +50,13 @@ pub struct DeviceOptions {
     pub adapter: Option<String>,
     /// Restrict to these backends (default: all).
     pub backends: Option<wgpu::Backends>,
+    /// Optional features not to request, as [`ENV_DISABLE`] names them (checked when the
+    /// device is created).
+    pub disable: Option<String>,
 }
 
 impl DeviceOptions {
-    /// Options from `WGQUANT_ADAPTER` and `WGQUANT_BACKEND`, if set.
+    /// Options from `WGQUANT_ADAPTER`, `WGQUANT_BACKEND` and `WGQUANT_DISABLE`, if set.
     pub fn from_env() -> Self {
         DeviceOptions {
             adapter: std::env::var(ENV_ADAPTER).ok().filter(|s| !s.is_empty()),
@@ -31,6 +64,7 @@ impl DeviceOptions {
                 .ok()
                 .filter(|s| !s.is_empty())
                 .map(|s| wgpu::Backends::from_comma_list(&s)),
+            disable: std::env::var(ENV_DISABLE).ok().filter(|s| !s.is_empty()),
         }
     }
 
@@ -149,8 +183,12 @@ pub struct GpuContext {
 impl GpuContext {
     /// Acquire an adapter by `opts` and create a device with the adapter's full limits.
     pub fn new(opts: &DeviceOptions) -> Result<Self> {
+        let disabled = match &opts.disable {
+            Some(list) => parse_disabled_features(list)?,
+            None => wgpu::Features::empty(),
+        };
         let adapter = choose_adapter(opts)?;
-        Self::from_adapter(&adapter)
+        Self::create(&adapter, disabled)
     }
 
     /// Acquire the default adapter, honouring `WGQUANT_ADAPTER` / `WGQUANT_BACKEND`.
@@ -160,8 +198,16 @@ impl GpuContext {
 
     /// Create a device on `adapter` with its full limits and the features wgquant can use.
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+        Self::create(adapter, wgpu::Features::empty())
+    }
+
+    fn create(adapter: &wgpu::Adapter, disabled: wgpu::Features) -> Result<Self> {
         let info = adapter.get_info();
-        let required_features = recommended_features(adapter);
+        let mut required_features = recommended_features(adapter).difference(disabled);
+        if !required_features.contains(super::coop_matrix_features()) {
+            // The tensor-core GEMM is all the cooperative-matrix feature is requested for.
+            required_features.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        }
         let experimental_features =
             if required_features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
                 // SAFETY: only the cooperative-matrix feature is experimental here, requested
@@ -336,5 +382,28 @@ impl GpuContext {
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_features_parse_by_name_and_reject_unknown_names() {
+        let f = parse_disabled_features(" coop_matrix, F16 ,,").unwrap();
+        assert_eq!(
+            f,
+            wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16
+        );
+        assert!(parse_disabled_features("timestamp")
+            .unwrap()
+            .contains(wgpu::Features::TIMESTAMP_QUERY));
+        assert_eq!(
+            parse_disabled_features("").unwrap(),
+            wgpu::Features::empty()
+        );
+        let err = parse_disabled_features("subgroup,tensor_cores").unwrap_err();
+        assert!(err.to_string().contains("tensor_cores"), "{err}");
     }
 }
