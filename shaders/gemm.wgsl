@@ -1,7 +1,9 @@
 // Tiled GEMM for larger batches: a workgroup computes a TILE_M (weight rows) x TILE_N
 // (activation rows) tile of y. Each step dequantizes a TILE_M x TILE_K slice of weights
-// and loads the matching TILE_N x TILE_K slice of x into workgroup memory; each invocation
-// accumulates a 4 x 4 register block.
+// and loads the matching TILE_N x TILE_K slice of x into workgroup memory; invocation
+// (tx, ty) accumulates the 4 x 4 block of weight rows 4ty.. and activation rows 4tx.. in
+// four vec4 registers, reading one vec4 of each slice per step along k (no arrays in
+// registers: a driver that cannot promote an indexed array keeps it in slow local memory).
 
 const TILE_M: u32 = 64u;
 const TILE_N: u32 = 64u;
@@ -10,9 +12,21 @@ const WG_X: u32 = 16u;
 const WG_Y: u32 = 16u;
 const THREADS: u32 = WG_X * WG_Y;
 
-// Stored k-major so the inner loop reads consecutive rows / columns.
-var<workgroup> w_tile: array<f32, TILE_K * TILE_M>;
-var<workgroup> x_tile: array<f32, TILE_K * TILE_N>;
+// The weight slice, then the x slice, each k-major: element (kk, r) of a slice `width` rows
+// wide is component r % 4 of vec4 kk * width / 4 + r / 4, so one vec4 read gives four
+// consecutive rows (or activation rows) at one k.
+const X_SLICE: u32 = TILE_K * TILE_M / 4u;
+var<workgroup> tiles: array<vec4<f32>, TILE_K * (TILE_M + TILE_N) / 4u>;
+
+// Stage e (four consecutive k of one row) into the slice at `offset`, `width` rows wide.
+fn stage4(offset: u32, width: u32, e: SliceVec4) {
+    let base = offset + e.kk * (width / 4u) + e.r / 4u;
+    let c = e.r % 4u;
+    tiles[base][c] = e.v.x;
+    tiles[base + width / 4u][c] = e.v.y;
+    tiles[base + 2u * width / 4u][c] = e.v.z;
+    tiles[base + 3u * width / 4u][c] = e.v.w;
+}
 
 @compute @workgroup_size(WG_X, WG_Y)
 fn gemm(
@@ -22,46 +36,46 @@ fn gemm(
 ) {
     let row0 = wid.x * TILE_M;
     let col0 = wid.y * TILE_N;
-    var acc: array<array<f32, 4>, 4>;
+    // acc_i[j]: weight row 4ty + i, activation row 4tx + j.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
 
     for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
         for (var i = lid; i < TILE_M * (TILE_K / 4u); i += THREADS) {
-            let e = weight_slice4(i, TILE_K, row0, k0);
-            w_tile[(e.kk + 0u) * TILE_M + e.r] = e.v.x;
-            w_tile[(e.kk + 1u) * TILE_M + e.r] = e.v.y;
-            w_tile[(e.kk + 2u) * TILE_M + e.r] = e.v.z;
-            w_tile[(e.kk + 3u) * TILE_M + e.r] = e.v.w;
+            stage4(0u, TILE_M, weight_slice4(i, TILE_K, row0, k0));
         }
         for (var i = lid; i < TILE_N * (TILE_K / 4u); i += THREADS) {
-            let e = x_slice4(i, TILE_K, col0, k0);
-            x_tile[(e.kk + 0u) * TILE_N + e.r] = e.v.x;
-            x_tile[(e.kk + 1u) * TILE_N + e.r] = e.v.y;
-            x_tile[(e.kk + 2u) * TILE_N + e.r] = e.v.z;
-            x_tile[(e.kk + 3u) * TILE_N + e.r] = e.v.w;
+            stage4(X_SLICE, TILE_N, x_slice4(i, TILE_K, col0, k0));
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                a[i] = w_tile[kk * TILE_M + lid3.y + WG_Y * i];
-                b[i] = x_tile[kk * TILE_N + lid3.x + WG_X * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
-                }
-            }
+            let a = tiles[kk * (TILE_M / 4u) + lid3.y];
+            let b = tiles[X_SLICE + kk * (TILE_N / 4u) + lid3.x];
+            acc0 = fma(vec4<f32>(a.x), b, acc0);
+            acc1 = fma(vec4<f32>(a.y), b, acc1);
+            acc2 = fma(vec4<f32>(a.z), b, acc2);
+            acc3 = fma(vec4<f32>(a.w), b, acc3);
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + lid3.y + WG_Y * i;
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + lid3.x + WG_X * j;
-            if row < dims.rows && col < dims.n {
-                store_y(col * dims.y_stride + dims.row_offset + row, acc[i][j]);
-            }
+    let row = row0 + 4u * lid3.y;
+    let col = col0 + 4u * lid3.x;
+    store4(row, col, acc0);
+    store4(row + 1u, col, acc1);
+    store4(row + 2u, col, acc2);
+    store4(row + 3u, col, acc3);
+}
+
+// Weight row `row`'s outputs for activation rows col .. col + 3 (those inside y).
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+    if row >= dims.rows {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if col + j < dims.n {
+            store_y((col + j) * dims.y_stride + dims.row_offset + row, v[j]);
         }
     }
 }

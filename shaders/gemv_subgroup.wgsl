@@ -1,6 +1,6 @@
 // GEMV entry for devices with subgroups: every subgroup is a lane group of its own (any
 // subgroup size), reduced with subgroupAdd; no workgroup memory, no barriers. The host
-// sizes the grid for the smallest subgroups (4 lanes); with larger ones each subgroup
+// sizes the grid for the device's smallest subgroup size; with larger subgroups each one
 // strides over more row groups.
 
 @compute @workgroup_size(WG_SIZE)

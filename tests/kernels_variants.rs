@@ -68,6 +68,16 @@ fn every_variant_matches_the_reference() {
                 if !r.passed() {
                     failures.push(format!("{config:?} {r:?}"));
                 }
+                // The tensor-core GEMM with f16 activations and outputs (tests/kernels_f16.rs
+                // covers the other variants with f16 ones).
+                if config.coop_matrix {
+                    let r = verify::matmul_case_f16(ctx, &kernels, rows, k, n, 8000 + i as u64)
+                        .unwrap();
+                    cases += 1;
+                    if !r.passed() {
+                        failures.push(format!("{config:?} {r:?}"));
+                    }
+                }
             }
         }
     }

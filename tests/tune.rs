@@ -7,7 +7,7 @@ use common::ctx;
 use common::temp::TempDir;
 use wgquant::bench::Timing;
 use wgquant::format::Format;
-use wgquant::gpu::shaders::{Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS};
+use wgquant::gpu::shaders::{Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS, GPU_GEMV_ROWS};
 use wgquant::gpu::tune::{self, TuneOptions, Tuning, TUNE_BATCHES};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
@@ -76,7 +76,11 @@ fn defaults_are_the_fixed_values() {
     }
     assert_eq!(GemvRows::fixed(8).rows(Entry::Gemv, 1), 4, "clamped");
     let config = KernelConfig::untuned(&ctx().device);
-    assert_eq!(config.gemv_rows, GemvRows::default());
+    if ctx().is_cpu() {
+        assert_eq!(config.gemv_rows, GemvRows::default());
+    } else {
+        assert_eq!(config.gemv_rows, GPU_GEMV_ROWS);
+    }
 }
 
 #[test]

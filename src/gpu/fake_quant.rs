@@ -107,10 +107,12 @@ impl FakeQuant {
     pub fn new(device: &wgpu::Device, config: FakeQuantConfig) -> Result<Self> {
         config.validate()?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("wgquant fake quant"),
-            source: wgpu::ShaderSource::Wgsl(FAKE_QUANT_WGSL.into()),
-        });
+        let module = super::shaders::shader_module(
+            device,
+            "wgquant fake quant",
+            FAKE_QUANT_WGSL.into(),
+            false,
+        );
         let forward_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("wgquant fake quant forward"),
             entries: &[

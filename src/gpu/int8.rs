@@ -79,10 +79,7 @@ fn pipeline(
     layout: &wgpu::BindGroupLayout,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(e.entry_point()),
-        source: wgpu::ShaderSource::Wgsl(e.compose().into()),
-    });
+    let module = super::shaders::shader_module(device, e.entry_point(), e.compose(), false);
     super::kernels::compute_pipeline(device, &module, e.entry_point(), layout, constants)
 }
 

@@ -16,9 +16,18 @@ pub const GEMV_MAX_N: usize = 8;
 /// GEMM output tile (weight rows x activation rows), kept in step with `shaders/gemm.wgsl`.
 pub const GEMM_TILE: (usize, usize) = (64, 64);
 const DEQUANT_WG: usize = 64;
-/// GEMV lane groups per workgroup the grid is sized for: one per subgroup of the smallest
-/// size WebGPU allows (4). Larger subgroups stride over the extra row groups.
-const GEMV_GROUPS_PER_WG: usize = shaders::GEMV_WG_SIZE as usize / 4;
+/// GEMV lane groups per workgroup the subgroup GEMV's grid is sized for: one per subgroup of
+/// the device's smallest subgroup size (4, WebGPU's minimum, where the device does not say).
+/// Sizing for 4-lane subgroups on a device whose subgroups are 32 wide launches an eighth of
+/// the workgroups (on an H100: 32 workgroups for 4096 rows, 52 GB/s for the f32 GEMV).
+/// Subgroups wider than the minimum stride over the extra row groups.
+fn gemv_groups_per_wg(device: &wgpu::Device) -> usize {
+    let lanes = device
+        .adapter_info()
+        .subgroup_min_size
+        .clamp(4, shaders::GEMV_WG_SIZE);
+    (shaders::GEMV_WG_SIZE / lanes) as usize
+}
 
 /// Mirrors `struct Dims` in `shaders/common.wgsl`.
 #[repr(C)]
@@ -63,18 +72,18 @@ pub struct Kernels {
     config: KernelConfig,
     matmul_layout: wgpu::BindGroupLayout,
     dequant_layout: wgpu::BindGroupLayout,
-    /// GEMV pipelines by entry and column count, built on first use.
-    /// GEMV pipelines by entry, activation type and column count, and the tiled GEMM's by
-    /// activation type (column count 0), built on first use.
+    /// GEMV pipelines by entry, activation type and column count, and the tiled GEMMs'
+    /// (FMA and tensor-core) by entry and activation type (column count 0), built on first
+    /// use. One tensor-core pipeline serves every shape: its cooperative loads and stores
+    /// touch only workgroup memory, with constant strides.
     matmul: Mutex<HashMap<(Entry, ActType, usize), MatmulPipeline>>,
     /// The texture GEMV's layouts and the copy of x into a texture (CPU adapters).
     texture: Option<TexturePipelines>,
-    /// The tensor-core GEMM (`config.coop_matrix`). One pipeline serves every shape: its
-    /// cooperative loads and stores only touch workgroup memory, with constant strides.
-    gemm_coop: Option<wgpu::ComputePipeline>,
     dequantize: wgpu::ComputePipeline,
     gather_layout: wgpu::BindGroupLayout,
     gather: wgpu::ComputePipeline,
+    /// Lane groups per workgroup of the subgroup GEMV ([`gemv_groups_per_wg`]).
+    gemv_groups_per_wg: usize,
 }
 
 #[derive(Debug)]
@@ -123,10 +132,12 @@ impl TexturePipelines {
                 uniform_entry(2),
             ],
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("x_to_texture"),
-            source: wgpu::ShaderSource::Wgsl(shaders::X_TO_TEXTURE_WGSL.into()),
-        });
+        let module = shaders::shader_module(
+            device,
+            "x_to_texture",
+            shaders::X_TO_TEXTURE_WGSL.into(),
+            false,
+        );
         let x_to_texture = compute_pipeline(device, &module, "x_to_texture", &x_layout, &[]);
         TexturePipelines {
             matmul_layout,
@@ -294,9 +305,6 @@ impl Kernels {
         let constants = shaders::constants(format);
         let f32_pipeline =
             |entry, layout| build_pipeline(device, format, entry, ActType::F32, layout, &constants);
-        let gemm_coop = config
-            .coop_matrix
-            .then(|| f32_pipeline(Entry::GemmCoop, &matmul_layout));
         let dequantize = f32_pipeline(Entry::Dequantize, &dequant_layout);
         let gather = f32_pipeline(Entry::GatherRows, &gather_layout);
         if let Some(e) = pollster::block_on(scope.pop()) {
@@ -312,10 +320,10 @@ impl Kernels {
             dequant_layout,
             matmul: Mutex::new(HashMap::new()),
             texture,
-            gemm_coop,
             dequantize,
             gather_layout,
             gather,
+            gemv_groups_per_wg: gemv_groups_per_wg(device),
         })
     }
 
@@ -336,8 +344,12 @@ impl Kernels {
         if let Some(p) = cache.get(&(entry, act, cols)) {
             return Ok(p.clone());
         }
-        let (rows, constants, what) = if entry == Entry::Gemm {
-            (0, shaders::constants(self.format), "GEMM".to_string())
+        let (rows, constants, what) = if entry.kind() == KernelKind::Gemm {
+            (
+                0,
+                shaders::constants(self.format),
+                entry.entry_point().to_string(),
+            )
         } else {
             let rows = self.config.gemv_rows.rows(entry, cols);
             let constants = shaders::gemv_constants(self.format, cols as u32, rows);
@@ -500,7 +512,7 @@ impl Kernels {
                     let row_groups = chunk.rows.div_ceil(pipeline.rows as usize);
                     let wgs = match e {
                         Entry::GemvLanes => row_groups.div_ceil(shaders::GEMV_LANES_WG as usize),
-                        Entry::GemvSubgroup => row_groups.div_ceil(GEMV_GROUPS_PER_WG),
+                        Entry::GemvSubgroup => row_groups.div_ceil(self.gemv_groups_per_wg),
                         _ => row_groups,
                     };
                     let [gx, gy, _] = grid_1d(wgs, &limits)?;
@@ -536,13 +548,10 @@ impl Kernels {
     /// columns on workgroup_id.z), reading textures where the device uses them and every
     /// operand fits one; else the tiled GEMM.
     fn matmul_kernel(&self, w: &GpuWeight, n: usize, act: ActType) -> Result<MatmulKernel> {
-        if let (Some(p), true) = (
-            &self.gemm_coop,
-            n >= super::COOP_MIN_N && act == ActType::F32,
-        ) {
+        if self.config.coop_matrix && n >= super::COOP_MIN_N {
             return Ok(MatmulKernel::Tiled {
                 entry: Entry::GemmCoop,
-                pipeline: p.clone(),
+                pipeline: self.matmul_pipeline(Entry::GemmCoop, act, 0)?.pipeline,
                 tile: super::GEMM_COOP_TILE,
             });
         }
@@ -961,10 +970,12 @@ fn build_pipeline(
     layout: &wgpu::BindGroupLayout,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(entry.entry_point()),
-        source: wgpu::ShaderSource::Wgsl(shaders::compose_variant(format, entry, act).into()),
-    });
+    let module = shaders::shader_module(
+        device,
+        entry.entry_point(),
+        shaders::compose_variant(format, entry, act),
+        entry == Entry::GemvLanes,
+    );
     compute_pipeline(device, &module, entry.entry_point(), layout, constants)
 }
 

@@ -414,12 +414,60 @@ impl KernelConfig {
             tiled_gemm: !(cpu && (subgroups || texture_gemv)),
             texture_gemv,
             coop_matrix: super::check_coop_gemm(device).is_ok(),
-            gemv_rows: GemvRows::default(),
+            gemv_rows: if cpu {
+                GemvRows::default()
+            } else {
+                GPU_GEMV_ROWS
+            },
             act: ActType::preferred_for(device),
         }
     }
 }
 
+/// A shader module from wgquant's own WGSL (every module is built here). wgpu's loop bounding
+/// is off on hardware GPUs: by default naga gives every loop an extra iteration counter, so
+/// that a driver may not assume the loop ends, and with it NVIDIA's compiler does not unroll
+/// the loops over rows and columns whose bounds are override constants, so their register
+/// arrays fall to local memory (on an H200, GEMVs ran 2.6x (f32) to 5x (Q8_0) slower with
+/// it). On CPU adapters it stays on except where `unroll_on_cpu` (the texture GEMV, which
+/// lavapipe then runs about twice as fast), since elsewhere lavapipe then unrolls far more
+/// and compiles many times slower (the int8 test suite went from 2 to 41 s).
+/// Bounds checks and the other runtime checks stay on everywhere.
+pub(crate) fn shader_module(
+    device: &wgpu::Device,
+    label: &str,
+    wgsl: String,
+    unroll_on_cpu: bool,
+) -> wgpu::ShaderModule {
+    let cpu = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let checks = wgpu::ShaderRuntimeChecks {
+        force_loop_bounding: cpu && !unroll_on_cpu,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    // SAFETY: the one check turned off guards against infinite loops, and every loop in
+    // wgquant's shaders ends: each advances its counter by a positive constant or stride
+    // (a lane count, subgroup count or grid size, all at least 1) toward a bound from the
+    // dims uniform or an override constant, or halves a positive stride down to zero.
+    unsafe {
+        device.create_shader_module_trusted(
+            wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            },
+            checks,
+        )
+    }
+}
+
+/// Weight rows per GEMV lane group on hardware GPUs when the tuner has not run. A GPU hides
+/// memory latency with many subgroups in flight: few rows per subgroup give more of them
+/// (CPU adapters keep [`Entry::default_gemv_rows`]: fewer, longer invocations suit them).
+/// The tuner on an H100 (q4_0, 4096 x 4096): 2 and 4 rows tie at one column, 4 is best at
+/// eight (121 us against 137 for 2 and 178 for 1).
+pub const GPU_GEMV_ROWS: GemvRows = GemvRows {
+    narrow: Some(2),
+    wide: Some(4),
+};
 /// Most activation rows one GEMV pipeline handles (`MAX_N` in `shaders/gemv.wgsl`).
 pub const GEMV_MAX_COLS: u32 = 8;
 /// Most weight rows per GEMV lane group (`MAX_ROWS` in `shaders/gemv.wgsl`).

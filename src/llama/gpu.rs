@@ -154,10 +154,7 @@ impl Ops {
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut pipelines = op_variants(c, max_context).into_iter().map(|v| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(v.entry),
-                source: wgpu::ShaderSource::Wgsl(v.wgsl().into()),
-            });
+            let module = crate::gpu::shaders::shader_module(device, v.entry, v.wgsl(), false);
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(v.entry),
                 layout: None,
