@@ -3,7 +3,9 @@
 // byte j of word i, two's complement), and writes one f32 scale per group of ACT_GROUP
 // values. Dynamic: s = max |x_row| / 127 for every group of the row. Static
 // (STATIC_SCALES): the given per-group scales. q = clamp(round(x / s), -127, 127), rounding
-// half away from zero; s == 0 gives q = 0. Same rule as src/quantize/activation.rs.
+// half away from zero; s == 0 gives q = 0. Same rule as src/quantize/activation.rs, up to
+// the GPU's division (Vulkan allows 2.5 ulp): a scale may differ from the CPU's in its last
+// bits, and a quotient within that of a half-way point may round the other way.
 
 override STATIC_SCALES: bool = false;
 

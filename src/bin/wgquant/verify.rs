@@ -36,9 +36,9 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
                 why = " (guard region overwritten)".into();
             } else if !r.unrounded_ok() {
                 why = format!(
-                    " (NMSE on the unrounded f32 activations {:.3e} exceeds {:.0e})",
-                    r.nmse_unrounded.unwrap_or(f64::NAN),
-                    wgquant::verify::MATMUL_F16_UNROUNDED_NMSE_MAX
+                    " (NMSE on the unrounded f32 activations {:.3e} exceeds {:.1e})",
+                    r.nmse_unrounded.map_or(f64::NAN, |(e, _)| e),
+                    r.nmse_unrounded.map_or(f64::NAN, |(_, b)| b)
                 );
             }
             println!(
