@@ -102,12 +102,13 @@ pub struct BenchRow {
 }
 
 impl BenchRow {
-    /// The kernel's name: its family's entry point, `gemv_a8` for int8 activations, or
-    /// `gemv_f16` / `gemm_f16` for f16 activations.
+    /// The kernel's name: its family's entry point (or `gemm_coop`), `gemv_a8` for int8
+    /// activations, or `gemv_f16` / `gemm_f16` / `gemm_coop_f16` for f16 activations.
     pub fn kernel_name(&self) -> &'static str {
         match (self.int8_activations, self.act, self.kernel) {
             (true, _, _) => "gemv_a8",
             (false, ActType::F16, KernelKind::Gemv) => "gemv_f16",
+            (false, ActType::F16, _) if self.name == "gemm_coop" => "gemm_coop_f16",
             (false, ActType::F16, _) => "gemm_f16",
             (false, ActType::F32, _) => self.name,
         }
@@ -178,10 +179,18 @@ impl Timed for Int8Dispatch {
 pub struct Timer<'a> {
     ctx: &'a GpuContext,
     timestamps: Option<(wgpu::QuerySet, wgpu::Buffer, u32)>,
+    /// Whether timestamps are cross-checked against the wall clock (CPU adapters).
+    cross_check: bool,
     /// How the last measurement was timed.
     last: std::cell::Cell<Timing>,
 }
 
+/// Seconds of back-to-back work before each measurement on a hardware GPU. GPUs lower their
+/// clocks when idle, and they idle for seconds while the CPU quantizes and uploads the next
+/// weights; three warm-up runs of a 50-microsecond GEMV would time the ramp, not the kernel.
+const WARMUP_SECONDS: f64 = 0.2;
+/// Runs per warm-up submission on a hardware GPU.
+const WARMUP_BATCH: usize = 8;
 /// Timestamps that sum to less than this share of the wall-clock time of their batch are not
 /// believed (see [`Timer::seconds`]).
 const TIMESTAMP_MIN_SHARE: f64 = 0.5;
@@ -214,6 +223,7 @@ impl<'a> Timer<'a> {
         let timer = Timer {
             ctx,
             timestamps,
+            cross_check: ctx.is_cpu(),
             last: std::cell::Cell::new(Timing::WallClock),
         };
         timer.last.set(timer.timing_default());
@@ -236,20 +246,33 @@ impl<'a> Timer<'a> {
     /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed (in batches
     /// of at most the timer's capacity); return each run's seconds.
     ///
-    /// Timestamps are checked against the wall clock around their batch (submit to results
-    /// read back): where they sum to less than half of it on a batch long enough to be
-    /// dominated by the GPU's work, they are not believed and the batch's wall-clock time per
-    /// run is used instead ([`timing`](Self::timing) then says `WallClock`). lavapipe
-    /// (Mesa 22.3) reports passes of a few microseconds for GEMVs that take milliseconds once
-    /// textures exist on the device; the check keeps such numbers out of every report.
+    /// On CPU adapters, timestamps are checked against the wall clock around their batch
+    /// (submit to results read back): where they sum to less than half of it on a batch long
+    /// enough to be dominated by the device's work, they are not believed and the batch's
+    /// wall-clock time per run is used instead ([`timing`](Self::timing) then says
+    /// `WallClock`). lavapipe (Mesa 22.3) reports passes of a few microseconds for GEMVs that
+    /// take milliseconds once textures exist on the device; the check keeps such numbers out
+    /// of every report. Hardware GPUs' timestamps are believed: there the gaps between
+    /// passes and the submission latency can exceed short kernels' own time (an H200
+    /// tripped the check on 200-microsecond GEMVs).
     pub fn seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<Vec<f64>> {
         let ctx = self.ctx;
         if ops.is_empty() || runs == 0 {
             return Err(Error::InvalidArgument("nothing to time".into()));
         }
-        for i in 0..warmup {
+        // Warm up: at least `warmup` runs, and on hardware GPUs at least WARMUP_SECONDS of
+        // back-to-back work (in submissions of WARMUP_BATCH runs), so that clocks lowered
+        // while the CPU prepared the next weights are back up before timing starts.
+        let started = std::time::Instant::now();
+        let min_seconds = if ctx.is_cpu() { 0.0 } else { WARMUP_SECONDS };
+        let batch = if ctx.is_cpu() { 1 } else { WARMUP_BATCH };
+        let mut i = 0;
+        while i < warmup || started.elapsed().as_secs_f64() < min_seconds {
             let mut enc = ctx.device.create_command_encoder(&Default::default());
-            ops[i % ops.len()].encode_timed(&mut enc, None);
+            for _ in 0..batch {
+                ops[i % ops.len()].encode_timed(&mut enc, None);
+                i += 1;
+            }
             ctx.queue.submit([enc.finish()]);
             ctx.wait()?;
         }
@@ -282,7 +305,7 @@ impl<'a> Timer<'a> {
                         .map(|t| t[1].wrapping_sub(t[0]) as f64 * period)
                         .collect();
                     let sum: f64 = stamped.iter().sum();
-                    if !timestamps_believable(sum, wall) {
+                    if self.cross_check && !timestamps_believable(sum, wall) {
                         timing = Timing::WallClock;
                         times.extend(std::iter::repeat_n(wall / batch as f64, batch));
                     } else {
@@ -326,6 +349,32 @@ fn read_u64(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u64>
         .collect())
 }
 
+/// Standard normal weights for an `m x k` benchmark, generated on several threads (a few
+/// seconds saved per large shape; each block of rows has its own fixed seed).
+fn random_weights(m: usize, k: usize) -> Vec<f32> {
+    const ROWS_PER_SEED: usize = 256;
+    let mut weights = vec![0.0f32; m * k];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks: Vec<(usize, &mut [f32])> =
+        weights.chunks_mut(ROWS_PER_SEED * k).enumerate().collect();
+    let per_thread = chunks.len().div_ceil(threads);
+    let mut chunks = chunks.into_iter();
+    std::thread::scope(|scope| loop {
+        let batch: Vec<_> = chunks.by_ref().take(per_thread).collect();
+        if batch.is_empty() {
+            break;
+        }
+        scope.spawn(move || {
+            for (i, chunk) in batch {
+                let seed = ((m * 31 + k) as u64) << 20 | i as u64;
+                let values = Rng::new(seed).normal_vec(chunk.len());
+                chunk.copy_from_slice(&values);
+            }
+        });
+    });
+    weights
+}
+
 /// Number of weight copies that keep `bytes_in_flight` of weights in flight.
 pub fn copies_for(weight_bytes: u64, bytes_in_flight: u64) -> usize {
     if weight_bytes == 0 {
@@ -334,12 +383,13 @@ pub fn copies_for(weight_bytes: u64, bytes_in_flight: u64) -> usize {
     (bytes_in_flight.div_ceil(weight_bytes) as usize).clamp(1, 64)
 }
 
-/// Run the benchmark, calling `progress(done, total, label)` after each measurement.
-/// The f32 baseline is always measured, first, for every shape and batch.
+/// Run the benchmark, calling `progress(done, total, row)` after each measurement (so a
+/// caller can show or save rows as they come). The f32 baseline is always measured, first,
+/// for every shape and batch.
 pub fn run(
     ctx: &GpuContext,
     cfg: &BenchConfig,
-    mut progress: impl FnMut(usize, usize, &str),
+    mut progress: impl FnMut(usize, usize, &BenchRow),
 ) -> Result<Vec<BenchRow>> {
     let mut formats = vec![Format::F32];
     formats.extend(cfg.formats.iter().copied().filter(|f| *f != Format::F32));
@@ -360,7 +410,7 @@ pub fn run(
     let mut rows = Vec::new();
     let mut done = 0;
     for &(m, k) in &cfg.shapes {
-        let weights = Rng::new((m * 31 + k) as u64).normal_vec(m * k);
+        let weights = random_weights(m, k);
         let max_n = cfg.batches.iter().copied().max().unwrap_or(1);
         let x = ctx.storage_buffer("bench x", &Rng::new(5).normal_vec(max_n * k));
         let y = ctx.output_buffer("bench y", max_n * m);
@@ -433,7 +483,7 @@ pub fn run(
                     ActType::F32,
                 ));
                 done += 1;
-                progress(done, total, &format!("{format} {m}x{k} n={n}"));
+                progress(done, total, &rows[rows.len() - 1]);
             }
             if let (Some(x16), Some(y16)) = (&x16, &y16) {
                 for &n in &cfg.batches {
@@ -445,7 +495,7 @@ pub fn run(
                     let name = ops[0].kernel_name();
                     rows.push(row(n, name, seconds, f32_time[&n], false, ActType::F16));
                     done += 1;
-                    progress(done, total, &format!("{format} f16 {m}x{k} n={n}"));
+                    progress(done, total, &rows[rows.len() - 1]);
                 }
             }
             if cfg.int8_activations && supports_int8_activations(format) {
@@ -458,7 +508,7 @@ pub fn run(
                     let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
                     rows.push(row(n, "gemv_a8", seconds, f32_time[&n], true, ActType::F32));
                     done += 1;
-                    progress(done, total, &format!("{format}+a8 {m}x{k} n={n}"));
+                    progress(done, total, &rows[rows.len() - 1]);
                 }
             }
         }
@@ -469,6 +519,21 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_weights_are_deterministic_and_distinct_per_block() {
+        let a = random_weights(600, 33);
+        assert_eq!(a, random_weights(600, 33));
+        assert_eq!(a.len(), 600 * 33);
+        // Blocks of rows have different seeds: no repeated block.
+        assert_ne!(a[..256 * 33], a[256 * 33..512 * 33]);
+        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
+        let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / a.len() as f64;
+        assert!(
+            mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+            "mean {mean} var {var}"
+        );
+    }
 
     #[test]
     fn timestamps_far_below_the_wall_clock_are_not_believed() {

@@ -190,6 +190,8 @@ fn bench_json_has_the_documented_keys() {
         assert!(r["seconds"].as_f64().unwrap() > 0.0);
         let kernel = r["kernel"].as_str().unwrap();
         let family = kernel.strip_suffix("_f16").unwrap_or(kernel);
+        // gemm_coop: the tensor-core GEMM, where the device has cooperative matrices.
+        let family = family.strip_suffix("_coop").unwrap_or(family);
         assert_eq!(family, if r["n"] == 1 { "gemv" } else { "gemm" });
         if r["format"] == "f32" && family == kernel {
             assert_eq!(r["ratio_to_f32"].as_f64().unwrap(), 1.0);
@@ -198,6 +200,49 @@ fn bench_json_has_the_documented_keys() {
     let err = fails(&["bench", "--shape", "4096"]);
     assert!(err.contains("MxK") || err.contains("4096"), "{err}");
     fails(&["bench", "--format", "q4_0", "--shape", "64x100"]);
+}
+
+#[test]
+fn bench_jsonl_streams_rows_and_wgquant_disable_drops_f16_variants() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wgquant"))
+        .args([
+            "bench",
+            "--format",
+            "q4_1",
+            "--shape",
+            "64x256",
+            "--batch",
+            "2",
+            "--iterations",
+            "1",
+            "--jsonl",
+        ])
+        .env("WGQUANT_DISABLE", "f16")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    // f32 and q4_1 at one batch; without SHADER_F16 no gemv_f16 rows.
+    let kernels: Vec<_> = rows
+        .iter()
+        .map(|r| (r["kernel"].as_str().unwrap(), r["format"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kernels, [("gemv", "f32"), ("gemv", "q4_1")], "{out}");
+
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wgquant"))
+        .args(["verify", "--format", "q4_0"])
+        .env("WGQUANT_DISABLE", "f16,tensor_cores")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert!(
+        !o.status.success() && err.contains("tensor_cores") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -23,8 +23,12 @@ pub struct Args {
     #[arg(long)]
     iterations: Option<usize>,
     /// Print one JSON array instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jsonl")]
     json: bool,
+    /// Print one JSON object per line as each measurement finishes (rows survive an
+    /// interrupted run).
+    #[arg(long)]
+    jsonl: bool,
 }
 
 pub fn parse_shape(s: &str) -> Result<(usize, usize), String> {
@@ -61,12 +65,30 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     }
     eprintln!("benchmarking on {}", ctx.describe());
     let bar = crate::progress_bar(0, "bench");
-    let rows = wgquant::bench::run(&ctx, &cfg, |done, total, label| {
+    let rows = wgquant::bench::run(&ctx, &cfg, |done, total, row| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
-        bar.set_message(label.to_string());
+        bar.set_message(format!(
+            "{} {} {}x{} n={}",
+            row.kernel_name(),
+            row.format_name(),
+            row.m,
+            row.k,
+            row.n
+        ));
+        if args.jsonl {
+            bar.suspend(|| {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                // A closed stdout ends the run at the next row, not with a panic.
+                let _ = writeln!(out, "{}", row.to_json()).and_then(|_| out.flush());
+            });
+        }
     })?;
     bar.finish_and_clear();
+    if args.jsonl {
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.json {
         let arr: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
         println!("{}", serde_json::to_string_pretty(&arr).expect("json"));
