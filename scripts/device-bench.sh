@@ -2,67 +2,152 @@
 # The full benchmark on a lent GPU machine (see the workplace's shared/device/README.md),
 # sized to finish within 5 minutes there, printing a short table last.
 #
-#   scripts/device-bench.sh stage     here: release build, then stage .device/ (binaries,
-#                                     Vulkan loader, gpu.sh) and the SmolLM2 GGUF if fetched
-#   scripts/device-bench.sh run       on the device (carry .device): writes $OUT/verify.txt,
-#                                     $OUT/bench.json, $OUT/bench.txt and $OUT/generate.txt
+#   scripts/device-bench.sh stage     here: release build of the binary and the GPU test
+#                                     binaries, then stage .device/ (binaries, Vulkan loader,
+#                                     gpu.sh, tests.tar.xz)
+#   scripts/device-bench.sh run       on the device (carry .device): writes into $OUT
+#       verify.txt    adapters, then `wgquant verify` of every benchmarked format
+#       tune.txt      `wgquant tune` (GEMV rows per lane group), cached apart from the defaults
+#       bench.jsonl   one JSON row per measurement (GEMV n = 1, 8 at both shapes; GEMM n = 512),
+#                     untuned defaults
+#       nocoop.jsonl  GEMV and GEMM rows on a device without the cooperative-matrix feature
+#                     (the FMA GEMM; and what the Vulkan memory model costs the GEMV)
+#       tuned.jsonl   GEMV rows with the tuner's choice
+#       bench.log     the bench runs' stderr
+#       tests.txt     the GPU test binaries (kernels, f16, variants, int8, fake-quant, tuning)
+#       summary.txt   each step's exit status and seconds, then the table
 #
+# Each step has its own time limit inside an overall budget (BUDGET seconds, default 300), so
+# a hang or crash in one step still returns the others' results.
 # WGQUANT=path/to/wgquant (no gpu.sh wrapper) runs the same sequence on any machine, e.g.
-# WGQUANT=target/release/wgquant SHAPES="--shape 1024x1024" scripts/device-bench.sh run
-set -euo pipefail
+# WGQUANT=target/release/wgquant SHAPES="--shape 1024x1024" BIG_N=64 scripts/device-bench.sh run
+set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
+# The GPU test binaries staged for the device (tests/<name>.rs).
+GPU_TESTS="gpu_kernels kernels_f16 kernels_variants int8_activations fake_quant tune"
 case "$mode" in
 stage)
+    set -e
     cargo build --release
     STAGE=${STAGE:-../shared/device/stage.sh}
     [ -f "$STAGE" ] || { echo "no stage script at $STAGE (set STAGE=...)" >&2; exit 1; }
-    extra=()
-    [ -f target/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ] &&
-        extra+=(target/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)
-    bash "$STAGE" "${extra[@]}"
+    bash "$STAGE"
+    # The test binaries, stripped and compressed (the working tree that travels is limited).
+    tmp=$(mktemp -d)
+    cargo test --release --no-run
+    cargo test --release --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, shutil, sys
+want = set(sys.argv[2].split())
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    t = m.get("target", {})
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("kind") == ["test"] and t["name"] in want:
+        shutil.copy(m["executable"], sys.argv[1] + "/" + t["name"])
+' "$tmp" "$GPU_TESTS"
+    [ "$(ls "$tmp" | wc -l)" -eq "$(echo $GPU_TESTS | wc -w)" ] ||
+        { echo "missing test binaries: got $(ls "$tmp")" >&2; exit 1; }
+    strip "$tmp"/*
+    tar cJf .device/tests.tar.xz -C "$tmp" .
+    rm -rf "$tmp"
+    du -sh .device
     ;;
 run)
     OUT=${OUT:-$(mktemp -d)}
+    BUDGET=${BUDGET:-300}
     if [ -n "${WGQUANT:-}" ]; then
         W=("$WGQUANT")
-        MODEL=${MODEL:-target/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}
+        G=()
     else
         W=(bash .device/gpu.sh .device/wgquant)
-        MODEL=${MODEL:-.device/SmolLM2-135M-Instruct.Q4_1.gguf}
+        G=(bash .device/gpu.sh)
     fi
-    # The issue's shapes (m x k = 4096 x 14336 and 16384 x 8192, batches 1, 8, 512, with
-    # rotating copies past the L2) and the formats with targets; f32 always runs alongside.
+    # The issue's shapes (m x k = 4096 x 14336 and 16384 x 8192, with rotating copies past
+    # the L2) and the formats with targets; f32 always runs alongside.
     SHAPES=${SHAPES:-"--shape 4096x14336 --shape 16384x8192"}
+    GEMM_SHAPE=${GEMM_SHAPE:-"--shape 4096x14336"}
+    BIG_N=${BIG_N:-512}
     FORMATS=${FORMATS:-"q4_0 q4_1 q8_0 int4_g128 int8_g128 q4_k q6_k"}
     fmt_args=()
     for f in $FORMATS; do fmt_args+=(--format "$f"); done
-    "${W[@]}" adapters > "$OUT/adapters.txt" 2>&1 || true
+    start=$SECONDS
+    # step NAME LIMIT OUTFILE CMD...: run CMD with at most LIMIT seconds (less if the budget
+    # is nearly spent), appending its stdout to OUTFILE and its stderr to bench.log.
+    step() {
+        local name=$1 limit=$2 out=$3 left t0 rc
+        shift 3
+        left=$((BUDGET - (SECONDS - start)))
+        if [ "$left" -lt 10 ]; then
+            echo "$name: skipped (budget spent)" >> "$OUT/summary.txt"
+            return
+        fi
+        [ "$limit" -gt "$left" ] && limit=$left
+        t0=$SECONDS
+        echo "== $name" >> "$OUT/bench.log"
+        timeout "$limit" "$@" >> "$out" 2>> "$OUT/bench.log"
+        rc=$?
+        echo "$name: exit $rc, $((SECONDS - t0)) s" >> "$OUT/summary.txt"
+    }
+    : > "$OUT/summary.txt"
+    # The defaults run without a tuning cache; the tuner writes to its own.
+    export WGQUANT_CACHE_DIR=/tmp/wgquant-untuned
+    TUNED=/tmp/wgquant-tuned
+    step adapters 20 "$OUT/verify.txt" "${W[@]}" adapters
     # Correctness first, for the benchmarked formats: every kernel against the f64 reference,
     # GEMM batches included, so the tensor-core GEMM (gemm_coop, which only naga checks on
     # machines without cooperative matrices) is verified wherever the device runs it.
-    timeout "${VERIFY_SECONDS:-30}" "${W[@]}" verify --format f32 "${fmt_args[@]}" \
-        > "$OUT/verify.txt" 2>&1 || echo "verify FAILED or timed out" >> "$OUT/verify.txt"
+    step verify 45 "$OUT/verify.txt" "${W[@]}" verify --format f32 "${fmt_args[@]}"
+    step tune 40 "$OUT/tune.txt" env WGQUANT_CACHE_DIR=$TUNED "${W[@]}" tune
     # shellcheck disable=SC2086
-    timeout "${BENCH_SECONDS:-210}" "${W[@]}" bench $SHAPES --batch 1 --batch 8 --batch 512 \
-        "${fmt_args[@]}" --json > "$OUT/bench.json"
-    if [ -f "$MODEL" ]; then
-        timeout 60 "${W[@]}" generate --model "$MODEL" --prompt "The capital of France is" \
-            -n 64 > "$OUT/generate.txt" 2>&1 || echo "generate failed" >> "$OUT/generate.txt"
+    step gemv 110 "$OUT/bench.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 8 \
+        "${fmt_args[@]}" --jsonl
+    # shellcheck disable=SC2086
+    step gemm 60 "$OUT/bench.jsonl" "${W[@]}" bench $GEMM_SHAPE --batch "$BIG_N" \
+        --iterations 10 "${fmt_args[@]}" --jsonl
+    # Without the cooperative-matrix feature: the FMA GEMM (what devices without tensor
+    # cores run), and the GEMVs (requesting the feature makes wgpu compile every shader under
+    # the Vulkan memory model: what does that cost?).
+    # shellcheck disable=SC2086
+    step nocoop 60 "$OUT/nocoop.jsonl" env WGQUANT_DISABLE=coop_matrix "${W[@]}" bench \
+        $GEMM_SHAPE --batch 1 --batch 8 --batch "$BIG_N" --iterations 10 --format q4_0 \
+        --format q8_0 --jsonl
+    # shellcheck disable=SC2086
+    step tuned 40 "$OUT/tuned.jsonl" env WGQUANT_CACHE_DIR=$TUNED "${W[@]}" bench $SHAPES \
+        --batch 1 --batch 8 --format q4_0 --format q8_0 --format int4_g128 --jsonl
+    if [ -f .device/tests.tar.xz ]; then
+        mkdir -p /tmp/wgquant-tests && tar xJf .device/tests.tar.xz -C /tmp/wgquant-tests
+        for t in $GPU_TESTS; do
+            echo "== $t" >> "$OUT/tests.txt"
+            step "test $t" 90 "$OUT/tests.txt" "${G[@]}" /tmp/wgquant-tests/"$t"
+        done
+        grep -E "^test result|^== |FAILED|panicked" "$OUT/tests.txt" >> "$OUT/summary.txt"
     fi
     # The short table: kernel, format, shape, n, microseconds, GB/s, ratio to f32.
-    python3 - "$OUT/bench.json" > "$OUT/bench.txt" <<'PY' || cat "$OUT/bench.json"
-import json, sys
-rows = json.load(open(sys.argv[1]))
-print(f"{'kernel':8} {'format':14} {'m':>6} {'k':>6} {'n':>4} {'us':>10} {'GB/s':>8} {'GFLOP/s':>9} {'vs f32':>7}")
-for r in rows:
-    print(f"{r['kernel']:8} {r['format']:14} {r['m']:>6} {r['k']:>6} {r['n']:>4} "
-          f"{r['seconds'] * 1e6:>10.1f} {r['gbps']:>8.1f} {r['gflops']:>9.1f} {r['ratio_to_f32']:>6.2f}x"
-          + (" w" if r.get('timing') == 'wall' else ""))
+    python3 - "$OUT/bench.jsonl" "$OUT/nocoop.jsonl" "$OUT/tuned.jsonl" >> "$OUT/summary.txt" <<'PY'
+import json, os, sys
+print(f"{'kernel':9} {'format':14} {'m':>6} {'k':>6} {'n':>4} {'us':>9} {'GB/s':>7} {'GFLOP/s':>9} {'vs f32':>7}")
+for path in sys.argv[1:]:
+    if not os.path.exists(path):
+        continue
+    if path.endswith("nocoop.jsonl"):
+        print("-- without the cooperative-matrix feature:")
+    if path.endswith("tuned.jsonl"):
+        print("-- with the tuner's GEMV rows:")
+    for line in open(path):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        print(f"{r['kernel']:9} {r['format']:14} {r['m']:>6} {r['k']:>6} {r['n']:>4} "
+              f"{r['seconds'] * 1e6:>9.1f} {r['gbps']:>7.0f} {r['gflops']:>9.0f} {r['ratio_to_f32']:>6.2f}x"
+              + (" w" if r.get('timing') == 'wall' else ""))
 PY
-    grep -E "FAIL|passed|gemm_coop" "$OUT/verify.txt" | tail -n 8 || true
-    [ -f "$OUT/generate.txt" ] && tail -n 1 "$OUT/generate.txt"
-    cat "$OUT/bench.txt" 2>/dev/null || true
+    grep -E "FAIL|passed|error" "$OUT/verify.txt" | tail -n 6 >> "$OUT/summary.txt"
+    tail -n 12 "$OUT/tune.txt" >> "$OUT/summary.txt" 2>/dev/null
+    cat "$OUT/summary.txt"
     ;;
 *)
     echo "usage: scripts/device-bench.sh stage|run" >&2
