@@ -107,6 +107,15 @@ run)
     # shellcheck disable=SC2086
     step gemm 60 "$OUT/bench.jsonl" "${W[@]}" bench $GEMM_SHAPE --batch "$BIG_N" \
         --iterations 10 "${fmt_args[@]}" --jsonl
+    # The GPU tests before the extra experiments: correctness outranks them.
+    if [ -f .device/tests.tar.xz ]; then
+        mkdir -p /tmp/wgquant-tests && tar xJf .device/tests.tar.xz -C /tmp/wgquant-tests
+        for t in $GPU_TESTS; do
+            echo "== $t" >> "$OUT/tests.txt"
+            step "test $t" 90 "$OUT/tests.txt" "${G[@]}" /tmp/wgquant-tests/"$t"
+        done
+        grep -E "^test result|^== |FAILED|panicked" "$OUT/tests.txt" >> "$OUT/summary.txt"
+    fi
     # Without the cooperative-matrix feature: the FMA GEMM (what devices without tensor
     # cores run), and the GEMVs (requesting the feature makes wgpu compile every shader under
     # the Vulkan memory model: what does that cost?).
@@ -117,14 +126,6 @@ run)
     # shellcheck disable=SC2086
     step tuned 40 "$OUT/tuned.jsonl" env WGQUANT_CACHE_DIR=$TUNED "${W[@]}" bench $SHAPES \
         --batch 1 --batch 8 --format q4_0 --format q8_0 --format int4_g128 --jsonl
-    if [ -f .device/tests.tar.xz ]; then
-        mkdir -p /tmp/wgquant-tests && tar xJf .device/tests.tar.xz -C /tmp/wgquant-tests
-        for t in $GPU_TESTS; do
-            echo "== $t" >> "$OUT/tests.txt"
-            step "test $t" 90 "$OUT/tests.txt" "${G[@]}" /tmp/wgquant-tests/"$t"
-        done
-        grep -E "^test result|^== |FAILED|panicked" "$OUT/tests.txt" >> "$OUT/summary.txt"
-    fi
     # The short table: kernel, format, shape, n, microseconds, GB/s, ratio to f32.
     python3 - "$OUT/bench.jsonl" "$OUT/nocoop.jsonl" "$OUT/tuned.jsonl" >> "$OUT/summary.txt" <<'PY'
 import json, os, sys
