@@ -235,7 +235,8 @@ impl<'a> Timer<'a> {
         self.last.get()
     }
 
-    /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed; return
+    /// Run `ops` round-robin at least `warmup` times untimed (on hardware GPUs, for at least
+    /// 0.2 s), then `runs` times timed; return
     /// the median seconds per run.
     pub fn median_seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<f64> {
         let mut times = self.seconds(ops, warmup, runs)?;
@@ -243,7 +244,8 @@ impl<'a> Timer<'a> {
         Ok(times[times.len() / 2])
     }
 
-    /// Run `ops` round-robin `warmup` times untimed, then `runs` times timed (in batches
+    /// Run `ops` round-robin at least `warmup` times untimed (on hardware GPUs, for at least
+    /// 0.2 s), then `runs` times timed (in batches
     /// of at most the timer's capacity); return each run's seconds.
     ///
     /// On CPU adapters, timestamps are checked against the wall clock around their batch

@@ -1,6 +1,6 @@
 //! wgquant: quantized GPU matmul kernels in WGSL on wgpu, with GGUF-compatible formats.
 //!
-//! Data flows one way: f32 weights -> [`format`] (CPU blocks) -> [`quantize`] (scale choice)
+//! Data flows one way: f32 weights -> [`format`](mod@format) (CPU blocks) -> [`quantize`] (scale choice)
 //! -> [`gpu`] upload and kernels -> results.
 
 pub mod bench;

@@ -31,7 +31,7 @@ fn feature_by_name(name: &str) -> Option<wgpu::Features> {
 }
 
 /// Parse a comma-separated list of feature names for [`ENV_DISABLE`].
-pub fn parse_disabled_features(list: &str) -> Result<wgpu::Features> {
+pub(crate) fn parse_disabled_features(list: &str) -> Result<wgpu::Features> {
     let mut features = wgpu::Features::empty();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         features |= feature_by_name(&name.to_ascii_lowercase()).ok_or_else(|| {

@@ -29,7 +29,7 @@ pub use coop::{
 };
 pub use device::{
     choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,
-    ENV_ADAPTER, ENV_BACKEND, SOFTWARE_ADAPTER_HINT,
+    ENV_ADAPTER, ENV_BACKEND, ENV_DISABLE, SOFTWARE_ADAPTER_HINT,
 };
 pub use fake_quant::{
     params_from_f32, params_to_f32, FakeQuant, FakeQuantDispatch, ParamsMode, FAKE_QUANT_ENTRIES,

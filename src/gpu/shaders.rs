@@ -447,7 +447,8 @@ pub(crate) fn shader_module(
     // SAFETY: the one check turned off guards against infinite loops, and every loop in
     // wgquant's shaders ends: each advances its counter by a positive constant or stride
     // (a lane count, subgroup count or grid size, all at least 1) toward a bound from the
-    // dims uniform or an override constant, or halves a positive stride down to zero.
+    // dims uniform or an override constant, or halves a positive stride down to zero. The
+    // dims describe buffers of at most 2^32 bytes, so no counter can wrap past its bound.
     unsafe {
         device.create_shader_module_trusted(
             wgpu::ShaderModuleDescriptor {
@@ -468,6 +469,7 @@ pub const GPU_GEMV_ROWS: GemvRows = GemvRows {
     narrow: Some(2),
     wide: Some(4),
 };
+
 /// Most activation rows one GEMV pipeline handles (`MAX_N` in `shaders/gemv.wgsl`).
 pub const GEMV_MAX_COLS: u32 = 8;
 /// Most weight rows per GEMV lane group (`MAX_ROWS` in `shaders/gemv.wgsl`).

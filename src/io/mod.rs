@@ -2,7 +2,7 @@
 //!
 //! Every reader treats its input as untrusted: counts, sizes and offsets are checked against
 //! the length of the input before anything is allocated, arithmetic is overflow-checked, and
-//! every problem comes back as a typed [`Error`](crate::Error) (never a panic).
+//! every problem comes back as a typed [`Error`] (never a panic).
 //!
 //! - [`npy`]: `.npy` arrays (f32 read/write; f64 and f16 read, converted to f32).
 //! - [`safetensors`]: every F32/F16/BF16 tensor of a `.safetensors` file as f32; f32 writer.
