@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::format::reference::{matmul_f64, nmse};
 use crate::format::{Format, QuantizedTensor};
-use crate::gpu::{ActType, GpuContext, GpuWeight, KernelKind, Kernels, Operand};
+use crate::gpu::{ActType, Dispatch, GpuContext, GpuWeight, KernelKind, Kernels, Operand};
 use crate::rng::Rng;
 use half::f16;
 
@@ -78,6 +78,38 @@ impl CaseResult {
     /// Whether [`nmse_unrounded`](Self::nmse_unrounded), if any, is within its bound.
     pub fn unrounded_ok(&self) -> bool {
         self.nmse_unrounded.is_none_or(|(e, bound)| e <= bound)
+    }
+
+    /// A matmul case (no unrounded comparison) and its bound: the tensor-core GEMM's where
+    /// `op` multiplies in f16, else the f32 or f16-activation kernels' own.
+    fn matmul(
+        format: Format,
+        op: &Dispatch,
+        act: ActType,
+        (m, k, n): (usize, usize, usize),
+        want: &[f64],
+        got: &[f32],
+        guards_intact: bool,
+    ) -> Self {
+        let bound = match act {
+            _ if op.f16_products() => MATMUL_COOP_NMSE_MAX,
+            ActType::F32 => MATMUL_NMSE_MAX,
+            ActType::F16 => MATMUL_F16_NMSE_MAX,
+        };
+        CaseResult {
+            format,
+            kernel: op.kind(),
+            entry: op.kernel_name(),
+            act,
+            m,
+            k,
+            n,
+            nmse: nmse(want, got),
+            nmse_unrounded: None,
+            first_nan: got.iter().position(|v| !v.is_finite()),
+            guards_intact,
+            bound,
+        }
     }
 
     /// The kernel's name, with `_f16` for f16 activations.
@@ -179,24 +211,15 @@ pub fn matmul_case(
     let op = kernels.matmul(&gw, &xb, guarded_payload(&yb), n)?;
     submit(ctx, &op);
     let (got, guards_intact) = read_guarded(ctx, &yb, n * rows)?;
-    Ok(CaseResult {
+    Ok(CaseResult::matmul(
         format,
-        kernel: op.kind(),
-        entry: op.kernel_name(),
-        act: ActType::F32,
-        m: rows,
-        k,
-        n,
-        nmse: nmse(&want, &got),
-        nmse_unrounded: None,
-        first_nan: got.iter().position(|v| !v.is_finite()),
+        &op,
+        ActType::F32,
+        (rows, k, n),
+        &want,
+        &got,
         guards_intact,
-        bound: if op.f16_products() {
-            MATMUL_COOP_NMSE_MAX
-        } else {
-            MATMUL_NMSE_MAX
-        },
-    })
+    ))
 }
 
 /// [`matmul_case`] with f16 activations and outputs (`Kernels::matmul_f16`): the random
@@ -228,25 +251,19 @@ pub fn matmul_case_f16(
     let (got, guards_intact) = read_guarded_f16(ctx, &yb, n * rows)?;
     let got: Vec<f32> = got.iter().map(|v| v.to_f32()).collect();
     Ok(CaseResult {
-        format,
-        kernel: op.kind(),
-        entry: op.kernel_name(),
-        act: ActType::F16,
-        m: rows,
-        k,
-        n,
-        nmse: nmse(&want, &got),
         nmse_unrounded: Some((
             nmse(&want_unrounded, &got),
             unrounded_bound(&wd, rows, k, &x, n, &want_unrounded),
         )),
-        first_nan: got.iter().position(|v| !v.is_finite()),
-        guards_intact,
-        bound: if op.f16_products() {
-            MATMUL_COOP_NMSE_MAX
-        } else {
-            MATMUL_F16_NMSE_MAX
-        },
+        ..CaseResult::matmul(
+            format,
+            &op,
+            ActType::F16,
+            (rows, k, n),
+            &want,
+            &got,
+            guards_intact,
+        )
     })
 }
 

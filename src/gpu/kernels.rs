@@ -414,8 +414,8 @@ impl Kernels {
     /// of `w.rows()` f16 and must hold `2 n rows` bytes rounded up to a multiple of 4 (storage
     /// bindings are whole words; the padding is never written). Accumulation stays f32; each
     /// output is rounded to f16 once. Needs `Features::SHADER_F16` (else
-    /// [`Error::DeviceLimit`]). Runs the buffer GEMV and the FMA GEMM (not the texture GEMV
-    /// or the tensor-core GEMM, which take f32 activations).
+    /// [`Error::DeviceLimit`]). Runs the buffer GEMV (not the texture GEMV, which takes f32
+    /// activations), the FMA GEMM, or the tensor-core GEMM where the config enables it.
     pub fn matmul_f16<'a>(
         &self,
         w: &GpuWeight,
