@@ -28,11 +28,7 @@ fn every_kernel_of_every_format_matches_the_reference() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "failed cases:\n{}",
-        failures.join("\n")
-    );
+    common::assert_no_failures(&failures);
     assert_eq!(
         kinds.len(),
         3,
@@ -46,9 +42,7 @@ fn the_suite_catches_wrong_results_unwritten_outputs_and_guard_damage() {
     let kernels = Kernels::new(&ctx.device, Format::Q4_0).unwrap();
     // A batch of 3 computed into a buffer sized for 4: the fourth row stays poisoned (NaN).
     let (rows, k) = (16, 64);
-    let q = QuantizedTensor::quantize(Format::Q4_0, &Rng::new(1).normal_vec(rows * k), rows, k)
-        .unwrap();
-    let gw = GpuWeight::upload(ctx, &q).unwrap();
+    let gw = common::random_weight(Format::Q4_0, rows, k, 1);
     let x = ctx.storage_buffer("x", &Rng::new(2).normal_vec(4 * k));
     let yb = verify::guarded_buffer(ctx, 4 * rows);
     let op = kernels
@@ -114,9 +108,7 @@ fn weights_split_across_bindings_still_match() {
 fn the_texture_gemv_runs_on_cpu_adapters_only() {
     let ctx = ctx();
     let (rows, k, n) = (40, 64, 3);
-    let q = QuantizedTensor::quantize(Format::Q4_0, &Rng::new(5).normal_vec(rows * k), rows, k)
-        .unwrap();
-    let gw = GpuWeight::upload(ctx, &q).unwrap();
+    let gw = common::random_weight(Format::Q4_0, rows, k, 5);
     let cpu = ctx.device.adapter_info().device_type == wgpu::DeviceType::Cpu;
     assert_eq!(gw.chunks().iter().all(|c| c.textures.is_some()), cpu);
     let x = ctx.storage_buffer("x", &Rng::new(6).normal_vec(n * k));
@@ -166,9 +158,7 @@ fn large_q8_0_weight_over_the_binding_limit() {
 #[test]
 fn bad_operands_are_typed_errors() {
     let ctx = ctx();
-    let q =
-        QuantizedTensor::quantize(Format::Q4_0, &Rng::new(1).normal_vec(64 * 64), 64, 64).unwrap();
-    let gw = GpuWeight::upload(ctx, &q).unwrap();
+    let gw = common::random_weight(Format::Q4_0, 64, 64, 1);
     let kernels = Kernels::new(&ctx.device, Format::Q4_0).unwrap();
     let small = ctx.output_buffer("small", 10);
     let x = ctx.output_buffer("x", 64);

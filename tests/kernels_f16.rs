@@ -14,12 +14,12 @@ use common::ctx;
 use half::f16;
 use wgquant::format::{Format, IntFormat};
 use wgquant::gpu::shaders::{ActType, KernelConfig};
-use wgquant::gpu::{GpuContext, GpuWeight, Kernels};
+use wgquant::gpu::{GpuContext, Kernels};
 use wgquant::rng::Rng;
 use wgquant::verify::{
     self, MATMUL_COOP_NMSE_MAX, MATMUL_F16_NMSE_MAX, MATMUL_F16_UNROUNDED_NMSE_MAX,
 };
-use wgquant::{Error, QuantizedTensor};
+use wgquant::Error;
 
 fn has_f16(ctx: &GpuContext) -> bool {
     let ok = ActType::F16.supported_by(&ctx.device);
@@ -118,11 +118,7 @@ fn f16_activations_match_the_reference_within_the_bound() {
         eprintln!("  {f:<12} worst NMSE {r:.2e} (rounded x) {e:.2e} (exact x)");
     }
     assert!(cases > 0);
-    assert!(
-        failures.is_empty(),
-        "failed cases:\n{}",
-        failures.join("\n")
-    );
+    common::assert_no_failures(&failures);
 }
 
 /// The f16 variant computes what the f32 one does on the same (f16-rounded) activations, up
@@ -134,9 +130,7 @@ fn f16_outputs_are_the_f32_outputs_rounded() {
         return;
     }
     let (rows, k) = (67, 96);
-    let q = QuantizedTensor::quantize(Format::Q4_0, &Rng::new(3).normal_vec(rows * k), rows, k)
-        .unwrap();
-    let gw = GpuWeight::upload(ctx, &q).unwrap();
+    let gw = common::random_weight(Format::Q4_0, rows, k, 3);
     let kernels = Kernels::new(&ctx.device, Format::Q4_0).unwrap();
     for n in [1, 5, 20] {
         let xh: Vec<f16> = Rng::new(4 + n as u64)
@@ -164,9 +158,7 @@ fn f16_operands_are_checked() {
     let ctx = ctx();
     let kernels = Kernels::new(&ctx.device, Format::Q4_0).unwrap();
     let (rows, k) = (16, 64);
-    let q = QuantizedTensor::quantize(Format::Q4_0, &Rng::new(1).normal_vec(rows * k), rows, k)
-        .unwrap();
-    let gw = GpuWeight::upload(ctx, &q).unwrap();
+    let gw = common::random_weight(Format::Q4_0, rows, k, 1);
     if !has_f16(ctx) {
         let x = ctx.output_buffer("x", k);
         let r = kernels.matmul_f16(&gw, &x, &x, 1);
@@ -188,8 +180,7 @@ fn f16_operands_are_checked() {
         assert!(matches!(r, Err(Error::Shape(_))), "{r:?}");
     }
     // An odd output count needs its last word whole: 3 x 5 f16 outputs take 32 bytes.
-    let q5 = QuantizedTensor::quantize(Format::Q4_0, &Rng::new(2).normal_vec(5 * k), 5, k).unwrap();
-    let gw5 = GpuWeight::upload(ctx, &q5).unwrap();
+    let gw5 = common::random_weight(Format::Q4_0, 5, k, 2);
     assert!(kernels
         .matmul_f16(&gw5, &x, &ctx.output_buffer("y", 8), n)
         .is_ok());

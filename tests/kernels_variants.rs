@@ -82,11 +82,7 @@ fn every_variant_matches_the_reference() {
         }
     }
     assert!(cases > 0);
-    assert!(
-        failures.is_empty(),
-        "failed cases:\n{}",
-        failures.join("\n")
-    );
+    common::assert_no_failures(&failures);
 }
 
 #[test]

@@ -193,7 +193,7 @@ fn every_rows_value_matches_the_reference() {
             }
         }
     }
-    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
+    common::assert_no_failures(&failures);
 }
 
 #[test]
