@@ -10,22 +10,30 @@
 #       tune.txt      `wgquant tune` (GEMV rows per lane group), cached apart from the defaults
 #       bench.jsonl   one JSON row per measurement (GEMV n = 1, 8 at both shapes; GEMM n = 512),
 #                     untuned defaults
-#       nocoop.jsonl  GEMV and GEMM rows on a device without the cooperative-matrix feature
-#                     (the FMA GEMM; and what the Vulkan memory model costs the GEMV)
+#       steps8.jsonl  GEMV rows with a whole chunk of codes per lane (--gemv-steps 8), to
+#                     compare with the default in the same call
+#       unroll1.jsonl GEMV rows loading one chunk per row ahead (--gemv-unroll 1), to compare
+#       nosg.jsonl    GEMV at the first shape without subgroups (64-lane lane groups reduced
+#                     in workgroup memory instead of one per subgroup)
+#       repeat.jsonl  the same n = 1 GEMV timed three times in a row (K-quants, f32 x): the
+#                     first time after a slow quantization has run several times slower
+#       nocoop.jsonl  (NOCOOP=1 only) GEMV and GEMM rows on a device without the
+#                     cooperative-matrix feature (the FMA GEMM; the Vulkan memory model's cost)
 #       tuned.jsonl   GEMV rows with the tuner's choice
 #       bench.log     the bench runs' stderr
 #       tests.txt     the GPU test binaries (kernels, f16, variants, int8, fake-quant, tuning)
 #       summary.txt   each step's exit status and seconds, then the table
 #
 # Each step has its own time limit inside an overall budget (BUDGET seconds, default 300), so
-# a hang or crash in one step still returns the others' results.
+# a hang or crash in one step still returns the others' results. SKIP="gemm tuned ..." leaves
+# out the steps named.
 # WGQUANT=path/to/wgquant (no gpu.sh wrapper) runs the same sequence on any machine, e.g.
 # WGQUANT=target/release/wgquant SHAPES="--shape 1024x1024" BIG_N=64 scripts/device-bench.sh run
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
 # The GPU test binaries staged for the device (tests/<name>.rs).
-GPU_TESTS="gpu_kernels kernels_f16 kernels_variants int8_activations fake_quant tune"
+GPU_TESTS="kernels_variants tune kernels_f16 int8_activations fake_quant gpu_kernels"
 case "$mode" in
 stage)
     set -e
@@ -80,6 +88,10 @@ run)
         local name=$1 limit=$2 out=$3 left t0 rc
         shift 3
         left=$((BUDGET - (SECONDS - start)))
+        if [[ " ${SKIP:-} " == *" $name "* ]]; then
+            echo "$name: skipped (SKIP)" >> "$OUT/summary.txt"
+            return
+        fi
         if [ "$left" -lt 10 ]; then
             echo "$name: skipped (budget spent)" >> "$OUT/summary.txt"
             return
@@ -107,6 +119,17 @@ run)
     # shellcheck disable=SC2086
     step gemm 60 "$OUT/bench.jsonl" "${W[@]}" bench $GEMM_SHAPE --batch "$BIG_N" \
         --iterations 10 "${fmt_args[@]}" --jsonl
+    # shellcheck disable=SC2086
+    step steps8 50 "$OUT/steps8.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 8 \
+        --format q4_0 --format q8_0 --format q4_k --gemv-steps 8 --jsonl
+    # shellcheck disable=SC2086
+    step unroll1 50 "$OUT/unroll1.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 8 \
+        --format q4_0 --format q8_0 --format q4_k --gemv-unroll 1 --jsonl
+    step nosg 30 "$OUT/nosg.jsonl" env WGQUANT_DISABLE=subgroup "${W[@]}" bench \
+        --shape 4096x14336 --batch 1 --batch 8 --format q4_0 --format q8_0 --jsonl
+    # shellcheck disable=SC2086
+    step repeat 40 "$OUT/repeat.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 1 --batch 1 \
+        --format q4_k --format q6_k --jsonl
     # The GPU tests before the extra experiments: correctness outranks them.
     if [ -f .device/tests.tar.xz ]; then
         mkdir -p /tmp/wgquant-tests && tar xJf .device/tests.tar.xz -C /tmp/wgquant-tests
@@ -120,14 +143,15 @@ run)
     # cores run), and the GEMVs (requesting the feature makes wgpu compile every shader under
     # the Vulkan memory model: what does that cost?).
     # shellcheck disable=SC2086
-    step nocoop 60 "$OUT/nocoop.jsonl" env WGQUANT_DISABLE=coop_matrix "${W[@]}" bench \
+    [ "${NOCOOP:-0}" = 1 ] && step nocoop 60 "$OUT/nocoop.jsonl" env WGQUANT_DISABLE=coop_matrix "${W[@]}" bench \
         $GEMM_SHAPE --batch 1 --batch 8 --batch "$BIG_N" --iterations 10 --format q4_0 \
         --format q8_0 --jsonl
     # shellcheck disable=SC2086
     step tuned 40 "$OUT/tuned.jsonl" env WGQUANT_CACHE_DIR=$TUNED "${W[@]}" bench $SHAPES \
         --batch 1 --batch 8 --format q4_0 --format q8_0 --format int4_g128 --jsonl
     # The short table: kernel, format, shape, n, microseconds, GB/s, ratio to f32.
-    python3 - "$OUT/bench.jsonl" "$OUT/nocoop.jsonl" "$OUT/tuned.jsonl" >> "$OUT/summary.txt" <<'PY'
+    python3 - "$OUT/bench.jsonl" "$OUT/steps8.jsonl" "$OUT/unroll1.jsonl" "$OUT/nosg.jsonl" "$OUT/repeat.jsonl" "$OUT/nocoop.jsonl" "$OUT/tuned.jsonl" \
+        >> "$OUT/summary.txt" <<'PY'
 import json, os, sys
 print(f"{'kernel':9} {'format':14} {'m':>6} {'k':>6} {'n':>4} {'us':>9} {'GB/s':>7} {'GFLOP/s':>9} {'vs f32':>7}")
 for path in sys.argv[1:]:
@@ -135,6 +159,14 @@ for path in sys.argv[1:]:
         continue
     if path.endswith("nocoop.jsonl"):
         print("-- without the cooperative-matrix feature:")
+    if path.endswith("steps8.jsonl"):
+        print("-- a whole chunk of codes per lane (--gemv-steps 8):")
+    if path.endswith("unroll1.jsonl"):
+        print("-- one chunk per row loaded ahead (--gemv-unroll 1):")
+    if path.endswith("nosg.jsonl"):
+        print("-- without subgroups (64-lane lane groups):")
+    if path.endswith("repeat.jsonl"):
+        print("-- the same n = 1 GEMV three times in a row:")
     if path.endswith("tuned.jsonl"):
         print("-- with the tuner's GEMV rows:")
     for line in open(path):
@@ -147,7 +179,7 @@ for path in sys.argv[1:]:
               + (" w" if r.get('timing') == 'wall' else ""))
 PY
     grep -E "FAIL|passed|error" "$OUT/verify.txt" | tail -n 6 >> "$OUT/summary.txt"
-    tail -n 12 "$OUT/tune.txt" >> "$OUT/summary.txt" 2>/dev/null
+    tail -n 30 "$OUT/tune.txt" >> "$OUT/summary.txt" 2>/dev/null
     cat "$OUT/summary.txt"
     ;;
 *)

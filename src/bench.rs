@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
 use crate::gpu::{
     kernel_for_batch, ActQuant, ActType, Dispatch, GpuContext, GpuWeight, Int8Dispatch,
-    Int8Kernels, KernelKind, Kernels,
+    Int8Kernels, KernelConfig, KernelKind, Kernels,
 };
 use crate::quantize::activation::supports_int8_activations;
 use crate::rng::Rng;
@@ -32,6 +32,9 @@ pub struct BenchConfig {
     /// Also time f16 activations and outputs (`Kernels::matmul_f16`; rows `gemv_f16` and
     /// `gemm_f16`) where the device has `Features::SHADER_F16`.
     pub f16_activations: bool,
+    /// The kernel variants timed ([`KernelConfig::for_device`] by default: what
+    /// `Kernels::new` picks, tuned where the tuner's cache has an entry).
+    pub kernels: KernelConfig,
 }
 
 impl BenchConfig {
@@ -48,6 +51,7 @@ impl BenchConfig {
                 bytes_in_flight: 0,
                 int8_activations: true,
                 f16_activations: true,
+                kernels: KernelConfig::for_device(&ctx.device),
             }
         } else {
             BenchConfig {
@@ -59,6 +63,7 @@ impl BenchConfig {
                 bytes_in_flight: 512 << 20,
                 int8_activations: true,
                 f16_activations: true,
+                kernels: KernelConfig::for_device(&ctx.device),
             }
         }
     }
@@ -183,14 +188,33 @@ pub struct Timer<'a> {
     cross_check: bool,
     /// How the last measurement was timed.
     last: std::cell::Cell<Timing>,
+    /// When the last measurement ended (the GPU idles after it).
+    last_end: std::cell::Cell<Option<std::time::Instant>>,
 }
 
-/// Seconds of back-to-back work before each measurement on a hardware GPU. GPUs lower their
-/// clocks when idle, and they idle for seconds while the CPU quantizes and uploads the next
-/// weights; three warm-up runs of a 50-microsecond GEMV would time the ramp, not the kernel.
+/// Least seconds of back-to-back work before each measurement on a hardware GPU. GPUs lower
+/// their clocks when idle, and they idle for seconds while the CPU quantizes and uploads the
+/// next weights; three warm-up runs of a 50-microsecond GEMV would time the ramp, not the
+/// kernel. 0.2 s was not always enough: on an H200 the first rows after the slowest
+/// quantizations (Q4_K, Q6_K, Q4_1 at 16384x8192) ran 5-8x slower than the same kernels a
+/// moment later, about the ratio of idle to boost clocks. So the warm-up goes on until the
+/// runs stop getting faster ([`warmed_up`]), up to WARMUP_MAX_SECONDS.
 const WARMUP_SECONDS: f64 = 0.2;
-/// Runs per warm-up submission on a hardware GPU.
+/// Least seconds of warm-up for a measurement that follows more than IDLE_SECONDS without
+/// one. Settling was not enough either: on an H100 the first of three identical Q4_K
+/// measurements after the CPU quantized for seconds ran 3.4x (4096x14336) and 4.9x
+/// (16384x8192) slower than the two after it, while the warm-up's runs had stopped getting
+/// faster: the clocks come up in a step, after a few tenths of a second of load.
+const WARMUP_AFTER_IDLE_SECONDS: f64 = 1.0;
+/// Seconds without a measurement after which the GPU counts as idle.
+const IDLE_SECONDS: f64 = 0.5;
+/// Most seconds of warm-up per measurement on a hardware GPU.
+const WARMUP_MAX_SECONDS: f64 = 2.0;
+/// Fewest runs per warm-up submission on a hardware GPU.
 const WARMUP_BATCH: usize = 8;
+/// Wall-clock seconds each warm-up submission aims at on a hardware GPU: long enough to keep
+/// the GPU busy between the waits.
+const WARMUP_SUBMIT_SECONDS: f64 = 0.005;
 /// Timestamps that sum to less than this share of the wall-clock time of their batch are not
 /// believed (see [`Timer::seconds`]).
 const TIMESTAMP_MIN_SHARE: f64 = 0.5;
@@ -225,6 +249,7 @@ impl<'a> Timer<'a> {
             timestamps,
             cross_check: ctx.is_cpu(),
             last: std::cell::Cell::new(Timing::WallClock),
+            last_end: std::cell::Cell::new(None),
         };
         timer.last.set(timer.timing_default());
         timer
@@ -239,7 +264,9 @@ impl<'a> Timer<'a> {
     /// 0.2 s), then `runs` times timed; return
     /// the median seconds per run.
     pub fn median_seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<f64> {
-        let mut times = self.seconds(ops, warmup, runs)?;
+        let times = self.seconds(ops, warmup, runs);
+        self.last_end.set(Some(std::time::Instant::now()));
+        let mut times = times?;
         times.sort_by(|a, b| a.total_cmp(b));
         Ok(times[times.len() / 2])
     }
@@ -266,10 +293,30 @@ impl<'a> Timer<'a> {
         // back-to-back work (in submissions of WARMUP_BATCH runs), so that clocks lowered
         // while the CPU prepared the next weights are back up before timing starts.
         let started = std::time::Instant::now();
-        let min_seconds = if ctx.is_cpu() { 0.0 } else { WARMUP_SECONDS };
-        let batch = if ctx.is_cpu() { 1 } else { WARMUP_BATCH };
+        let gpu = !ctx.is_cpu();
+        let idle = self
+            .last_end
+            .get()
+            .is_none_or(|t| t.elapsed().as_secs_f64() > IDLE_SECONDS);
+        let min_seconds = if idle {
+            WARMUP_AFTER_IDLE_SECONDS
+        } else {
+            WARMUP_SECONDS
+        };
+        let mut batch = if gpu { WARMUP_BATCH } else { 1 };
+        // Wall-clock seconds per run of each warm-up submission.
+        let mut per_run = Vec::new();
         let mut i = 0;
-        while i < warmup || started.elapsed().as_secs_f64() < min_seconds {
+        loop {
+            let elapsed = started.elapsed().as_secs_f64();
+            let done = i >= warmup
+                && (!gpu
+                    || elapsed >= WARMUP_MAX_SECONDS
+                    || (elapsed >= min_seconds && warmed_up(&per_run)));
+            if done {
+                break;
+            }
+            let t0 = std::time::Instant::now();
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             for _ in 0..batch {
                 ops[i % ops.len()].encode_timed(&mut enc, None);
@@ -277,6 +324,12 @@ impl<'a> Timer<'a> {
             }
             ctx.queue.submit([enc.finish()]);
             ctx.wait()?;
+            let run = t0.elapsed().as_secs_f64() / batch as f64;
+            per_run.push(run);
+            if gpu {
+                batch = ((WARMUP_SUBMIT_SECONDS / run.max(1e-7)).ceil() as usize)
+                    .clamp(WARMUP_BATCH, 4096);
+            }
         }
         let mut times = Vec::with_capacity(runs);
         let mut timing = self.timing_default();
@@ -432,7 +485,7 @@ pub fn run(
         let mut f32_time = std::collections::HashMap::new();
         for &format in &formats {
             let q = QuantizedTensor::quantize(format, &weights, m, k)?;
-            let kernels = Kernels::new(&ctx.device, format)?;
+            let kernels = Kernels::with_config(&ctx.device, format, cfg.kernels)?;
             let first = GpuWeight::upload(ctx, &q)?;
             let copies = copies_for(first.gpu_bytes(), cfg.bytes_in_flight);
             let mut gpu = vec![first];
@@ -518,9 +571,31 @@ pub fn run(
     Ok(rows)
 }
 
+/// Whether warm-up submissions (wall-clock seconds per run, oldest first) have stopped
+/// getting faster: the last of at least four is no more than 2% faster than the one three
+/// before it.
+fn warmed_up(per_run: &[f64]) -> bool {
+    match per_run {
+        [.., before, _, _, last] => *last >= 0.98 * before,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warm_up_waits_until_runs_stop_getting_faster() {
+        assert!(!warmed_up(&[]));
+        assert!(!warmed_up(&[1.0, 1.0, 1.0]));
+        // Clocks ramping: each submission faster than the last.
+        assert!(!warmed_up(&[8.0, 4.0, 2.0, 1.0]));
+        assert!(!warmed_up(&[3.0, 1.0, 1.0, 1.0, 1.0, 0.5]));
+        // Settled, with noise either way.
+        assert!(warmed_up(&[8.0, 4.0, 1.0, 1.01, 0.99, 0.995]));
+        assert!(warmed_up(&[1.0, 1.1, 1.2, 1.3]));
+    }
 
     #[test]
     fn random_weights_are_deterministic_and_distinct_per_block() {

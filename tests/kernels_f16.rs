@@ -13,7 +13,7 @@ mod common;
 use common::ctx;
 use half::f16;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, KernelConfig};
+use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_STEPS};
 use wgquant::gpu::{GpuContext, Kernels};
 use wgquant::rng::Rng;
 use wgquant::verify::{
@@ -45,6 +45,9 @@ fn configs(ctx: &GpuContext) -> Vec<KernelConfig> {
                 texture_gemv: false,
                 coop_matrix: false,
                 gemv_rows: Default::default(),
+                // The subgroup GEMV with the GPU default; the other one lane a chunk.
+                gemv_steps: sg.then_some(GPU_GEMV_STEPS),
+                gemv_unroll: None,
                 act: ActType::F32,
             });
         }

@@ -7,7 +7,7 @@ mod common;
 
 use common::ctx;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, KernelConfig};
+use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_STEPS};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
 
@@ -28,6 +28,9 @@ fn configs() -> Vec<KernelConfig> {
                         texture_gemv,
                         coop_matrix: false,
                         gemv_rows: Default::default(),
+                        // The subgroup GEMV with the GPU default; the others one lane a chunk.
+                        gemv_steps: sg.then_some(GPU_GEMV_STEPS),
+                        gemv_unroll: None,
                         act: ActType::F32,
                     });
                 }
@@ -41,6 +44,8 @@ fn configs() -> Vec<KernelConfig> {
             texture_gemv: false,
             coop_matrix: true,
             gemv_rows: Default::default(),
+            gemv_steps: None,
+            gemv_unroll: None,
             act: ActType::F32,
         });
     }
@@ -94,6 +99,8 @@ fn subgroup_kernels_need_the_feature() {
         texture_gemv: false,
         coop_matrix: false,
         gemv_rows: Default::default(),
+        gemv_steps: None,
+        gemv_unroll: None,
         act: ActType::F32,
     };
     let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);

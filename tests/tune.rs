@@ -7,7 +7,9 @@ use common::ctx;
 use common::temp::TempDir;
 use wgquant::bench::Timing;
 use wgquant::format::Format;
-use wgquant::gpu::shaders::{Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS, GPU_GEMV_ROWS};
+use wgquant::gpu::shaders::{
+    Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS, GEMV_MAX_STEPS, GPU_GEMV_ROWS,
+};
 use wgquant::gpu::tune::{self, TuneOptions, Tuning, TUNE_BATCHES};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
@@ -19,6 +21,7 @@ fn sample(entry: Entry) -> Tuning {
             narrow: Some(2),
             wide: Some(4),
         },
+        steps: Some(4),
         shape: (64, 128),
         timing: Timing::WallClock,
         measurements: Vec::new(),
@@ -39,7 +42,19 @@ fn tuner_picks_allowed_values() {
     assert_eq!(t.entry, config.gemv_entry());
     let cands = tune::candidates(t.entry);
     assert!(cands.iter().all(|&r| r <= t.entry.max_gemv_rows()));
-    assert_eq!(seen.len(), cands.len() * TUNE_BATCHES.len());
+    // Every rows candidate at the default steps, then every other steps at the best rows.
+    let steps = tune::step_candidates(ctx, t.entry);
+    let base_steps = config.gemv_steps.unwrap_or(GEMV_MAX_STEPS);
+    let other_steps = if steps.len() > 1 {
+        steps.iter().filter(|&&s| s != base_steps).count()
+    } else {
+        0
+    };
+    assert_eq!(seen.len(), (cands.len() + other_steps) * TUNE_BATCHES.len());
+    match t.steps {
+        Some(s) => assert!(steps.contains(&s), "{s} not among {steps:?}"),
+        None => assert_eq!(steps.len(), 1),
+    }
     assert_eq!(t.measurements.len(), seen.len());
     assert!(t.measurements.iter().all(|m| m.seconds >= 0.0));
     for r in [t.rows.narrow, t.rows.wide] {
@@ -53,6 +68,7 @@ fn tuner_picks_allowed_values() {
         Format::Q4_0,
         KernelConfig {
             gemv_rows: t.rows,
+            gemv_steps: t.steps.or(config.gemv_steps),
             ..config
         },
     )
@@ -94,6 +110,7 @@ fn cache_round_trips() {
     let got = tune::load_from(&path, &info).expect("cached");
     assert_eq!(got.entry, t.entry);
     assert_eq!(got.rows, t.rows);
+    assert_eq!(got.steps, t.steps);
     assert_eq!(got.shape, t.shape);
     assert_eq!(got.timing, t.timing);
     // Another adapter (a different driver) has no entry, and storing it keeps ours.
@@ -129,11 +146,24 @@ fn corrupt_cache_is_ignored() {
         format!(
             r#"{{"adapters": {{"{key}": {{"entry": "gemm", "rows_narrow": 1, "rows_wide": 4, "shape": [1, 32], "timing": "wall"}}}}}}"#
         ),
+        format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "steps": 3, "shape": [1, 32], "timing": "wall"}}}}}}"#
+        ),
+        format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "steps": "4", "shape": [1, 32], "timing": "wall"}}}}}}"#
+        ),
     ];
     for text in &bad_entries {
         std::fs::write(&path, text).unwrap();
         assert!(tune::load_from(&path, &info).is_none(), "{text}");
     }
+    // A cache from before steps per lane were tuned: its rows, the default steps.
+    let old = format!(
+        r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "shape": [1, 32], "timing": "wall"}}}}}}"#
+    );
+    std::fs::write(&path, old).unwrap();
+    let t = tune::load_from(&path, &info).expect("rows without steps");
+    assert_eq!((t.rows.narrow, t.steps), (Some(1), None));
     // Binary garbage.
     std::fs::write(&path, [0xff, 0xfe, 0x00, 0x80]).unwrap();
     assert!(tune::load_from(&path, &info).is_none());
@@ -182,6 +212,10 @@ fn every_rows_value_matches_the_reference() {
                 tiled_gemm: true,
                 coop_matrix: false,
                 gemv_rows,
+                // The rows against whole chunks per lane and chunks shared by 2 or 4 lanes.
+                gemv_steps: Some([8, 4, 2][gemv_rows.narrow.unwrap_or(0) as usize % 3]),
+                // And against 1 to 4 chunks loaded ahead.
+                gemv_unroll: Some(1 + gemv_rows.wide.unwrap_or(0) % 4),
                 act: wgquant::gpu::ActType::F32,
             };
             let kernels = Kernels::with_config(&ctx.device, Format::Q4_0, config).unwrap();
@@ -194,6 +228,78 @@ fn every_rows_value_matches_the_reference() {
         }
     }
     common::assert_no_failures(&failures);
+}
+
+/// Steps per lane below a whole chunk, with every format, on the buffer GEMVs this adapter
+/// can run (workgroup-memory and subgroup reduction), against the CPU reference: sharing a
+/// chunk among lanes moves
+/// which lane unpacks which 4-value step of a chunk, so every format's unpacking runs at
+/// steps that are no longer compile-time constants. Rows and columns with tails.
+#[test]
+fn every_steps_value_matches_the_reference() {
+    let ctx = ctx();
+    let mut sgs = vec![false];
+    if ctx.device.features().contains(wgpu::Features::SUBGROUP) {
+        sgs.push(true);
+    }
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for sg in sgs {
+        // 4 (the GPU default) for every format, 1 (a lane per x vec4) for a few; 8 and 2
+        // run in every_rows_value_matches_the_reference.
+        for steps in [4, 1] {
+            let config = KernelConfig {
+                subgroups: sg,
+                texture_gemv: false,
+                tiled_gemm: true,
+                coop_matrix: false,
+                gemv_rows: GemvRows {
+                    narrow: Some(3),
+                    wide: Some(2),
+                },
+                gemv_steps: Some(steps),
+                gemv_unroll: None,
+                act: wgquant::gpu::ActType::F32,
+            };
+            let formats = if steps == 4 {
+                Format::all()
+            } else {
+                vec![Format::Q4_0, Format::Q8_0, Format::Q6_K, Format::Q2_K]
+            };
+            for format in formats {
+                let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
+                // k: three K-quant super-blocks, six chunks of 1-bit codes; 13 rows; one
+                // and five columns.
+                let k = 768;
+                for (i, n) in [1, 5].into_iter().enumerate() {
+                    let seed = 1300 + steps as u64 * 10 + i as u64;
+                    let r = verify::matmul_case(ctx, &kernels, 13, k, n, seed).unwrap();
+                    cases += 1;
+                    if !r.passed() {
+                        failures.push(format!("steps {steps} subgroups {sg} {r:?}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 0);
+    common::assert_no_failures(&failures);
+}
+
+#[test]
+fn invalid_steps_are_a_typed_error() {
+    let ctx = ctx();
+    for bad in [0, 3, 16] {
+        let config = KernelConfig {
+            gemv_steps: Some(bad),
+            ..KernelConfig::untuned(&ctx.device)
+        };
+        let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
+        assert!(
+            matches!(r, Err(wgquant::Error::InvalidArgument(_))),
+            "{bad}: {r:?}"
+        );
+    }
 }
 
 #[test]

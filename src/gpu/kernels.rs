@@ -22,11 +22,16 @@ const DEQUANT_WG: usize = 64;
 /// the workgroups (on an H100: 32 workgroups for 4096 rows, 52 GB/s for the f32 GEMV).
 /// Subgroups wider than the minimum stride over the extra row groups.
 fn gemv_groups_per_wg(device: &wgpu::Device) -> usize {
-    let lanes = device
+    (shaders::GEMV_WG_SIZE / min_subgroup_lanes(device)) as usize
+}
+
+/// The fewest lanes a subgroup GEMV lane group can have on `device`: its smallest subgroup
+/// size (4, WebGPU's minimum, where it does not say), at most the workgroup size.
+fn min_subgroup_lanes(device: &wgpu::Device) -> u32 {
+    device
         .adapter_info()
         .subgroup_min_size
-        .clamp(4, shaders::GEMV_WG_SIZE);
-    (shaders::GEMV_WG_SIZE / lanes) as usize
+        .clamp(4, shaders::GEMV_WG_SIZE)
 }
 
 /// Mirrors `struct Dims` in `shaders/common.wgsl`.
@@ -264,6 +269,8 @@ impl Kernels {
             super::check_coop_gemm(device)?;
         }
         config.gemv_rows.validate()?;
+        shaders::validate_gemv_steps(config.gemv_steps)?;
+        shaders::validate_gemv_unroll(config.gemv_unroll)?;
         if !config.act.supported_by(device) {
             return Err(missing_f16());
         }
@@ -327,6 +334,15 @@ impl Kernels {
         })
     }
 
+    /// The fewest lanes a lane group of GEMV `entry` has here (see [`shaders::gemv_split`]).
+    fn gemv_min_lanes(&self, entry: Entry) -> u32 {
+        match entry {
+            Entry::GemvSubgroup => min_subgroup_lanes(&self.device),
+            Entry::GemvLanes => 1,
+            _ => shaders::GEMV_WG_SIZE,
+        }
+    }
+
     /// The variants these kernels were built with.
     pub fn config(&self) -> KernelConfig {
         self.config
@@ -352,7 +368,15 @@ impl Kernels {
             )
         } else {
             let rows = self.config.gemv_rows.rows(entry, cols);
-            let constants = shaders::gemv_constants(self.format, cols as u32, rows);
+            let split = shaders::gemv_split(
+                entry,
+                self.format,
+                self.config.gemv_steps,
+                self.gemv_min_lanes(entry),
+            );
+            let gpu = self.device.adapter_info().device_type != wgpu::DeviceType::Cpu;
+            let unroll = shaders::gemv_unroll(entry, rows, self.config.gemv_unroll, gpu);
+            let constants = shaders::gemv_constants(self.format, cols as u32, rows, split, unroll);
             (rows, constants, format!("GEMV kernel for {cols} columns"))
         };
         let layout = match (&self.texture, entry.reads_textures()) {

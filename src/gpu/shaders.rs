@@ -301,6 +301,20 @@ pub struct KernelConfig {
     /// fills it from the autotuner's cache ([`crate::gpu::tune`]) when that has an entry
     /// for this adapter and driver.
     pub gemv_rows: GemvRows,
+    /// 4-value steps of each 16-byte chunk of codes one lane of the buffer GEMVs takes:
+    /// `WORD_VALUES / steps` lanes share a chunk (the `SPLIT` override, see
+    /// `shaders/gemv.wgsl`), so each lane reads `steps` consecutive x vec4s per chunk, in
+    /// any format. A power of two in 1..=[`GEMV_MAX_STEPS`]; `None` is a whole chunk per
+    /// lane. A kernel caps the lanes per chunk at the lane group's smallest size
+    /// ([`gemv_split`]); the texture GEMV, one invocation per row group, ignores it.
+    /// [`KernelConfig::untuned`] sets [`GPU_GEMV_STEPS`] on hardware GPUs; the tuner's
+    /// cache may replace it.
+    pub gemv_steps: Option<u32>,
+    /// Chunks per row each lane of the buffer GEMVs loads before computing (the `UNROLL`
+    /// override), 1..=[`GEMV_MAX_UNROLL`], capped so that rows x chunks stays within
+    /// [`GEMV_MAX_LOADS`]; `None` picks [`gemv_unroll`]'s default for the device and rows.
+    /// The texture GEMV ignores it.
+    pub gemv_unroll: Option<u32>,
     /// The activation type callers should prefer on this device ([`ActType::preferred_for`]).
     /// It changes no kernel: [`Kernels::matmul`](super::Kernels::matmul) always takes f32
     /// buffers and [`Kernels::matmul_f16`](super::Kernels::matmul_f16) f16 ones; callers that
@@ -384,6 +398,9 @@ impl KernelConfig {
         if let Some(t) = super::tune::load(&device.adapter_info()) {
             if t.entry == config.gemv_entry() && t.rows.validate().is_ok() {
                 config.gemv_rows = t.rows;
+                if let Some(steps) = t.steps.filter(|&s| validate_gemv_steps(Some(s)).is_ok()) {
+                    config.gemv_steps = Some(steps);
+                }
             }
         }
         config
@@ -419,6 +436,8 @@ impl KernelConfig {
             } else {
                 GPU_GEMV_ROWS
             },
+            gemv_steps: (!cpu).then_some(GPU_GEMV_STEPS),
+            gemv_unroll: None,
             act: ActType::preferred_for(device),
         }
     }
@@ -469,6 +488,44 @@ pub const GPU_GEMV_ROWS: GemvRows = GemvRows {
     narrow: Some(2),
     wide: Some(4),
 };
+
+/// x vec4s per lane per chunk of codes in the buffer GEMVs on hardware GPUs when the tuner
+/// has not run ([`KernelConfig::gemv_steps`]). With a whole chunk per lane, the x loads of
+/// a 32-lane subgroup each touch 32 cache lines for 4-bit codes (a chunk covers 128 bytes of
+/// f32 x), and those loads bound the 4-bit GEMVs. Measured on an H100 (16384 x 8192,
+/// n = 1): Q4_0 took 88.0 us with 8 steps per lane (one lane per chunk), 55.7 with 4 and
+/// 77.9 with 2; Q8_0, whose chunks hold 4 steps, slowed when split further: 67.9 us with 4,
+/// 75.2 with 2, 88.5 with 1.
+pub const GPU_GEMV_STEPS: u32 = 4;
+/// Most 4-value steps per lane per chunk ([`KernelConfig::gemv_steps`]): a whole chunk of
+/// 4-bit codes.
+pub const GEMV_MAX_STEPS: u32 = 8;
+
+/// Check a [`KernelConfig::gemv_steps`] setting: a power of two in 1..=[`GEMV_MAX_STEPS`].
+pub fn validate_gemv_steps(steps: Option<u32>) -> crate::Result<()> {
+    match steps {
+        Some(s) if !(s.is_power_of_two() && s <= GEMV_MAX_STEPS) => {
+            Err(crate::Error::InvalidArgument(format!(
+                "GEMV steps per lane = {s} is not a power of two in 1..={GEMV_MAX_STEPS}"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The lanes per chunk (`SPLIT`) a GEMV `entry` for `format` runs with, given the steps per
+/// lane setting and the fewest lanes a lane group of the entry can have (`min_lanes`: the
+/// device's smallest subgroup size for the subgroup GEMV): the format's steps per chunk
+/// (`WORD_VALUES`) over the setting, at least 1 and at most `min_lanes`. The split must
+/// divide both the chunk's steps and every lane group's size; all are powers of two, so
+/// the caps suffice. The texture GEMV's lane groups are single invocations: always 1.
+pub fn gemv_split(entry: Entry, format: Format, steps: Option<u32>, min_lanes: u32) -> u32 {
+    let Some(steps) = steps.filter(|_| !entry.reads_textures()) else {
+        return 1;
+    };
+    let chunk_steps = format.codec().word_values() as u32;
+    (chunk_steps / steps.max(1)).clamp(1, min_lanes.max(1))
+}
 
 /// Most activation rows one GEMV pipeline handles (`MAX_N` in `shaders/gemv.wgsl`).
 pub const GEMV_MAX_COLS: u32 = 8;
@@ -542,14 +599,60 @@ pub fn constants(format: Format) -> Vec<(&'static str, f64)> {
     v
 }
 
-/// [`constants`] plus the GEMV overrides: `cols` activation rows per dispatch (1..=8) and
-/// `rows` weight rows per lane group (1..=8).
-pub fn gemv_constants(format: Format, cols: u32, rows: u32) -> Vec<(&'static str, f64)> {
+/// [`constants`] plus the GEMV overrides: `cols` activation rows per dispatch (1..=8),
+/// `rows` weight rows per lane group (1..=8), `split` lanes per chunk ([`gemv_split`]) and
+/// the chunks each lane loads ahead ([`gemv_unroll`]).
+pub fn gemv_constants(
+    format: Format,
+    cols: u32,
+    rows: u32,
+    split: u32,
+    unroll: u32,
+) -> Vec<(&'static str, f64)> {
     assert!((1..=GEMV_MAX_COLS).contains(&cols) && (1..=GEMV_MAX_ROWS).contains(&rows));
+    assert!(split.is_power_of_two() && split <= format.codec().word_values() as u32);
+    assert!((1..=GEMV_MAX_UNROLL).contains(&unroll) && rows * unroll <= GEMV_MAX_LOADS);
     let mut v = constants(format);
     v.push(("N_COLS", cols as f64));
     v.push(("ROWS", rows as f64));
+    v.push(("SPLIT", split as f64));
+    v.push(("UNROLL", unroll as f64));
     v
+}
+
+/// Most chunks per row a GEMV lane loads ahead ([`KernelConfig::gemv_unroll`]).
+pub const GEMV_MAX_UNROLL: u32 = 4;
+/// Most chunk loads a GEMV lane issues before computing, rows x chunks per row (`MAX_LOADS`
+/// in `shaders/gemv.wgsl`).
+pub const GEMV_MAX_LOADS: u32 = 8;
+
+/// The chunks per row each lane of GEMV `entry` loads before computing (`UNROLL`) on a
+/// hardware GPU (`gpu`) or CPU adapter, for `rows` rows per lane group and the setting
+/// [`KernelConfig::gemv_unroll`], at most [`GEMV_MAX_LOADS`] / rows. The default on GPUs
+/// keeps 8 chunk loads in flight per lane (at most 4 chunks per row): a lane group keeps 16 bytes x rows x UNROLL x lanes / split
+/// of loads in flight and there are m / rows of them, so a whole GEMV keeps 512 bytes x m x
+/// UNROLL / split in flight on 32-lane subgroups, whatever the rows. With UNROLL = 1 an H100
+/// had 2 MB in flight for m = 4096, less than its bandwidth times its latency: a Q4_0 GEMV
+/// of 4096 rows moved 0.9 TB/s, one of 16384 rows 1.4. CPU adapters default to 1: memory
+/// parallelism is not what limits lavapipe, and it compiles the unrolled loops about ten
+/// times slower. The texture GEMV (one invocation per row group) always runs 1.
+pub fn gemv_unroll(entry: Entry, rows: u32, setting: Option<u32>, gpu: bool) -> u32 {
+    if entry.reads_textures() {
+        return 1;
+    }
+    let most = (GEMV_MAX_LOADS / rows.max(1)).clamp(1, GEMV_MAX_UNROLL);
+    let default = if gpu { most } else { 1 };
+    setting.unwrap_or(default).clamp(1, most)
+}
+
+/// Check a [`KernelConfig::gemv_unroll`] setting: 1..=[`GEMV_MAX_UNROLL`].
+pub fn validate_gemv_unroll(unroll: Option<u32>) -> crate::Result<()> {
+    match unroll {
+        Some(u) if !(1..=GEMV_MAX_UNROLL).contains(&u) => Err(crate::Error::InvalidArgument(
+            format!("GEMV chunks loaded ahead = {u} is outside 1..={GEMV_MAX_UNROLL}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The int8-activation kernels (`shaders/act_quant.wgsl`, `shaders/gemv_i8.wgsl`): modules of
@@ -723,8 +826,8 @@ mod tests {
     }
 
     /// Every variant parses, validates, specialises and compiles to SPIR-V with naga: every
-    /// format, entry point and activation type, and the GEMV column / row counts at their
-    /// ends and between.
+    /// format, entry point and activation type, and the GEMV column / row counts and lanes
+    /// per chunk at their ends and between.
     #[test]
     fn every_variant_validates_with_naga() {
         for format in Format::all() {
@@ -734,11 +837,15 @@ mod tests {
                         continue; // the texture GEMV has f32 activations only
                     }
                     if entry.is_gemv() {
-                        for (cols, rows) in [(1, 1), (3, 2), (8, 4), (1, 8), (8, 8), (5, 3)] {
+                        let settings = [(1, 1, 1), (3, 2, 2), (8, 4, 4), (1, 8, 8), (8, 8, 1)];
+                        for (cols, rows, steps) in settings.into_iter().chain([(5, 3, 4)]) {
                             if entry == Entry::Gemv && rows > GEMV_SHARED_MAX_ROWS {
                                 continue;
                             }
-                            validate(format, entry, act, &gemv_constants(format, cols, rows));
+                            let split = gemv_split(entry, format, Some(steps), GEMV_WG_SIZE);
+                            let unroll = gemv_unroll(entry, rows, None, true);
+                            let consts = gemv_constants(format, cols, rows, split, unroll);
+                            validate(format, entry, act, &consts);
                         }
                     } else {
                         validate(format, entry, act, &constants(format));
@@ -888,11 +995,33 @@ mod tests {
     }
 
     #[test]
+    fn gemv_split_divides_steps_and_lanes() {
+        let q4 = Format::Q4_0;
+        assert_eq!(gemv_split(Entry::GemvSubgroup, q4, None, 32), 1);
+        assert_eq!(gemv_split(Entry::GemvSubgroup, q4, Some(4), 32), 2);
+        assert_eq!(gemv_split(Entry::GemvSubgroup, q4, Some(1), 32), 8);
+        assert_eq!(gemv_split(Entry::GemvSubgroup, q4, Some(1), 4), 4);
+        assert_eq!(gemv_split(Entry::Gemv, Format::Q8_0, Some(4), 64), 1);
+        assert_eq!(gemv_split(Entry::Gemv, Format::Q8_0, Some(1), 64), 4);
+        assert_eq!(gemv_split(Entry::Gemv, Format::F32, Some(1), 64), 1);
+        assert_eq!(gemv_split(Entry::Gemv, Format::Q2_K, Some(4), 64), 4);
+        assert_eq!(gemv_split(Entry::GemvLanes, q4, Some(1), 64), 1);
+        for s in [1, 2, 4, 8] {
+            assert!(validate_gemv_steps(Some(s)).is_ok());
+        }
+        for s in [0, 3, 16] {
+            assert!(validate_gemv_steps(Some(s)).is_err());
+        }
+    }
+
+    #[test]
     fn gemv_constants_match_the_wgsl() {
         let src = compose_entry(Format::Q4_0, Entry::Gemv);
         for (name, value) in [
             ("MAX_N", GEMV_MAX_COLS),
             ("MAX_ROWS", GEMV_MAX_ROWS),
+            ("MAX_LOADS", GEMV_MAX_LOADS),
+            ("MAX_UNROLL", GEMV_MAX_UNROLL),
             ("SHARED_MAX_ROWS", GEMV_SHARED_MAX_ROWS),
             ("WG_SIZE", GEMV_WG_SIZE),
         ] {

@@ -1,12 +1,15 @@
 //! A small GEMV autotuner: times each candidate `ROWS` (weight rows per lane group) of the
 //! GEMV entry the device uses, for one and for eight activation columns, and keeps the
-//! fastest per bucket ([`GemvRows::narrow`] for 1-2 columns, [`GemvRows::wide`] for 3-8).
+//! fastest per bucket ([`GemvRows::narrow`] for 1-2 columns, [`GemvRows::wide`] for 3-8);
+//! then, at those rows, each candidate number of x steps per lane per chunk of codes
+//! ([`KernelConfig::gemv_steps`]) of the buffer GEMVs, keeping the one with the smallest sum
+//! of both batches' times relative to their best.
 //! The choice is cached per adapter, driver and wgquant version in a JSON file
 //! (`tuning.json` in [`cache_dir`]); [`KernelConfig::for_device`] applies it, and uses the
 //! fixed defaults when the tuner has not run. A missing, unreadable or corrupt cache is
 //! ignored (with a warning on stderr for the latter two).
 
-use super::shaders::{Entry, GemvRows, KernelConfig};
+use super::shaders::{self, Entry, GemvRows, KernelConfig, GEMV_MAX_STEPS};
 use super::{GpuContext, GpuWeight, Kernels};
 use crate::bench::{Timer, Timing};
 use crate::error::{Error, Result};
@@ -56,6 +59,8 @@ impl TuneOptions {
 #[derive(Clone, Copy, Debug)]
 pub struct Measurement {
     pub rows: u32,
+    /// Steps per lane per chunk ([`KernelConfig::gemv_steps`]).
+    pub steps: u32,
     pub n: usize,
     /// Median seconds per run.
     pub seconds: f64,
@@ -68,6 +73,9 @@ pub struct Tuning {
     pub entry: Entry,
     /// The fastest rows per bucket.
     pub rows: GemvRows,
+    /// The fastest steps per lane per chunk at those rows (`None`: not tuned, e.g. for the
+    /// texture GEMV, or a cache written before the setting existed).
+    pub steps: Option<u32>,
     /// The weight shape timed.
     pub shape: (usize, usize),
     /// How the times were taken.
@@ -82,6 +90,27 @@ pub fn candidates(entry: Entry) -> Vec<u32> {
         .into_iter()
         .filter(|&r| r <= entry.max_gemv_rows())
         .collect()
+}
+
+/// The steps-per-lane candidates the tuner tries for `entry` on `ctx`'s device: 8, 4, 2, 1
+/// (a whole chunk of 4-bit codes per lane down to one x vec4 per lane), less those that
+/// give Q4_0 the same lanes per chunk as a larger one on this device ([`shaders::gemv_split`]);
+/// only 8 for the texture GEMV.
+pub fn step_candidates(ctx: &GpuContext, entry: Entry) -> Vec<u32> {
+    let min_lanes = match entry {
+        Entry::GemvSubgroup => ctx.info.subgroup_min_size.clamp(4, shaders::GEMV_WG_SIZE),
+        _ => shaders::GEMV_WG_SIZE,
+    };
+    let mut v: Vec<u32> = Vec::new();
+    let mut splits = Vec::new();
+    for steps in [GEMV_MAX_STEPS, 4, 2, 1] {
+        let split = shaders::gemv_split(entry, Format::Q4_0, Some(steps), min_lanes);
+        if !splits.contains(&split) {
+            splits.push(split);
+            v.push(steps);
+        }
+    }
+    v
 }
 
 /// Time every candidate for the GEMV entry `ctx`'s device uses (with the fixed-default
@@ -108,33 +137,77 @@ pub fn tune(
     let runs = opts.runs.max(1);
     let timer = Timer::new(ctx, runs as u32);
     let mut measurements = Vec::new();
+    let mut time = |config: KernelConfig, rows: u32, steps: u32, n: usize| -> Result<f64> {
+        let kernels = Kernels::with_config(&ctx.device, format, config)?;
+        let op = kernels.matmul(&weight, &x, &y, n)?;
+        let seconds = timer.median_seconds(&[op], opts.warmup, runs)?;
+        let meas = Measurement {
+            rows,
+            steps,
+            n,
+            seconds,
+        };
+        progress(&meas);
+        measurements.push(meas);
+        Ok(seconds)
+    };
+    // Rows first, at the default steps per lane.
+    let base_steps = base.gemv_steps.unwrap_or(GEMV_MAX_STEPS);
+    let mut best_rows = [(0u32, f64::INFINITY); 2];
     for rows in candidates(entry) {
         let config = KernelConfig {
             gemv_rows: GemvRows::fixed(rows),
             ..base
         };
-        let kernels = Kernels::with_config(&ctx.device, format, config)?;
-        for n in TUNE_BATCHES {
-            let op = kernels.matmul(&weight, &x, &y, n)?;
-            let seconds = timer.median_seconds(&[op], opts.warmup, runs)?;
-            let meas = Measurement { rows, n, seconds };
-            progress(&meas);
-            measurements.push(meas);
+        for (b, n) in TUNE_BATCHES.into_iter().enumerate() {
+            let t = time(config, rows, base_steps, n)?;
+            if t < best_rows[b].1 {
+                best_rows[b] = (rows, t);
+            }
         }
     }
-    let best = |n: usize| {
-        measurements
-            .iter()
-            .filter(|m| m.n == n)
-            .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
-            .map(|m| m.rows)
+    let rows = GemvRows {
+        narrow: Some(best_rows[0].0),
+        wide: Some(best_rows[1].0),
     };
+    // Then steps per lane at those rows: the smallest sum of times relative to the best.
+    let candidates = step_candidates(ctx, entry);
+    let mut steps = None;
+    if candidates.len() > 1 {
+        let mut scored = Vec::new();
+        for &s in &candidates {
+            let config = KernelConfig {
+                gemv_rows: rows,
+                gemv_steps: Some(s),
+                ..base
+            };
+            let mut ts = [0.0; 2];
+            for (b, n) in TUNE_BATCHES.into_iter().enumerate() {
+                ts[b] = if s == base_steps {
+                    best_rows[b].1
+                } else {
+                    time(config, best_rows[b].0, s, n)?
+                };
+            }
+            scored.push((s, ts));
+        }
+        let best = |b: usize| {
+            scored
+                .iter()
+                .map(|(_, t)| t[b])
+                .fold(f64::INFINITY, f64::min)
+        };
+        let (b0, b1) = (best(0), best(1));
+        steps = scored
+            .iter()
+            .map(|(s, t)| (*s, t[0] / b0 + t[1] / b1))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(s, _)| s);
+    }
     Ok(Tuning {
         entry,
-        rows: GemvRows {
-            narrow: best(TUNE_BATCHES[0]),
-            wide: best(TUNE_BATCHES[1]),
-        },
+        rows,
+        steps,
         shape: opts.shape,
         timing: timer.timing(),
         measurements,
@@ -239,6 +312,12 @@ fn parse_entry(v: &serde_json::Value) -> Option<Tuning> {
     if rows.narrow? > entry.max_gemv_rows() || rows.wide? > entry.max_gemv_rows() {
         return None;
     }
+    // Absent in caches written before the setting existed: the default then.
+    let steps = match v.get("steps") {
+        None => None,
+        Some(s) => Some(u32::try_from(s.as_u64()?).ok()?),
+    };
+    shaders::validate_gemv_steps(steps).ok()?;
     let shape = v.get("shape")?.as_array()?;
     let dim = |i: usize| -> Option<usize> { shape.get(i)?.as_u64()?.try_into().ok() };
     let timing = match v.get("timing")?.as_str()? {
@@ -249,6 +328,7 @@ fn parse_entry(v: &serde_json::Value) -> Option<Tuning> {
     Some(Tuning {
         entry,
         rows,
+        steps,
         shape: (dim(0)?, dim(1)?),
         timing,
         measurements: Vec::new(),
@@ -281,6 +361,7 @@ pub fn store_to(path: &Path, info: &wgpu::AdapterInfo, tuning: &Tuning) -> Resul
         "entry": tuning.entry.entry_point(),
         "rows_narrow": rows(tuning.rows.narrow, 1),
         "rows_wide": rows(tuning.rows.wide, 8),
+        "steps": tuning.steps,
         "shape": [tuning.shape.0, tuning.shape.1],
         "timing": match tuning.timing { Timing::Timestamps => "timestamp", Timing::WallClock => "wall" },
     });

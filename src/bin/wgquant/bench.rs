@@ -3,6 +3,7 @@
 use crate::AdapterArgs;
 use std::process::ExitCode;
 use wgquant::bench::{BenchConfig, Timing};
+use wgquant::gpu::shaders::{validate_gemv_steps, validate_gemv_unroll, GemvRows};
 use wgquant::Error;
 
 #[derive(clap::Args)]
@@ -29,6 +30,19 @@ pub struct Args {
     /// interrupted run).
     #[arg(long)]
     jsonl: bool,
+    /// GEMV weight rows per lane group, 1-8, for every batch width (default: the tuner's
+    /// choice where it has run, else the device's default).
+    #[arg(long, value_name = "R")]
+    gemv_rows: Option<u32>,
+    /// GEMV x vec4s per lane per 16-byte chunk of codes: 1, 2, 4 or 8; a chunk's other
+    /// steps go to neighbouring lanes (default: the tuner's choice where it has run, else
+    /// the device's default).
+    #[arg(long, value_name = "S")]
+    gemv_steps: Option<u32>,
+    /// GEMV chunks per row each lane loads before computing, 1-4 (default: 8 / rows on a
+    /// GPU, 1 on a CPU adapter).
+    #[arg(long, value_name = "U")]
+    gemv_unroll: Option<u32>,
 }
 
 pub fn parse_shape(s: &str) -> Result<(usize, usize), String> {
@@ -62,6 +76,18 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     }
     if let Some(it) = args.iterations {
         cfg.iterations = it.max(1);
+    }
+    if let Some(rows) = args.gemv_rows {
+        cfg.kernels.gemv_rows = GemvRows::fixed(rows);
+        cfg.kernels.gemv_rows.validate()?;
+    }
+    if let Some(steps) = args.gemv_steps {
+        cfg.kernels.gemv_steps = Some(steps);
+        validate_gemv_steps(cfg.kernels.gemv_steps)?;
+    }
+    if let Some(unroll) = args.gemv_unroll {
+        cfg.kernels.gemv_unroll = Some(unroll);
+        validate_gemv_unroll(cfg.kernels.gemv_unroll)?;
     }
     eprintln!("benchmarking on {}", ctx.describe());
     let bar = crate::progress_bar(0, "bench");

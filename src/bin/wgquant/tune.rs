@@ -21,13 +21,19 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         opts.shape = shape;
     }
     eprintln!(
-        "tuning GEMV rows on {} with a q4_0 {}x{} weight",
+        "tuning GEMV rows and steps per lane on {} with a q4_0 {}x{} weight",
         ctx.describe(),
         opts.shape.0,
         opts.shape.1
     );
     let tuning = tune::tune(&ctx, &opts, |m| {
-        eprintln!("  rows={} n={}: {:.1} us", m.rows, m.n, m.seconds * 1e6);
+        eprintln!(
+            "  rows={} steps={} n={}: {:.1} us",
+            m.rows,
+            m.steps,
+            m.n,
+            m.seconds * 1e6
+        );
     })?;
     let timing = match tuning.timing {
         Timing::Timestamps => "GPU timestamp queries",
@@ -39,14 +45,16 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         opts.runs
     );
     println!(
-        "{:>5} {:>3} {:>11} {:>7}",
-        "rows", "n", "time (us)", "chosen"
+        "{:>5} {:>6} {:>3} {:>11} {:>7}",
+        "rows", "steps", "n", "time (us)", "chosen"
     );
     for m in &tuning.measurements {
-        let chosen = tuning.rows.for_cols(m.n) == Some(m.rows);
+        let chosen =
+            tuning.rows.for_cols(m.n) == Some(m.rows) && tuning.steps.is_none_or(|s| s == m.steps);
         println!(
-            "{:>5} {:>3} {:>11.1} {:>7}",
+            "{:>5} {:>6} {:>3} {:>11.1} {:>7}",
             m.rows,
+            m.steps,
             m.n,
             m.seconds * 1e6,
             if chosen { "*" } else { "" }
