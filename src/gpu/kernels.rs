@@ -22,16 +22,8 @@ const DEQUANT_WG: usize = 64;
 /// the workgroups (on an H100: 32 workgroups for 4096 rows, 52 GB/s for the f32 GEMV).
 /// Subgroups wider than the minimum stride over the extra row groups.
 fn gemv_groups_per_wg(device: &wgpu::Device) -> usize {
-    (shaders::GEMV_WG_SIZE / min_subgroup_lanes(device)) as usize
-}
-
-/// The fewest lanes a subgroup GEMV lane group can have on `device`: its smallest subgroup
-/// size (4, WebGPU's minimum, where it does not say), at most the workgroup size.
-fn min_subgroup_lanes(device: &wgpu::Device) -> u32 {
-    device
-        .adapter_info()
-        .subgroup_min_size
-        .clamp(4, shaders::GEMV_WG_SIZE)
+    let lanes = shaders::gemv_min_lanes(Entry::GemvSubgroup, &device.adapter_info());
+    (shaders::GEMV_WG_SIZE / lanes) as usize
 }
 
 /// Mirrors `struct Dims` in `shaders/common.wgsl`.
@@ -334,15 +326,6 @@ impl Kernels {
         })
     }
 
-    /// The fewest lanes a lane group of GEMV `entry` has here (see [`shaders::gemv_split`]).
-    fn gemv_min_lanes(&self, entry: Entry) -> u32 {
-        match entry {
-            Entry::GemvSubgroup => min_subgroup_lanes(&self.device),
-            Entry::GemvLanes => 1,
-            _ => shaders::GEMV_WG_SIZE,
-        }
-    }
-
     /// The variants these kernels were built with.
     pub fn config(&self) -> KernelConfig {
         self.config
@@ -372,7 +355,7 @@ impl Kernels {
                 entry,
                 self.format,
                 self.config.gemv_steps,
-                self.gemv_min_lanes(entry),
+                shaders::gemv_min_lanes(entry, &self.device.adapter_info()),
             );
             let gpu = self.device.adapter_info().device_type != wgpu::DeviceType::Cpu;
             let unroll = shaders::gemv_unroll(entry, rows, self.config.gemv_unroll, gpu);

@@ -398,8 +398,9 @@ impl KernelConfig {
         if let Some(t) = super::tune::load(&device.adapter_info()) {
             if t.entry == config.gemv_entry() && t.rows.validate().is_ok() {
                 config.gemv_rows = t.rows;
-                if let Some(steps) = t.steps.filter(|&s| validate_gemv_steps(Some(s)).is_ok()) {
-                    config.gemv_steps = Some(steps);
+                // The cache's steps are validated on loading.
+                if t.steps.is_some() {
+                    config.gemv_steps = t.steps;
                 }
             }
         }
@@ -510,6 +511,17 @@ pub fn validate_gemv_steps(steps: Option<u32>) -> crate::Result<()> {
             )))
         }
         _ => Ok(()),
+    }
+}
+
+/// The fewest lanes a lane group of GEMV `entry` has on the adapter `info`: its smallest
+/// subgroup size for the subgroup GEMV (4, WebGPU's minimum, where the adapter does not
+/// say; at most the workgroup size), one for the texture GEMV, the workgroup for the other.
+pub fn gemv_min_lanes(entry: Entry, info: &wgpu::AdapterInfo) -> u32 {
+    match entry {
+        Entry::GemvSubgroup => info.subgroup_min_size.clamp(4, GEMV_WG_SIZE),
+        Entry::GemvLanes => 1,
+        _ => GEMV_WG_SIZE,
     }
 }
 
@@ -629,13 +641,14 @@ pub const GEMV_MAX_LOADS: u32 = 8;
 /// The chunks per row each lane of GEMV `entry` loads before computing (`UNROLL`) on a
 /// hardware GPU (`gpu`) or CPU adapter, for `rows` rows per lane group and the setting
 /// [`KernelConfig::gemv_unroll`], at most [`GEMV_MAX_LOADS`] / rows. The default on GPUs
-/// keeps 8 chunk loads in flight per lane (at most 4 chunks per row): a lane group keeps 16 bytes x rows x UNROLL x lanes / split
-/// of loads in flight and there are m / rows of them, so a whole GEMV keeps 512 bytes x m x
-/// UNROLL / split in flight on 32-lane subgroups, whatever the rows. With UNROLL = 1 an H100
-/// had 2 MB in flight for m = 4096, less than its bandwidth times its latency: a Q4_0 GEMV
-/// of 4096 rows moved 0.9 TB/s, one of 16384 rows 1.4. CPU adapters default to 1: memory
-/// parallelism is not what limits lavapipe, and it compiles the unrolled loops about ten
-/// times slower. The texture GEMV (one invocation per row group) always runs 1.
+/// keeps 8 chunk loads in flight per lane (at most 4 chunks per row): a lane group keeps
+/// 16 bytes x rows x UNROLL x lanes / split of loads in flight and there are m / rows of
+/// them, so a whole GEMV keeps 512 bytes x m x UNROLL / split in flight on 32-lane
+/// subgroups, whatever the rows. On an H100 it helped little at m = 4096 (Q4_0 39.6 -> 36.7
+/// us at 4096x14336; f32 95.9 -> 91.9): that shape is bound by its few, long lane groups.
+/// CPU adapters default to 1: memory parallelism is not what limits lavapipe, and it
+/// compiles the general loop several times slower (see `shaders/gemv.wgsl`). The texture
+/// GEMV (one invocation per row group) always runs 1.
 pub fn gemv_unroll(entry: Entry, rows: u32, setting: Option<u32>, gpu: bool) -> u32 {
     if entry.reads_textures() {
         return 1;

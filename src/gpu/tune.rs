@@ -97,10 +97,7 @@ pub fn candidates(entry: Entry) -> Vec<u32> {
 /// give Q4_0 the same lanes per chunk as a larger one on this device ([`shaders::gemv_split`]);
 /// only 8 for the texture GEMV.
 pub fn step_candidates(ctx: &GpuContext, entry: Entry) -> Vec<u32> {
-    let min_lanes = match entry {
-        Entry::GemvSubgroup => ctx.info.subgroup_min_size.clamp(4, shaders::GEMV_WG_SIZE),
-        _ => shaders::GEMV_WG_SIZE,
-    };
+    let min_lanes = shaders::gemv_min_lanes(entry, &ctx.info);
     let mut v: Vec<u32> = Vec::new();
     let mut splits = Vec::new();
     for steps in [GEMV_MAX_STEPS, 4, 2, 1] {
