@@ -13,7 +13,7 @@ mod common;
 use common::ctx;
 use half::f16;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_STEPS};
+use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
 use wgquant::gpu::{GpuContext, Kernels};
 use wgquant::rng::Rng;
 use wgquant::verify::{
@@ -44,8 +44,13 @@ fn configs(ctx: &GpuContext) -> Vec<KernelConfig> {
                 tiled_gemm,
                 texture_gemv: false,
                 coop_matrix: false,
-                gemv_rows: Default::default(),
-                // The subgroup GEMV with the GPU default; the other one lane a chunk.
+                // The subgroup GEMV with the GPU defaults; the other with its own rows and
+                // one lane a chunk.
+                gemv_rows: if sg {
+                    GPU_GEMV_ROWS
+                } else {
+                    Default::default()
+                },
                 gemv_steps: sg.then_some(GPU_GEMV_STEPS),
                 gemv_unroll: None,
                 act: ActType::F32,
@@ -75,12 +80,24 @@ fn f16_activations_match_the_reference_within_the_bound() {
     let (mut worst_rounded, mut worst_exact) = (0f64, 0f64);
     let mut cases = 0;
     let mut per_format = std::collections::BTreeMap::new();
-    // Every variant for Q4_0; the device's own variant for the other formats.
+    // Every variant for Q4_0; the device's own variant for the other formats. CPU adapters
+    // never prefer f16 (it is for GPUs), so there the buffer GEMV runs with the rows and
+    // steps a GPU runs untuned.
+    let own = KernelConfig::for_device(&ctx.device);
+    let own = if ctx.device.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        KernelConfig {
+            gemv_rows: GPU_GEMV_ROWS,
+            gemv_steps: Some(GPU_GEMV_STEPS),
+            ..own
+        }
+    } else {
+        own
+    };
     let runs = configs(ctx).into_iter().map(|c| (Format::Q4_0, c)).chain(
         formats
             .into_iter()
             .filter(|f| *f != Format::Q4_0)
-            .map(|f| (f, KernelConfig::for_device(&ctx.device))),
+            .map(|f| (f, own)),
     );
     for (format, config) in runs {
         let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();

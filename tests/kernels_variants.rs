@@ -7,7 +7,7 @@ mod common;
 
 use common::ctx;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_STEPS};
+use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
 
@@ -27,8 +27,13 @@ fn configs() -> Vec<KernelConfig> {
                         tiled_gemm,
                         texture_gemv,
                         coop_matrix: false,
-                        gemv_rows: Default::default(),
-                        // The subgroup GEMV with the GPU default; the others one lane a chunk.
+                        // The subgroup GEMV with the GPU defaults; the others with their
+                        // own rows and one lane a chunk.
+                        gemv_rows: if sg {
+                            GPU_GEMV_ROWS
+                        } else {
+                            Default::default()
+                        },
                         gemv_steps: sg.then_some(GPU_GEMV_STEPS),
                         gemv_unroll: None,
                         act: ActType::F32,
