@@ -13,8 +13,8 @@
 #       steps8.jsonl  GEMV rows with a whole chunk of codes per lane (--gemv-steps 8), to
 #                     compare with the default in the same call
 #       unroll1.jsonl GEMV rows loading one chunk per row ahead (--gemv-unroll 1), to compare
-#       nosg.jsonl    GEMV at the first shape without subgroups (64-lane lane groups reduced
-#                     in workgroup memory instead of one per subgroup)
+#       widesg.jsonl  GEMV n = 8 with a lane group per subgroup (--gemv-wide subgroup), to
+#                     compare with the default 64-lane lane groups reduced in workgroup memory
 #       repeat.jsonl  the same n = 1 GEMV timed three times in a row (K-quants, f32 x): the
 #                     first time after a slow quantization has run several times slower
 #       nocoop.jsonl  (NOCOOP=1 only) GEMV and GEMM rows on a device without the
@@ -125,8 +125,9 @@ run)
     # shellcheck disable=SC2086
     step unroll1 50 "$OUT/unroll1.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 8 \
         --format q4_0 --format q8_0 --format q4_k --gemv-unroll 1 --jsonl
-    step nosg 30 "$OUT/nosg.jsonl" env WGQUANT_DISABLE=subgroup "${W[@]}" bench \
-        --shape 4096x14336 --batch 1 --batch 8 --format q4_0 --format q8_0 --jsonl
+    # shellcheck disable=SC2086
+    step widesg 40 "$OUT/widesg.jsonl" "${W[@]}" bench $SHAPES --batch 8 \
+        --format q4_0 --format q8_0 --format q4_k --gemv-wide subgroup --jsonl
     # shellcheck disable=SC2086
     step repeat 40 "$OUT/repeat.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 1 --batch 1 \
         --format q4_k --format q6_k --jsonl
@@ -150,7 +151,7 @@ run)
     step tuned 40 "$OUT/tuned.jsonl" env WGQUANT_CACHE_DIR=$TUNED "${W[@]}" bench $SHAPES \
         --batch 1 --batch 8 --format q4_0 --format q8_0 --format int4_g128 --jsonl
     # The short table: kernel, format, shape, n, microseconds, GB/s, ratio to f32.
-    python3 - "$OUT/bench.jsonl" "$OUT/steps8.jsonl" "$OUT/unroll1.jsonl" "$OUT/nosg.jsonl" "$OUT/repeat.jsonl" "$OUT/nocoop.jsonl" "$OUT/tuned.jsonl" \
+    python3 - "$OUT/bench.jsonl" "$OUT/steps8.jsonl" "$OUT/unroll1.jsonl" "$OUT/widesg.jsonl" "$OUT/repeat.jsonl" "$OUT/nocoop.jsonl" "$OUT/tuned.jsonl" \
         >> "$OUT/summary.txt" <<'PY'
 import json, os, sys
 print(f"{'kernel':9} {'format':14} {'m':>6} {'k':>6} {'n':>4} {'us':>9} {'GB/s':>7} {'GFLOP/s':>9} {'vs f32':>7}")
@@ -163,8 +164,8 @@ for path in sys.argv[1:]:
         print("-- a whole chunk of codes per lane (--gemv-steps 8):")
     if path.endswith("unroll1.jsonl"):
         print("-- one chunk per row loaded ahead (--gemv-unroll 1):")
-    if path.endswith("nosg.jsonl"):
-        print("-- without subgroups (64-lane lane groups):")
+    if path.endswith("widesg.jsonl"):
+        print("-- n = 8 on a lane group per subgroup (--gemv-wide subgroup):")
     if path.endswith("repeat.jsonl"):
         print("-- the same n = 1 GEMV three times in a row:")
     if path.endswith("tuned.jsonl"):

@@ -53,6 +53,7 @@ fn configs(ctx: &GpuContext) -> Vec<KernelConfig> {
                 },
                 gemv_steps: sg.then_some(GPU_GEMV_STEPS),
                 gemv_unroll: None,
+                gemv_wide_workgroup: sg && tiled_gemm,
                 act: ActType::F32,
             });
         }
@@ -81,13 +82,14 @@ fn f16_activations_match_the_reference_within_the_bound() {
     let mut cases = 0;
     let mut per_format = std::collections::BTreeMap::new();
     // Every variant for Q4_0; the device's own variant for the other formats. CPU adapters
-    // never prefer f16 (it is for GPUs), so there the buffer GEMV runs with the rows and
-    // steps a GPU runs untuned.
+    // never prefer f16 (it is for GPUs), so there the buffer GEMV runs with the rows, steps
+    // and lane groups a GPU runs untuned.
     let own = KernelConfig::for_device(&ctx.device);
     let own = if ctx.device.adapter_info().device_type == wgpu::DeviceType::Cpu {
         KernelConfig {
             gemv_rows: GPU_GEMV_ROWS,
             gemv_steps: Some(GPU_GEMV_STEPS),
+            gemv_wide_workgroup: true,
             ..own
         }
     } else {

@@ -36,6 +36,9 @@ fn configs() -> Vec<KernelConfig> {
                         },
                         gemv_steps: sg.then_some(GPU_GEMV_STEPS),
                         gemv_unroll: None,
+                        // With subgroups: 3-8 columns on 64-lane lane groups beside the tiled
+                        // GEMM (a GPU's default), on subgroups beside the GEMV blocks.
+                        gemv_wide_workgroup: sg && tiled_gemm,
                         act: ActType::F32,
                     });
                 }
@@ -51,6 +54,7 @@ fn configs() -> Vec<KernelConfig> {
             gemv_rows: Default::default(),
             gemv_steps: None,
             gemv_unroll: None,
+            gemv_wide_workgroup: false,
             act: ActType::F32,
         });
     }
@@ -106,6 +110,7 @@ fn subgroup_kernels_need_the_feature() {
         gemv_rows: Default::default(),
         gemv_steps: None,
         gemv_unroll: None,
+        gemv_wide_workgroup: false,
         act: ActType::F32,
     };
     let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);

@@ -8,7 +8,7 @@ use common::temp::TempDir;
 use wgquant::bench::Timing;
 use wgquant::format::Format;
 use wgquant::gpu::shaders::{
-    Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS, GEMV_MAX_STEPS, GPU_GEMV_ROWS,
+    Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS, GEMV_MAX_STEPS, GPU_GEMV_ROWS, GPU_GEMV_STEPS,
 };
 use wgquant::gpu::tune::{self, TuneOptions, Tuning, TUNE_BATCHES};
 use wgquant::gpu::Kernels;
@@ -17,6 +17,7 @@ use wgquant::verify;
 fn sample(entry: Entry) -> Tuning {
     Tuning {
         entry,
+        wide_entry: entry,
         rows: GemvRows {
             narrow: Some(2),
             wide: Some(4),
@@ -28,54 +29,88 @@ fn sample(entry: Entry) -> Tuning {
     }
 }
 
+/// The tuner on the device's own configuration and, where the device has subgroups, on the
+/// buffer GEMV a GPU runs (both lane-group shapes timed for 8 columns).
 #[test]
 fn tuner_picks_allowed_values() {
     let ctx = ctx();
-    let opts = TuneOptions {
-        shape: (64, 256),
-        warmup: 1,
-        runs: 2,
-    };
-    let mut seen = Vec::new();
-    let t = tune::tune(ctx, &opts, |m| seen.push((m.rows, m.n))).unwrap();
-    let config = KernelConfig::untuned(&ctx.device);
-    assert_eq!(t.entry, config.gemv_entry());
-    let cands = tune::candidates(t.entry);
-    assert!(cands.iter().all(|&r| r <= t.entry.max_gemv_rows()));
-    // Every rows candidate at the default steps, then every other steps at the best rows.
-    let steps = tune::step_candidates(ctx, t.entry);
-    let base_steps = config.gemv_steps.unwrap_or(GEMV_MAX_STEPS);
-    let other_steps = if steps.len() > 1 {
-        steps.iter().filter(|&&s| s != base_steps).count()
-    } else {
-        0
-    };
-    assert_eq!(seen.len(), (cands.len() + other_steps) * TUNE_BATCHES.len());
-    match t.steps {
-        Some(s) => assert!(steps.contains(&s), "{s} not among {steps:?}"),
-        None => assert_eq!(steps.len(), 1),
+    let own = KernelConfig::untuned(&ctx.device);
+    let mut bases = vec![own];
+    if ctx.device.features().contains(wgpu::Features::SUBGROUP) {
+        bases.push(KernelConfig {
+            subgroups: true,
+            texture_gemv: false,
+            gemv_rows: GPU_GEMV_ROWS,
+            gemv_steps: Some(GPU_GEMV_STEPS),
+            gemv_wide_workgroup: true,
+            ..own
+        });
     }
-    assert_eq!(t.measurements.len(), seen.len());
-    assert!(t.measurements.iter().all(|m| m.seconds >= 0.0));
-    for r in [t.rows.narrow, t.rows.wide] {
-        let r = r.expect("a choice per bucket");
-        assert!(cands.contains(&r), "{r} not among {cands:?}");
-    }
-    assert!(t.rows.validate().is_ok());
-    // The tuned config builds and runs correctly.
-    let kernels = Kernels::with_config(
-        &ctx.device,
-        Format::Q4_0,
-        KernelConfig {
+    for base in bases {
+        let opts = TuneOptions {
+            shape: (64, 256),
+            warmup: 1,
+            runs: 2,
+            base,
+        };
+        let mut seen = Vec::new();
+        let t = tune::tune(ctx, &opts, |m| seen.push((m.entry, m.rows, m.n))).unwrap();
+        assert_eq!(t.entry, base.gemv_entry(1));
+        let wide_entries = tune::wide_entries(&base);
+        assert!(wide_entries.contains(&t.wide_entry), "{:?}", t.wide_entry);
+        if base.subgroups && !base.texture_gemv {
+            assert_eq!(wide_entries, [Entry::GemvSubgroup, Entry::Gemv]);
+        }
+        // Every rows candidate at the default steps (for 8 columns, of every lane-group
+        // shape), then every other steps with the best choices.
+        let narrow = tune::candidates(t.entry);
+        let wide: usize = wide_entries
+            .iter()
+            .map(|&e| tune::candidates(e).len())
+            .sum();
+        let steps = tune::step_candidates(ctx, &[t.entry, t.wide_entry]);
+        let base_steps = base.gemv_steps.unwrap_or(GEMV_MAX_STEPS);
+        let other_steps = if steps.len() > 1 {
+            steps.iter().filter(|&&s| s != base_steps).count()
+        } else {
+            0
+        };
+        assert_eq!(
+            seen.len(),
+            narrow.len() + wide + other_steps * TUNE_BATCHES.len()
+        );
+        for e in &wide_entries {
+            assert!(seen.iter().any(|&(se, _, n)| se == *e && n == 8), "{e:?}");
+        }
+        match t.steps {
+            Some(s) => assert!(steps.contains(&s), "{s} not among {steps:?}"),
+            None => assert_eq!(steps.len(), 1),
+        }
+        assert_eq!(t.measurements.len(), seen.len());
+        assert!(t.measurements.iter().all(|m| m.seconds >= 0.0));
+        let (rn, rw) = (t.rows.narrow.unwrap(), t.rows.wide.unwrap());
+        assert!(narrow.contains(&rn), "{rn} not among {narrow:?}");
+        assert!(tune::candidates(t.wide_entry).contains(&rw), "{rw}");
+        assert!(t.rows.validate().is_ok());
+        // The tuned config builds, runs the chosen entries and computes correctly.
+        let config = KernelConfig {
             gemv_rows: t.rows,
-            gemv_steps: t.steps.or(config.gemv_steps),
-            ..config
-        },
-    )
-    .unwrap();
-    for n in [1, 8] {
-        let r = verify::matmul_case(ctx, &kernels, 37, 256, n, 11).unwrap();
-        assert!(r.passed(), "{r:?}");
+            gemv_steps: t.steps.or(base.gemv_steps),
+            gemv_wide_workgroup: t.wide_entry == Entry::Gemv,
+            ..base
+        };
+        assert_eq!(config.gemv_entry(8), t.wide_entry);
+        let kernels = Kernels::with_config(&ctx.device, Format::Q4_0, config).unwrap();
+        let w = common::random_weight(Format::Q4_0, 37, 256, 12);
+        let x = ctx.storage_buffer("x", &vec![0.5; 8 * 256]);
+        let y = ctx.output_buffer("y", 8 * 37);
+        for n in [1, 8] {
+            let r = verify::matmul_case(ctx, &kernels, 37, 256, n, 11).unwrap();
+            assert!(r.passed(), "{r:?}");
+            let op = kernels.matmul(&w, &x, &y, n).unwrap();
+            let want = config.gemv_entry(n).entry_point();
+            assert!(op.entry_points().contains(&want), "{n}: {want}");
+        }
     }
 }
 
@@ -105,10 +140,14 @@ fn cache_round_trips() {
     let path = dir.join("sub").join(tune::CACHE_FILE);
     let info = ctx().info.clone();
     assert!(tune::load_from(&path, &info).is_none(), "no file yet");
-    let t = sample(Entry::GemvSubgroup);
+    let t = Tuning {
+        wide_entry: Entry::Gemv,
+        ..sample(Entry::GemvSubgroup)
+    };
     tune::store_to(&path, &info, &t).unwrap();
     let got = tune::load_from(&path, &info).expect("cached");
     assert_eq!(got.entry, t.entry);
+    assert_eq!(got.wide_entry, t.wide_entry);
     assert_eq!(got.rows, t.rows);
     assert_eq!(got.steps, t.steps);
     assert_eq!(got.shape, t.shape);
@@ -127,13 +166,50 @@ fn cache_round_trips() {
     assert_ne!(tune::adapter_key(&info), tune::adapter_key(&other));
 }
 
+/// A tuning applies to the configuration whose one-column GEMV entry it tuned, with the
+/// wide bucket's lane group; to no other.
+#[test]
+fn tunings_apply_to_their_entry() {
+    let base = KernelConfig {
+        subgroups: true,
+        texture_gemv: false,
+        gemv_wide_workgroup: true,
+        ..KernelConfig::untuned(&ctx().device)
+    };
+    let t = Tuning {
+        wide_entry: Entry::GemvSubgroup,
+        ..sample(Entry::GemvSubgroup)
+    };
+    let tuned = base.with_tuning(&t);
+    assert_eq!((tuned.gemv_rows, tuned.gemv_steps), (t.rows, t.steps));
+    assert!(!tuned.gemv_wide_workgroup);
+    assert_eq!(tuned.gemv_entry(8), Entry::GemvSubgroup);
+    let t = Tuning {
+        wide_entry: Entry::Gemv,
+        ..t
+    };
+    let tuned = base.with_tuning(&t);
+    assert_eq!(tuned.gemv_entry(8), Entry::Gemv);
+    assert_eq!(tuned.gemv_entry(2), Entry::GemvSubgroup);
+    // Another entry's tuning leaves the configuration as it was.
+    for other in [Entry::Gemv, Entry::GemvLanes] {
+        assert_eq!(base.with_tuning(&sample(other)), base);
+    }
+    // A tuning without steps keeps the configuration's.
+    let t = Tuning {
+        steps: None,
+        ..sample(Entry::GemvSubgroup)
+    };
+    assert_eq!(base.with_tuning(&t).gemv_steps, base.gemv_steps);
+}
+
 #[test]
 fn corrupt_cache_is_ignored() {
     let dir = TempDir::new("tune-corrupt");
     let path = dir.join(tune::CACHE_FILE);
     let info = ctx().info.clone();
     let key = tune::adapter_key(&info);
-    let bad_entries = [
+    let mut bad_entries = vec![
         "{ not json".to_string(),
         "[1, 2, 3]".to_string(),
         format!(r#"{{"adapters": {{"{key}": 5}}}}"#),
@@ -153,6 +229,18 @@ fn corrupt_cache_is_ignored() {
             r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "steps": "4", "shape": [1, 32], "timing": "wall"}}}}}}"#
         ),
     ];
+    // The wide bucket's entry: only the workgroup-memory GEMV beside the subgroup one, and
+    // rows within its maximum.
+    for (entry, wide, rows_wide) in [
+        ("gemv_subgroup", "gemv_lanes", 4),
+        ("gemv", "gemv_subgroup", 4),
+        ("gemv_subgroup", "gemm", 4),
+        ("gemv_subgroup", "gemv", 8),
+    ] {
+        bad_entries.push(format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "{entry}", "entry_wide": "{wide}", "rows_narrow": 1, "rows_wide": {rows_wide}, "shape": [1, 32], "timing": "wall"}}}}}}"#
+        ));
+    }
     for text in &bad_entries {
         std::fs::write(&path, text).unwrap();
         assert!(tune::load_from(&path, &info).is_none(), "{text}");
@@ -164,6 +252,8 @@ fn corrupt_cache_is_ignored() {
     std::fs::write(&path, old).unwrap();
     let t = tune::load_from(&path, &info).expect("rows without steps");
     assert_eq!((t.rows.narrow, t.steps), (Some(1), None));
+    // And from before the wide bucket had its own entry: the same entry for both.
+    assert_eq!(t.wide_entry, Entry::Gemv);
     // Binary garbage.
     std::fs::write(&path, [0xff, 0xfe, 0x00, 0x80]).unwrap();
     assert!(tune::load_from(&path, &info).is_none());
@@ -209,6 +299,9 @@ fn every_rows_value_matches_the_reference() {
                 gemv_steps: Some([8, 4, 2][gemv_rows.narrow.unwrap_or(0) as usize % 3]),
                 // And against 1 to 4 chunks loaded ahead.
                 gemv_unroll: Some(1 + gemv_rows.wide.unwrap_or(0) % 4),
+                // Each entry with its own rows (the wide bucket's lane group is the one the
+                // config names: run in tuner_picks_allowed_values and kernels_variants).
+                gemv_wide_workgroup: false,
                 act: wgquant::gpu::ActType::F32,
             };
             let kernels = Kernels::with_config(&ctx.device, Format::Q4_0, config).unwrap();
@@ -259,6 +352,7 @@ fn every_steps_value_matches_the_reference() {
                 },
                 gemv_steps: Some(steps),
                 gemv_unroll: None,
+                gemv_wide_workgroup: false,
                 act: wgquant::gpu::ActType::F32,
             };
             let formats = if steps == 4 {

@@ -578,10 +578,8 @@ impl Kernels {
         };
         let entry = if x_texture.is_some() {
             Entry::GemvLanes
-        } else if self.config.subgroups {
-            Entry::GemvSubgroup
         } else {
-            Entry::Gemv
+            self.config.buffer_gemv_entry(cols)
         };
         Ok(MatmulKernel::Gemv {
             entry,

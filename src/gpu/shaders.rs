@@ -281,7 +281,9 @@ impl std::fmt::Display for ActType {
 /// it from the device; [`Kernels::with_config`](super::Kernels::with_config) lets tests and benchmarks force one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KernelConfig {
-    /// GEMV reduces with subgroupAdd (needs `Features::SUBGROUP`) instead of workgroup memory.
+    /// GEMV lane groups are subgroups reduced with subgroupAdd (needs `Features::SUBGROUP`)
+    /// rather than workgroups reduced in workgroup memory (for 3-8 columns see
+    /// `gemv_wide_workgroup`).
     pub subgroups: bool,
     /// Batches above [`GEMV_MAX_N`](super::GEMV_MAX_N) use the workgroup-memory tiled GEMM; otherwise the GEMV
     /// kernel in blocks of 8 columns (better where workgroup memory and barriers are slow:
@@ -315,6 +317,15 @@ pub struct KernelConfig {
     /// [`GEMV_MAX_LOADS`]; `None` picks [`gemv_unroll`]'s default for the device and rows.
     /// The texture GEMV ignores it.
     pub gemv_unroll: Option<u32>,
+    /// Where `subgroups` is set, batches of 3-8 columns ([`GemvRows::wide`]) still run the
+    /// workgroup-memory GEMV ([`Entry::Gemv`]: one 64-lane lane group per workgroup, reduced
+    /// in workgroup memory); 1-2 columns keep a lane group per subgroup. More lanes per row
+    /// group put more of the GPU to work on few rows, and at 8 columns each lane's share of
+    /// a row is the longer work: on an H100 at 4096x14336, 8 columns ran 1.4x (q4_0, 168 ->
+    /// 119 us) and 1.7x (f32) faster that way, while 1 column ran 1.3x slower (q4_0, 36.7 ->
+    /// 47.0 us). [`KernelConfig::untuned`] sets it on hardware GPUs; the tuner's cache may
+    /// clear it. Without `subgroups` every batch runs the workgroup-memory GEMV anyway.
+    pub gemv_wide_workgroup: bool,
     /// The activation type callers should prefer on this device ([`ActType::preferred_for`]).
     /// It changes no kernel: [`Kernels::matmul`](super::Kernels::matmul) always takes f32
     /// buffers and [`Kernels::matmul_f16`](super::Kernels::matmul_f16) f16 ones; callers that
@@ -347,12 +358,18 @@ impl GemvRows {
         }
     }
 
+    /// Whether `cols` activation columns fall in the wide bucket (3-8) rather than the
+    /// narrow one (1-2).
+    pub fn is_wide(cols: usize) -> bool {
+        cols > 2
+    }
+
     /// The bucket's setting for `cols` activation columns.
     pub fn for_cols(self, cols: usize) -> Option<u32> {
-        if cols <= 2 {
-            self.narrow
-        } else {
+        if Self::is_wide(cols) {
             self.wide
+        } else {
+            self.narrow
         }
     }
 
@@ -394,25 +411,47 @@ impl KernelConfig {
     /// holds a valid entry for this adapter, driver and wgquant version and the same GEMV
     /// entry; the fixed defaults otherwise.
     pub fn for_device(device: &wgpu::Device) -> Self {
-        let mut config = Self::untuned(device);
-        if let Some(t) = super::tune::load(&device.adapter_info()) {
-            if t.entry == config.gemv_entry() && t.rows.validate().is_ok() {
-                config.gemv_rows = t.rows;
-                // The cache's steps are validated on loading.
-                if t.steps.is_some() {
-                    config.gemv_steps = t.steps;
-                }
+        let config = Self::untuned(device);
+        match super::tune::load(&device.adapter_info()) {
+            Some(t) => config.with_tuning(&t),
+            None => config,
+        }
+    }
+
+    /// This configuration with the GEMV choices of `t` (rows, steps where it has them, the
+    /// wide bucket's lane group), if `t` tuned the GEMV entry this one runs for one column;
+    /// unchanged otherwise.
+    pub fn with_tuning(self, t: &super::tune::Tuning) -> Self {
+        let mut config = self;
+        if t.entry == config.gemv_entry(1) && t.rows.validate().is_ok() {
+            config.gemv_rows = t.rows;
+            // The cache's steps are validated on loading.
+            if t.steps.is_some() {
+                config.gemv_steps = t.steps;
+            }
+            if t.entry == Entry::GemvSubgroup {
+                config.gemv_wide_workgroup = t.wide_entry == Entry::Gemv;
             }
         }
         config
     }
 
-    /// The GEMV entry this configuration uses for weights that fit it (the texture GEMV
-    /// falls back to a buffer GEMV for weights too large for textures).
-    pub fn gemv_entry(&self) -> Entry {
+    /// The GEMV entry this configuration uses for `cols` activation columns per dispatch
+    /// and weights that fit it (the texture GEMV falls back to [`Self::buffer_gemv_entry`]
+    /// for weights too large for textures).
+    pub fn gemv_entry(&self, cols: usize) -> Entry {
         if self.texture_gemv {
             Entry::GemvLanes
-        } else if self.subgroups {
+        } else {
+            self.buffer_gemv_entry(cols)
+        }
+    }
+
+    /// The GEMV entry over storage buffers this configuration uses for `cols` columns:
+    /// subgroup lane groups where `subgroups` is set, except for wide batches with
+    /// `gemv_wide_workgroup`; else the workgroup-memory GEMV.
+    pub fn buffer_gemv_entry(&self, cols: usize) -> Entry {
+        if self.subgroups && !(self.gemv_wide_workgroup && GemvRows::is_wide(cols)) {
             Entry::GemvSubgroup
         } else {
             Entry::Gemv
@@ -439,6 +478,7 @@ impl KernelConfig {
             },
             gemv_steps: (!cpu).then_some(GPU_GEMV_STEPS),
             gemv_unroll: None,
+            gemv_wide_workgroup: !cpu,
             act: ActType::preferred_for(device),
         }
     }

@@ -1,7 +1,9 @@
 //! A small GEMV autotuner: times each candidate `ROWS` (weight rows per lane group) of the
 //! GEMV entry the device uses, for one and for eight activation columns, and keeps the
 //! fastest per bucket ([`GemvRows::narrow`] for 1-2 columns, [`GemvRows::wide`] for 3-8);
-//! then, at those rows, each candidate number of x steps per lane per chunk of codes
+//! for eight columns on a device with subgroups it times both lane-group shapes (a subgroup,
+//! or the whole workgroup: [`KernelConfig::gemv_wide_workgroup`]) with each one's rows.
+//! Then, at those choices, each candidate number of x steps per lane per chunk of codes
 //! ([`KernelConfig::gemv_steps`]) of the buffer GEMVs, keeping the one with the smallest sum
 //! of both batches' times relative to their best.
 //! The choice is cached per adapter, driver and wgquant version in a JSON file
@@ -34,22 +36,29 @@ pub struct TuneOptions {
     pub warmup: usize,
     /// Timed runs per candidate; the median counts.
     pub runs: usize,
+    /// The configuration whose GEMV is tuned: [`KernelConfig::untuned`] for the device
+    /// (only a tuning of that is applied by [`KernelConfig::for_device`]).
+    pub base: KernelConfig,
 }
 
 impl TuneOptions {
-    /// 4096 x 4096 on a hardware GPU; 1024 x 4096 with fewer runs on a CPU adapter.
+    /// 4096 x 4096 on a hardware GPU; 1024 x 4096 with fewer runs on a CPU adapter; the
+    /// device's untuned configuration.
     pub fn defaults_for(ctx: &GpuContext) -> Self {
+        let base = KernelConfig::untuned(&ctx.device);
         if ctx.is_cpu() {
             TuneOptions {
                 shape: (1024, 4096),
                 warmup: 1,
                 runs: 3,
+                base,
             }
         } else {
             TuneOptions {
                 shape: (4096, 4096),
                 warmup: 3,
                 runs: 15,
+                base,
             }
         }
     }
@@ -58,6 +67,8 @@ impl TuneOptions {
 /// One timed candidate.
 #[derive(Clone, Copy, Debug)]
 pub struct Measurement {
+    /// The GEMV entry timed.
+    pub entry: Entry,
     pub rows: u32,
     /// Steps per lane per chunk ([`KernelConfig::gemv_steps`]).
     pub steps: u32,
@@ -69,8 +80,11 @@ pub struct Measurement {
 /// The tuner's result.
 #[derive(Clone, Debug)]
 pub struct Tuning {
-    /// The GEMV entry tuned (the one the device's configuration uses).
+    /// The GEMV entry tuned for 1-2 columns (the one the device's configuration uses).
     pub entry: Entry,
+    /// The fastest GEMV entry for 3-8 columns: `entry`, or the workgroup-memory GEMV
+    /// where `entry` is the subgroup one ([`KernelConfig::gemv_wide_workgroup`]).
+    pub wide_entry: Entry,
     /// The fastest rows per bucket.
     pub rows: GemvRows,
     /// The fastest steps per lane per chunk at those rows (`None`: not tuned, e.g. for the
@@ -92,16 +106,32 @@ pub fn candidates(entry: Entry) -> Vec<u32> {
         .collect()
 }
 
-/// The steps-per-lane candidates the tuner tries for `entry` on `ctx`'s device: 8, 4, 2, 1
-/// (a whole chunk of 4-bit codes per lane down to one x vec4 per lane), less those that
-/// give Q4_0 the same lanes per chunk as a larger one on this device ([`shaders::gemv_split`]);
-/// only 8 for the texture GEMV.
-pub fn step_candidates(ctx: &GpuContext, entry: Entry) -> Vec<u32> {
-    let min_lanes = shaders::gemv_min_lanes(entry, &ctx.info);
+/// The GEMV entries the tuner times for 3-8 columns under `base`: the subgroup GEMV and the
+/// workgroup-memory one where `base` has subgroups (and no texture GEMV), else `base`'s own.
+pub fn wide_entries(base: &KernelConfig) -> Vec<Entry> {
+    let entry = base.gemv_entry(1);
+    if entry == Entry::GemvSubgroup {
+        vec![Entry::GemvSubgroup, Entry::Gemv]
+    } else {
+        vec![entry]
+    }
+}
+
+/// The steps-per-lane candidates the tuner tries for `entries` on `ctx`'s device: 8, 4, 2,
+/// 1 (a whole chunk of 4-bit codes per lane down to one x vec4 per lane), less those that
+/// give Q4_0 the same lanes per chunk as a larger one in every entry on this device
+/// ([`shaders::gemv_split`]); only 8 for the texture GEMV.
+pub fn step_candidates(ctx: &GpuContext, entries: &[Entry]) -> Vec<u32> {
     let mut v: Vec<u32> = Vec::new();
     let mut splits = Vec::new();
     for steps in [GEMV_MAX_STEPS, 4, 2, 1] {
-        let split = shaders::gemv_split(entry, Format::Q4_0, Some(steps), min_lanes);
+        let split: Vec<u32> = entries
+            .iter()
+            .map(|&e| {
+                let min_lanes = shaders::gemv_min_lanes(e, &ctx.info);
+                shaders::gemv_split(e, Format::Q4_0, Some(steps), min_lanes)
+            })
+            .collect();
         if !splits.contains(&split) {
             splits.push(split);
             v.push(steps);
@@ -110,8 +140,8 @@ pub fn step_candidates(ctx: &GpuContext, entry: Entry) -> Vec<u32> {
     v
 }
 
-/// Time every candidate for the GEMV entry `ctx`'s device uses (with the fixed-default
-/// configuration otherwise), calling `progress` after each; pick the fastest per bucket.
+/// Time every candidate for the GEMV entries of `opts.base` (the rest of the configuration
+/// as it is there), calling `progress` after each; pick the fastest per bucket.
 pub fn tune(
     ctx: &GpuContext,
     opts: &TuneOptions,
@@ -123,23 +153,24 @@ pub fn tune(
     }
     let format = Format::Q4_0;
     format.check_k(k)?;
-    let base = KernelConfig::untuned(&ctx.device);
-    let entry = base.gemv_entry();
+    let base = opts.base;
+    let entry = base.gemv_entry(1);
     let q = QuantizedTensor::quantize(format, &Rng::new(17).normal_vec(m * k), m, k)?;
     let weight = GpuWeight::upload(ctx, &q)?;
     drop(q);
-    let max_n = TUNE_BATCHES[1];
-    let x = ctx.storage_buffer("wgquant tune x", &Rng::new(5).normal_vec(max_n * k));
-    let y = ctx.output_buffer("wgquant tune y", max_n * m);
+    let [narrow_n, wide_n] = TUNE_BATCHES;
+    let x = ctx.storage_buffer("wgquant tune x", &Rng::new(5).normal_vec(wide_n * k));
+    let y = ctx.output_buffer("wgquant tune y", wide_n * m);
     let runs = opts.runs.max(1);
     let timer = Timer::new(ctx, runs as u32);
     let mut measurements = Vec::new();
-    let mut time = |config: KernelConfig, rows: u32, steps: u32, n: usize| -> Result<f64> {
+    let mut time = |config: KernelConfig, steps: u32, n: usize| -> Result<f64> {
         let kernels = Kernels::with_config(&ctx.device, format, config)?;
         let op = kernels.matmul(&weight, &x, &y, n)?;
         let seconds = timer.median_seconds(&[op], opts.warmup, runs)?;
         let meas = Measurement {
-            rows,
+            entry: config.gemv_entry(n),
+            rows: config.gemv_rows.rows(config.gemv_entry(n), n),
             steps,
             n,
             seconds,
@@ -148,42 +179,57 @@ pub fn tune(
         measurements.push(meas);
         Ok(seconds)
     };
-    // Rows first, at the default steps per lane.
+    // Rows first (and the wide bucket's lane group), at the default steps per lane.
     let base_steps = base.gemv_steps.unwrap_or(GEMV_MAX_STEPS);
-    let mut best_rows = [(0u32, f64::INFINITY); 2];
+    let with = |rows: u32, wide_entry: Entry| KernelConfig {
+        gemv_rows: GemvRows::fixed(rows),
+        gemv_wide_workgroup: wide_entry == Entry::Gemv,
+        ..base
+    };
+    let mut narrow = (0u32, f64::INFINITY);
     for rows in candidates(entry) {
-        let config = KernelConfig {
-            gemv_rows: GemvRows::fixed(rows),
-            ..base
-        };
-        for (b, n) in TUNE_BATCHES.into_iter().enumerate() {
-            let t = time(config, rows, base_steps, n)?;
-            if t < best_rows[b].1 {
-                best_rows[b] = (rows, t);
+        let t = time(with(rows, entry), base_steps, narrow_n)?;
+        if t < narrow.1 {
+            narrow = (rows, t);
+        }
+    }
+    let wide_candidates = wide_entries(&base);
+    let mut wide = (0u32, entry, f64::INFINITY);
+    for &e in &wide_candidates {
+        for rows in candidates(e) {
+            let t = time(with(rows, e), base_steps, wide_n)?;
+            if t < wide.2 {
+                wide = (rows, e, t);
             }
         }
     }
+    let best = [narrow.1, wide.2];
     let rows = GemvRows {
-        narrow: Some(best_rows[0].0),
-        wide: Some(best_rows[1].0),
+        narrow: Some(narrow.0),
+        wide: Some(wide.0),
     };
-    // Then steps per lane at those rows: the smallest sum of times relative to the best.
-    let candidates = step_candidates(ctx, entry);
+    let wide_entry = wide.1;
+    let chosen = KernelConfig {
+        gemv_rows: rows,
+        gemv_wide_workgroup: wide_entry == Entry::Gemv,
+        ..base
+    };
+    // Then steps per lane with those choices: the smallest sum of times relative to the best.
+    let candidates = step_candidates(ctx, &[entry, wide_entry]);
     let mut steps = None;
     if candidates.len() > 1 {
         let mut scored = Vec::new();
         for &s in &candidates {
             let config = KernelConfig {
-                gemv_rows: rows,
                 gemv_steps: Some(s),
-                ..base
+                ..chosen
             };
             let mut ts = [0.0; 2];
             for (b, n) in TUNE_BATCHES.into_iter().enumerate() {
                 ts[b] = if s == base_steps {
-                    best_rows[b].1
+                    best[b]
                 } else {
-                    time(config, best_rows[b].0, s, n)?
+                    time(config, s, n)?
                 };
             }
             scored.push((s, ts));
@@ -203,6 +249,7 @@ pub fn tune(
     }
     Ok(Tuning {
         entry,
+        wide_entry,
         rows,
         steps,
         shape: opts.shape,
@@ -305,8 +352,19 @@ fn parse_entry(v: &serde_json::Value) -> Option<Tuning> {
         narrow: Some(bucket("rows_narrow")?),
         wide: Some(bucket("rows_wide")?),
     };
+    // Absent in caches written before the wide bucket had its own entry: `entry` then.
+    let wide_entry = match v.get("entry_wide") {
+        None => entry,
+        Some(w) => {
+            let name = w.as_str()?;
+            Entry::ALL
+                .into_iter()
+                .find(|e| e.entry_point() == name)
+                .filter(|&e| e == entry || (entry, e) == (Entry::GemvSubgroup, Entry::Gemv))?
+        }
+    };
     rows.validate().ok()?;
-    if rows.narrow? > entry.max_gemv_rows() || rows.wide? > entry.max_gemv_rows() {
+    if rows.narrow? > entry.max_gemv_rows() || rows.wide? > wide_entry.max_gemv_rows() {
         return None;
     }
     // Absent in caches written before the setting existed: the default then.
@@ -324,6 +382,7 @@ fn parse_entry(v: &serde_json::Value) -> Option<Tuning> {
     };
     Some(Tuning {
         entry,
+        wide_entry,
         rows,
         steps,
         shape: (dim(0)?, dim(1)?),
@@ -348,7 +407,8 @@ pub fn store(info: &wgpu::AdapterInfo, tuning: &Tuning) -> Result<PathBuf> {
 /// other adapters' entries (a corrupt file is replaced). Written to a temporary file and
 /// renamed, so a reader never sees half a file.
 pub fn store_to(path: &Path, info: &wgpu::AdapterInfo, tuning: &Tuning) -> Result<()> {
-    let rows = |r: Option<u32>, cols| r.unwrap_or_else(|| tuning.entry.default_gemv_rows(cols));
+    let rows =
+        |r: Option<u32>, entry: Entry, cols| r.unwrap_or_else(|| entry.default_gemv_rows(cols));
     let mut doc = std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
@@ -356,8 +416,9 @@ pub fn store_to(path: &Path, info: &wgpu::AdapterInfo, tuning: &Tuning) -> Resul
         .unwrap_or_else(|| serde_json::json!({ "version": 1, "adapters": {} }));
     doc["adapters"][adapter_key(info)] = serde_json::json!({
         "entry": tuning.entry.entry_point(),
-        "rows_narrow": rows(tuning.rows.narrow, 1),
-        "rows_wide": rows(tuning.rows.wide, 8),
+        "entry_wide": tuning.wide_entry.entry_point(),
+        "rows_narrow": rows(tuning.rows.narrow, tuning.entry, 1),
+        "rows_wide": rows(tuning.rows.wide, tuning.wide_entry, 8),
         "steps": tuning.steps,
         "shape": [tuning.shape.0, tuning.shape.1],
         "timing": match tuning.timing { Timing::Timestamps => "timestamp", Timing::WallClock => "wall" },

@@ -43,6 +43,17 @@ pub struct Args {
     /// GPU, 1 on a CPU adapter).
     #[arg(long, value_name = "U")]
     gemv_unroll: Option<u32>,
+    /// Lane groups of the GEMV for 3-8 columns on a device with subgroups: one per
+    /// `subgroup`, or one per `workgroup` (reduced in workgroup memory) (default: the
+    /// tuner's choice where it has run, else workgroup on a GPU, subgroup on a CPU adapter).
+    #[arg(long, value_name = "G")]
+    gemv_wide: Option<WideLaneGroup>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WideLaneGroup {
+    Subgroup,
+    Workgroup,
 }
 
 pub fn parse_shape(s: &str) -> Result<(usize, usize), String> {
@@ -88,6 +99,9 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     if let Some(unroll) = args.gemv_unroll {
         cfg.kernels.gemv_unroll = Some(unroll);
         validate_gemv_unroll(cfg.kernels.gemv_unroll)?;
+    }
+    if let Some(g) = args.gemv_wide {
+        cfg.kernels.gemv_wide_workgroup = matches!(g, WideLaneGroup::Workgroup);
     }
     eprintln!("benchmarking on {}", ctx.describe());
     let bar = crate::progress_bar(0, "bench");

@@ -3,6 +3,7 @@
 use crate::AdapterArgs;
 use std::process::ExitCode;
 use wgquant::bench::Timing;
+use wgquant::gpu::shaders::GemvRows;
 use wgquant::gpu::tune::{self, TuneOptions};
 
 #[derive(clap::Args)]
@@ -28,7 +29,8 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     );
     let tuning = tune::tune(&ctx, &opts, |m| {
         eprintln!(
-            "  rows={} steps={} n={}: {:.1} us",
+            "  {} rows={} steps={} n={}: {:.1} us",
+            m.entry.entry_point(),
             m.rows,
             m.steps,
             m.n,
@@ -40,19 +42,27 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         Timing::WallClock => "wall clock (the adapter has no timestamp queries)",
     };
     println!(
-        "entry: {}    timing: {timing}, median of {} runs",
+        "entry: {} (3-8 columns: {})    timing: {timing}, median of {} runs",
         tuning.entry.entry_point(),
+        tuning.wide_entry.entry_point(),
         opts.runs
     );
     println!(
-        "{:>5} {:>6} {:>3} {:>11} {:>7}",
-        "rows", "steps", "n", "time (us)", "chosen"
+        "{:<14} {:>5} {:>6} {:>3} {:>11} {:>7}",
+        "entry", "rows", "steps", "n", "time (us)", "chosen"
     );
     for m in &tuning.measurements {
-        let chosen =
-            tuning.rows.for_cols(m.n) == Some(m.rows) && tuning.steps.is_none_or(|s| s == m.steps);
+        let entry = if GemvRows::is_wide(m.n) {
+            tuning.wide_entry
+        } else {
+            tuning.entry
+        };
+        let chosen = m.entry == entry
+            && tuning.rows.for_cols(m.n) == Some(m.rows)
+            && tuning.steps.is_none_or(|s| s == m.steps);
         println!(
-            "{:>5} {:>6} {:>3} {:>11.1} {:>7}",
+            "{:<14} {:>5} {:>6} {:>3} {:>11.1} {:>7}",
+            m.entry.entry_point(),
             m.rows,
             m.steps,
             m.n,
