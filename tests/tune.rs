@@ -132,6 +132,17 @@ fn defaults_are_the_fixed_values() {
     } else {
         assert_eq!(config.gemv_rows, GPU_GEMV_ROWS);
     }
+    // 64-lane lane groups for 3-8 columns on GPUs only; a lane group per subgroup for 1-2.
+    assert_eq!(config.gemv_wide_workgroup, !ctx().is_cpu());
+    if config.subgroups && !config.texture_gemv {
+        assert_eq!(config.gemv_entry(2), Entry::GemvSubgroup);
+        let wide = if ctx().is_cpu() {
+            Entry::GemvSubgroup
+        } else {
+            Entry::Gemv
+        };
+        assert_eq!(config.gemv_entry(3), wide);
+    }
 }
 
 #[test]
@@ -191,6 +202,15 @@ fn tunings_apply_to_their_entry() {
     let tuned = base.with_tuning(&t);
     assert_eq!(tuned.gemv_entry(8), Entry::Gemv);
     assert_eq!(tuned.gemv_entry(2), Entry::GemvSubgroup);
+    // What bench prints: each bucket's entry and rows, the steps.
+    let summary = tuned.gemv_summary();
+    for part in [
+        "gemv_subgroup with 2 rows",
+        "3-8 columns: gemv with 4 rows",
+        "steps per lane: 4",
+    ] {
+        assert!(summary.contains(part), "{summary}");
+    }
     // Another entry's tuning leaves the configuration as it was.
     for other in [Entry::Gemv, Entry::GemvLanes] {
         assert_eq!(base.with_tuning(&sample(other)), base);

@@ -447,6 +447,32 @@ impl KernelConfig {
         }
     }
 
+    /// One line naming the GEMV entries and settings this configuration runs (for logs
+    /// such as `wgquant bench`'s).
+    pub fn gemv_summary(&self) -> String {
+        let bucket = |cols: usize| {
+            let e = self.gemv_entry(cols);
+            format!(
+                "{} with {} rows",
+                e.entry_point(),
+                self.gemv_rows.rows(e, cols)
+            )
+        };
+        let mut line = format!(
+            "GEMV 1-2 columns: {}; 3-8 columns: {}",
+            bucket(1),
+            bucket(8)
+        );
+        if !self.texture_gemv {
+            let steps = self
+                .gemv_steps
+                .map_or("a whole chunk".into(), |s| s.to_string());
+            let unroll = self.gemv_unroll.map_or("default".into(), |u| u.to_string());
+            line += &format!("; x steps per lane: {steps}; chunks loaded ahead: {unroll}");
+        }
+        line
+    }
+
     /// The GEMV entry over storage buffers this configuration uses for `cols` columns:
     /// subgroup lane groups where `subgroups` is set, except for wide batches with
     /// `gemv_wide_workgroup`; else the workgroup-memory GEMV.

@@ -104,6 +104,7 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         cfg.kernels.gemv_wide_workgroup = matches!(g, WideLaneGroup::Workgroup);
     }
     eprintln!("benchmarking on {}", ctx.describe());
+    eprintln!("{}", cfg.kernels.gemv_summary());
     let bar = crate::progress_bar(0, "bench");
     let rows = wgquant::bench::run(&ctx, &cfg, |done, total, row| {
         bar.set_length(total as u64);
