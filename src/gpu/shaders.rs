@@ -319,12 +319,15 @@ pub struct KernelConfig {
     pub gemv_unroll: Option<u32>,
     /// Where `subgroups` is set, batches of 3-8 columns ([`GemvRows::wide`]) still run the
     /// workgroup-memory GEMV ([`Entry::Gemv`]: one 64-lane lane group per workgroup, reduced
-    /// in workgroup memory); 1-2 columns keep a lane group per subgroup. More lanes per row
-    /// group put more of the GPU to work on few rows, and at 8 columns each lane's share of
-    /// a row is the longer work: on an H100 at 4096x14336, 8 columns ran 1.4x (q4_0, 168 ->
-    /// 119 us) and 1.7x (f32) faster that way, while 1 column ran 1.3x slower (q4_0, 36.7 ->
-    /// 47.0 us). [`KernelConfig::untuned`] sets it on hardware GPUs; the tuner's cache may
-    /// clear it. Without `subgroups` every batch runs the workgroup-memory GEMV anyway.
+    /// in workgroup memory); 1-2 columns keep a lane group per subgroup. Twice the lanes
+    /// per row group put twice the invocations to work (4096 rows in groups of 4: 32K as
+    /// 32-lane subgroups, 64K as workgroups, on an H100 with room for 270K), while the
+    /// reduction through workgroup memory costs more than subgroupAdd: 8 columns' longer
+    /// work per lane hides that, 1 column's does not. On an H100 at 4096x14336, 8 columns ran
+    /// 1.4x (q4_0, 168 -> 119 us) and 1.7x (f32) faster this way, 1 column 1.3x slower
+    /// (q4_0, 36.7 -> 47.0 us). [`KernelConfig::untuned`] sets it on hardware GPUs; the
+    /// tuner's cache may clear it. Without `subgroups` every batch runs the workgroup-memory
+    /// GEMV anyway.
     pub gemv_wide_workgroup: bool,
     /// The activation type callers should prefer on this device ([`ActType::preferred_for`]).
     /// It changes no kernel: [`Kernels::matmul`](super::Kernels::matmul) always takes f32
