@@ -39,23 +39,7 @@ fn configs(ctx: &GpuContext) -> Vec<KernelConfig> {
         for tiled_gemm in [false, true] {
             // f16 activations never take the texture GEMV; the tensor-core GEMM (f16
             // products, its own bound) is checked by `wgquant verify` and kernels_variants.
-            v.push(KernelConfig {
-                subgroups: sg,
-                tiled_gemm,
-                texture_gemv: false,
-                coop_matrix: false,
-                // The subgroup GEMV with the GPU defaults; the other with its own rows and
-                // one lane a chunk.
-                gemv_rows: if sg {
-                    GPU_GEMV_ROWS
-                } else {
-                    Default::default()
-                },
-                gemv_steps: sg.then_some(GPU_GEMV_STEPS),
-                gemv_unroll: None,
-                gemv_wide_workgroup: sg && tiled_gemm,
-                act: ActType::F32,
-            });
+            v.push(common::variant_config(sg, tiled_gemm, false));
         }
     }
     v

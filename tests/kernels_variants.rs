@@ -7,7 +7,7 @@ mod common;
 
 use common::ctx;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
+use wgquant::gpu::shaders::{ActType, KernelConfig};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
 
@@ -22,25 +22,7 @@ fn configs() -> Vec<KernelConfig> {
             // The texture GEMV ignores the subgroup choice: one combination is enough.
             for texture_gemv in [false, true] {
                 if !(sg && texture_gemv) {
-                    v.push(KernelConfig {
-                        subgroups: sg,
-                        tiled_gemm,
-                        texture_gemv,
-                        coop_matrix: false,
-                        // The subgroup GEMV with the GPU defaults; the others with their
-                        // own rows and one lane a chunk.
-                        gemv_rows: if sg {
-                            GPU_GEMV_ROWS
-                        } else {
-                            Default::default()
-                        },
-                        gemv_steps: sg.then_some(GPU_GEMV_STEPS),
-                        gemv_unroll: None,
-                        // With subgroups: 3-8 columns on 64-lane lane groups beside the tiled
-                        // GEMM (a GPU's default), on subgroups beside the GEMV blocks.
-                        gemv_wide_workgroup: sg && tiled_gemm,
-                        act: ActType::F32,
-                    });
+                    v.push(common::variant_config(sg, tiled_gemm, texture_gemv));
                 }
             }
         }

@@ -351,13 +351,14 @@ impl Kernels {
             )
         } else {
             let rows = self.config.gemv_rows.rows(entry, cols);
+            let info = self.device.adapter_info();
             let split = shaders::gemv_split(
                 entry,
                 self.format,
                 self.config.gemv_steps,
-                shaders::gemv_min_lanes(entry, &self.device.adapter_info()),
+                shaders::gemv_min_lanes(entry, &info),
             );
-            let gpu = self.device.adapter_info().device_type != wgpu::DeviceType::Cpu;
+            let gpu = info.device_type != wgpu::DeviceType::Cpu;
             let unroll = shaders::gemv_unroll(entry, rows, self.config.gemv_unroll, gpu);
             let constants = shaders::gemv_constants(self.format, cols as u32, rows, split, unroll);
             (rows, constants, format!("GEMV kernel for {cols} columns"))

@@ -7,6 +7,7 @@ pub mod temp;
 
 use std::sync::OnceLock;
 use wgquant::format::{Format, QuantizedTensor};
+use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
 use wgquant::gpu::{GpuContext, GpuWeight};
 use wgquant::rng::Rng;
 
@@ -35,4 +36,26 @@ pub fn assert_no_failures(failures: &[String]) {
         "failed cases:\n{}",
         failures.join("\n")
     );
+}
+
+/// A GEMV/GEMM variant to force (f32 activations, no tensor cores). With subgroups the GEMV
+/// runs the GPU's untuned rows and steps, and 3-8 columns run on 64-lane lane groups beside
+/// the tiled GEMM (a GPU's default) and on subgroups beside the GEMV blocks; without, the
+/// entry's own rows and one lane a chunk.
+pub fn variant_config(subgroups: bool, tiled_gemm: bool, texture_gemv: bool) -> KernelConfig {
+    KernelConfig {
+        subgroups,
+        tiled_gemm,
+        texture_gemv,
+        coop_matrix: false,
+        gemv_rows: if subgroups {
+            GPU_GEMV_ROWS
+        } else {
+            Default::default()
+        },
+        gemv_steps: subgroups.then_some(GPU_GEMV_STEPS),
+        gemv_unroll: None,
+        gemv_wide_workgroup: subgroups && tiled_gemm,
+        act: ActType::F32,
+    }
 }
