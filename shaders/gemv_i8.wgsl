@@ -4,7 +4,7 @@
 //   acc(c, row, g) = sum_{i in group g} code_w(row, i) * code_x(c, i)   (exact i32),
 // over groups g of ACT_GROUP = 32 values, with dot4I8Packed (4 products per call).
 // A workgroup of WG_SIZE lanes computes ROWS_I8 weight rows: lane i walks groups i,
-// i + WG_SIZE, ...; the lanes are summed through workgroup memory.
+// i + WG_SIZE, ...; the lanes are summed through workgroup memory (workgroup_sum.wgsl).
 // DEBUG_ACC also writes every acc to acc_out[((c * y_stride) + row_offset + row) * groups + g].
 
 // Weight codes: 0 = signed bytes (Q8_0), 1 = bytes with zero point 128 (symmetric int8),
@@ -21,8 +21,6 @@ const ACT_GROUP: u32 = 32u;
 @group(0) @binding(5) var<storage, read> xq: array<vec4<u32>>;
 @group(0) @binding(6) var<storage, read> xs: array<f32>;
 @group(0) @binding(7) var<storage, read_write> acc_out: array<i32>;
-
-var<workgroup> partial: array<array<f32, MAX_N * ROWS_I8>, WG_SIZE>;
 
 // 32 signed int8 weight codes, 4 per u32.
 struct Codes8 {
@@ -116,26 +114,15 @@ fn gemv_i8(
     }
     for (var r = 0u; r < ROWS_I8; r++) {
         for (var col = 0u; col < N_COLS; col++) {
-            partial[lid][r * MAX_N + col] = acc[r][col];
+            lane_sums[r * N_COLS + col][lid] = acc[r][col];
         }
     }
-    workgroupBarrier();
-    for (var stride = WG_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var r = 0u; r < ROWS_I8; r++) {
-                for (var col = 0u; col < N_COLS; col++) {
-                    let i = r * MAX_N + col;
-                    partial[lid][i] += partial[lid + stride][i];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
+    sum_lanes(lid, ROWS_I8 * N_COLS);
     if lid < ROWS_I8 * N_COLS {
         let r = lid / N_COLS;
         let col = lid % N_COLS;
         if row0 + r < dims.rows && col0 + col < dims.n {
-            y[(col0 + col) * dims.y_stride + dims.row_offset + row0 + r] = partial[0][r * MAX_N + col];
+            y[(col0 + col) * dims.y_stride + dims.row_offset + row0 + r] = lane_sums[lid][0];
         }
     }
 }

@@ -1,9 +1,7 @@
 // GEMV entry without subgroups: the workgroup is one lane group of WG_SIZE lanes for ROWS
-// (at most SHARED_MAX_ROWS) rows, reduced through workgroup memory in log2(WG_SIZE) steps.
+// (at most SHARED_MAX_ROWS) rows, reduced through workgroup memory (workgroup_sum.wgsl).
 
 const SHARED_MAX_ROWS: u32 = 4u;
-
-var<workgroup> partial: array<array<f32, MAX_N * SHARED_MAX_ROWS>, WG_SIZE>;
 
 @compute @workgroup_size(WG_SIZE)
 fn gemv(
@@ -17,24 +15,11 @@ fn gemv(
     let part = gemv_partial(row0, col0, lid, WG_SIZE);
     for (var r = 0u; r < ROWS; r++) {
         for (var col = 0u; col < N_COLS; col++) {
-            partial[lid][r * MAX_N + col] = part.v[r][col];
+            lane_sums[r * N_COLS + col][lid] = part.v[r][col];
         }
     }
-    workgroupBarrier();
-    for (var stride = WG_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var r = 0u; r < ROWS; r++) {
-                for (var col = 0u; col < N_COLS; col++) {
-                    let i = r * MAX_N + col;
-                    partial[lid][i] += partial[lid + stride][i];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
+    sum_lanes(lid, ROWS * N_COLS);
     if lid < ROWS * N_COLS {
-        let r = lid / N_COLS;
-        let col = lid % N_COLS;
-        store(row0 + r, col0 + col, partial[0][r * MAX_N + col]);
+        store(row0 + lid / N_COLS, col0 + lid % N_COLS, lane_sums[lid][0]);
     }
 }

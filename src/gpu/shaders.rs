@@ -19,6 +19,7 @@ const ACT_F32: &str = include_str!("../../shaders/act_f32.wgsl");
 const ACT_F16: &str = include_str!("../../shaders/act_f16.wgsl");
 const GEMV_CORE: &str = include_str!("../../shaders/gemv.wgsl");
 const GEMM_SLICES: &str = include_str!("../../shaders/gemm_slices.wgsl");
+const WORKGROUP_SUM: &str = include_str!("../../shaders/workgroup_sum.wgsl");
 
 /// A kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -180,7 +181,11 @@ impl Entry {
 
     fn sources(self) -> &'static [&'static str] {
         match self {
-            Entry::Gemv => &[GEMV_CORE, include_str!("../../shaders/gemv_shared.wgsl")],
+            Entry::Gemv => &[
+                GEMV_CORE,
+                WORKGROUP_SUM,
+                include_str!("../../shaders/gemv_shared.wgsl"),
+            ],
             Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
             Entry::GemvLanes => &[GEMV_CORE, include_str!("../../shaders/gemv_lanes.wgsl")],
             Entry::Gemm => &[GEMM_SLICES, include_str!("../../shaders/gemm.wgsl")],
@@ -194,7 +199,7 @@ impl Entry {
     /// Workgroup memory the entry declares, in bytes (kept in step with its WGSL).
     pub fn workgroup_memory_bytes(self) -> u32 {
         match self {
-            Entry::Gemv => 64 * 8 * GEMV_SHARED_MAX_ROWS * 4,
+            Entry::Gemv => GEMV_WG_SIZE * WORKGROUP_SUM_VALUES * 4,
             Entry::GemvSubgroup | Entry::GemvLanes | Entry::Dequantize | Entry::GatherRows => 0,
             Entry::Gemm => 2 * 32 * 64 * 4,
             // f16 weight and activation tiles (rows padded to 40), one f32 16x16 fragment
@@ -614,6 +619,13 @@ pub const GEMV_MAX_COLS: u32 = 8;
 pub const GEMV_MAX_ROWS: u32 = 8;
 /// Most weight rows per workgroup of the workgroup-memory GEMV (`SHARED_MAX_ROWS`).
 pub const GEMV_SHARED_MAX_ROWS: u32 = 4;
+/// Values per lane the workgroup-memory lane sums hold (`SUM_VALUES` in
+/// `shaders/workgroup_sum.wgsl`): columns x rows of [`Entry::Gemv`] and the int8 GEMV.
+pub const WORKGROUP_SUM_VALUES: u32 = 32;
+const _: () = assert!(
+    GEMV_MAX_COLS * GEMV_SHARED_MAX_ROWS <= WORKGROUP_SUM_VALUES
+        && GEMV_MAX_COLS * GEMV_I8_ROWS <= WORKGROUP_SUM_VALUES
+);
 /// Invocations per workgroup of the texture GEMV (`LANES_WG` in `shaders/gemv_lanes.wgsl`).
 pub const GEMV_LANES_WG: u32 = 16;
 /// Invocations per GEMV workgroup (`WG_SIZE` in `shaders/gemv.wgsl`).
@@ -761,7 +773,7 @@ impl Int8Entry {
     pub fn workgroup_memory_bytes(self) -> u32 {
         match self {
             Int8Entry::ActQuant => 64 * 4,
-            Int8Entry::GemvI8 => 64 * GEMV_MAX_COLS * GEMV_I8_ROWS * 4,
+            Int8Entry::GemvI8 => GEMV_WG_SIZE * WORKGROUP_SUM_VALUES * 4,
         }
     }
 
@@ -778,7 +790,10 @@ impl Int8Entry {
         };
         format!(
             "{COMMON}\n// ---- weights: buffers ----\n{WEIGHTS_BUFFER}\n// ---- activations: f32 ----\n{ACT_F32}\n// ---- kernel ----\n{src}"
-        )
+        ) + match self {
+            Int8Entry::ActQuant => "",
+            Int8Entry::GemvI8 => WORKGROUP_SUM,
+        }
     }
 }
 
@@ -1106,6 +1121,7 @@ mod tests {
             ("MAX_UNROLL", GEMV_MAX_UNROLL),
             ("SHARED_MAX_ROWS", GEMV_SHARED_MAX_ROWS),
             ("WG_SIZE", GEMV_WG_SIZE),
+            ("SUM_VALUES", WORKGROUP_SUM_VALUES),
         ] {
             let line = format!("const {name}: u32 = {value}u;");
             assert!(src.contains(&line), "expected `{line}` in the GEMV WGSL");
