@@ -13,19 +13,23 @@ const WG_Y: u32 = 16u;
 const THREADS: u32 = WG_X * WG_Y;
 
 // The weight slice, then the x slice, each k-major: element (kk, r) of a slice `width` rows
-// wide is component r % 4 of vec4 kk * width / 4 + r / 4, so one vec4 read gives four
-// consecutive rows (or activation rows) at one k.
+// wide is component r % 4 of vec4 kk * width / 4 + (r / 4 + kk / 4) % (width / 4), so one vec4
+// read gives four consecutive rows (or activation rows) at one k. The skew kk / 4 spreads
+// the staging stores over all 32 banks: a warp's lanes stage 4 rows at the 8 k offsets 0, 4,
+// .. 28, and unskewed those lay multiples of 64 words apart, in one bank (an 8-way conflict
+// on every store). The compute loop reads the same vec4s, rotated per 4 k.
 const X_SLICE: u32 = TILE_K * TILE_M / 4u;
 var<workgroup> tiles: array<vec4<f32>, TILE_K * (TILE_M + TILE_N) / 4u>;
 
 // Stage e (four consecutive k of one row) into the slice at `offset`, `width` rows wide.
 fn stage4(offset: u32, width: u32, e: SliceVec4) {
-    let base = offset + e.kk * (width / 4u) + e.r / 4u;
+    let w4 = width / 4u;
+    let base = offset + e.kk * w4 + (e.r / 4u + e.kk / 4u) % w4;
     let c = e.r % 4u;
     tiles[base][c] = e.v.x;
-    tiles[base + width / 4u][c] = e.v.y;
-    tiles[base + 2u * width / 4u][c] = e.v.z;
-    tiles[base + 3u * width / 4u][c] = e.v.w;
+    tiles[base + w4][c] = e.v.y;
+    tiles[base + 2u * w4][c] = e.v.z;
+    tiles[base + 3u * w4][c] = e.v.w;
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
@@ -50,13 +54,19 @@ fn gemm(
             stage4(X_SLICE, TILE_N, x_slice4(i, TILE_K, col0, k0));
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TILE_K; kk++) {
-            let a = tiles[kk * (TILE_M / 4u) + lid3.y];
-            let b = tiles[X_SLICE + kk * (TILE_N / 4u) + lid3.x];
-            acc0 = fma(vec4<f32>(a.x), b, acc0);
-            acc1 = fma(vec4<f32>(a.y), b, acc1);
-            acc2 = fma(vec4<f32>(a.z), b, acc2);
-            acc3 = fma(vec4<f32>(a.w), b, acc3);
+        for (var kq = 0u; kq < TILE_K / 4u; kq++) {
+            // This invocation's vec4s within each k-row of the skewed slices.
+            let ia = (lid3.y + kq) % (TILE_M / 4u);
+            let ib = X_SLICE + (lid3.x + kq) % (TILE_N / 4u);
+            for (var k = 0u; k < 4u; k++) {
+                let kk = 4u * kq + k;
+                let a = tiles[kk * (TILE_M / 4u) + ia];
+                let b = tiles[kk * (TILE_N / 4u) + ib];
+                acc0 = fma(vec4<f32>(a.x), b, acc0);
+                acc1 = fma(vec4<f32>(a.y), b, acc1);
+                acc2 = fma(vec4<f32>(a.z), b, acc2);
+                acc3 = fma(vec4<f32>(a.w), b, acc3);
+            }
         }
         workgroupBarrier();
     }
