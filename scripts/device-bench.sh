@@ -10,15 +10,12 @@
 #       tune.txt      `wgquant tune` (GEMV rows per lane group), cached apart from the defaults
 #       bench.jsonl   one JSON row per measurement (GEMV n = 1, 8 at both shapes; GEMM n = 512),
 #                     untuned defaults
-#       steps8.jsonl  GEMV rows with a whole chunk of codes per lane (--gemv-steps 8), to
-#                     compare with the default in the same call
-#       unroll1.jsonl GEMV rows loading one chunk per row ahead (--gemv-unroll 1), to compare
 #       widesg.jsonl  GEMV n = 8 with a lane group per subgroup (--gemv-wide subgroup), to
 #                     compare with the default 64-lane lane groups reduced in workgroup memory
-#       repeat.jsonl  the same n = 1 GEMV timed three times in a row (K-quants, f32 x): the
-#                     first time after a slow quantization has run several times slower
-#       nocoop.jsonl  (NOCOOP=1 only) GEMV and GEMM rows on a device without the
-#                     cooperative-matrix feature (the FMA GEMM; the Vulkan memory model's cost)
+#       steps1.jsonl  GEMV n = 8 with x read contiguously across a subgroup (--gemv-steps 1:
+#                     a lane per 4 values of a chunk), to compare with the default 4 steps
+#       fma.jsonl     GEMM n = 512 without the cooperative-matrix feature: the FMA GEMM that
+#                     devices without tensor cores run
 #       tuned.jsonl   GEMV rows with the tuner's choice
 #       bench.log     the bench runs' stderr
 #       tests.txt     the GPU test binaries (kernels, f16, variants, int8, fake-quant, tuning)
@@ -120,17 +117,11 @@ run)
     step gemm 60 "$OUT/bench.jsonl" "${W[@]}" bench $GEMM_SHAPE --batch "$BIG_N" \
         --iterations 10 "${fmt_args[@]}" --jsonl
     # shellcheck disable=SC2086
-    step steps8 50 "$OUT/steps8.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 8 \
-        --format q4_0 --format q8_0 --format q4_k --gemv-steps 8 --jsonl
-    # shellcheck disable=SC2086
-    step unroll1 50 "$OUT/unroll1.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 8 \
-        --format q4_0 --format q8_0 --format q4_k --gemv-unroll 1 --jsonl
-    # shellcheck disable=SC2086
     step widesg 40 "$OUT/widesg.jsonl" "${W[@]}" bench $SHAPES --batch 8 \
         --format q4_0 --format q8_0 --format q4_k --gemv-wide subgroup --jsonl
     # shellcheck disable=SC2086
-    step repeat 40 "$OUT/repeat.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 1 --batch 1 \
-        --format q4_k --format q6_k --jsonl
+    step steps1 40 "$OUT/steps1.jsonl" "${W[@]}" bench $SHAPES --batch 8 \
+        --format q4_0 --format q8_0 --gemv-steps 1 --jsonl
     # The GPU tests before the extra experiments: correctness outranks them.
     if [ -f .device/tests.tar.xz ]; then
         mkdir -p /tmp/wgquant-tests && tar xJf .device/tests.tar.xz -C /tmp/wgquant-tests
@@ -140,34 +131,28 @@ run)
         done
         grep -E "^test result|^== |FAILED|panicked" "$OUT/tests.txt" >> "$OUT/summary.txt"
     fi
-    # Without the cooperative-matrix feature: the FMA GEMM (what devices without tensor
-    # cores run), and the GEMVs (requesting the feature makes wgpu compile every shader under
-    # the Vulkan memory model: what does that cost?).
+    # Without the cooperative-matrix feature: the FMA GEMM, what devices without tensor cores
+    # run (H200 before its slices were skewed for bank conflicts: 15.4-16.0 TFLOP/s).
     # shellcheck disable=SC2086
-    [ "${NOCOOP:-0}" = 1 ] && step nocoop 60 "$OUT/nocoop.jsonl" env WGQUANT_DISABLE=coop_matrix "${W[@]}" bench \
-        $GEMM_SHAPE --batch 1 --batch 8 --batch "$BIG_N" --iterations 10 --format q4_0 \
-        --format q8_0 --jsonl
+    step fma 60 "$OUT/fma.jsonl" env WGQUANT_DISABLE=coop_matrix "${W[@]}" bench \
+        $GEMM_SHAPE --batch "$BIG_N" --iterations 10 --format q4_0 --format q8_0 --jsonl
     # shellcheck disable=SC2086
     step tuned 40 "$OUT/tuned.jsonl" env WGQUANT_CACHE_DIR=$TUNED "${W[@]}" bench $SHAPES \
         --batch 1 --batch 8 --format q4_0 --format q8_0 --format int4_g128 --jsonl
     # The short table: kernel, format, shape, n, microseconds, GB/s, ratio to f32.
-    python3 - "$OUT/bench.jsonl" "$OUT/steps8.jsonl" "$OUT/unroll1.jsonl" "$OUT/widesg.jsonl" "$OUT/repeat.jsonl" "$OUT/nocoop.jsonl" "$OUT/tuned.jsonl" \
+    python3 - "$OUT/bench.jsonl" "$OUT/widesg.jsonl" "$OUT/steps1.jsonl" "$OUT/fma.jsonl" "$OUT/tuned.jsonl" \
         >> "$OUT/summary.txt" <<'PY'
 import json, os, sys
 print(f"{'kernel':9} {'format':14} {'m':>6} {'k':>6} {'n':>4} {'us':>9} {'GB/s':>7} {'GFLOP/s':>9} {'vs f32':>7}")
 for path in sys.argv[1:]:
     if not os.path.exists(path):
         continue
-    if path.endswith("nocoop.jsonl"):
-        print("-- without the cooperative-matrix feature:")
-    if path.endswith("steps8.jsonl"):
-        print("-- a whole chunk of codes per lane (--gemv-steps 8):")
-    if path.endswith("unroll1.jsonl"):
-        print("-- one chunk per row loaded ahead (--gemv-unroll 1):")
+    if path.endswith("fma.jsonl"):
+        print("-- the FMA GEMM (without the cooperative-matrix feature):")
     if path.endswith("widesg.jsonl"):
         print("-- n = 8 on a lane group per subgroup (--gemv-wide subgroup):")
-    if path.endswith("repeat.jsonl"):
-        print("-- the same n = 1 GEMV three times in a row:")
+    if path.endswith("steps1.jsonl"):
+        print("-- n = 8 with x read contiguously (--gemv-steps 1):")
     if path.endswith("tuned.jsonl"):
         print("-- with the tuner's GEMV rows:")
     for line in open(path):
