@@ -24,6 +24,7 @@ fn sample(entry: Entry) -> Tuning {
         },
         steps: Some(4),
         shape: (64, 128),
+        copies: 1,
         timing: Timing::WallClock,
         measurements: Vec::new(),
     }
@@ -46,15 +47,20 @@ fn tuner_picks_allowed_values() {
             ..own
         });
     }
-    for base in bases {
+    // One weight for the device's own configuration; rotating copies for the GPU's.
+    let weight_bytes = common::random_weight(Format::Q4_0, 64, 256, 3).gpu_bytes();
+    for (i, base) in bases.into_iter().enumerate() {
+        let bytes_in_flight = if i == 0 { 0 } else { 2 * weight_bytes + 1 };
         let opts = TuneOptions {
             shape: (64, 256),
             warmup: 1,
             runs: 2,
+            bytes_in_flight,
             base,
         };
         let mut seen = Vec::new();
         let t = tune::tune(ctx, &opts, |m| seen.push((m.entry, m.rows, m.n))).unwrap();
+        assert_eq!(t.copies, if i == 0 { 1 } else { 3 });
         assert_eq!(t.entry, base.gemv_entry(1));
         let wide_entries = tune::wide_entries(&base);
         assert!(wide_entries.contains(&t.wide_entry), "{:?}", t.wide_entry);
@@ -153,6 +159,7 @@ fn cache_round_trips() {
     assert!(tune::load_from(&path, &info).is_none(), "no file yet");
     let t = Tuning {
         wide_entry: Entry::Gemv,
+        copies: 5,
         ..sample(Entry::GemvSubgroup)
     };
     tune::store_to(&path, &info, &t).unwrap();
@@ -162,6 +169,7 @@ fn cache_round_trips() {
     assert_eq!(got.rows, t.rows);
     assert_eq!(got.steps, t.steps);
     assert_eq!(got.shape, t.shape);
+    assert_eq!(got.copies, t.copies);
     assert_eq!(got.timing, t.timing);
     // Another adapter (a different driver) has no entry, and storing it keeps ours.
     let mut other = info.clone();
@@ -248,6 +256,9 @@ fn corrupt_cache_is_ignored() {
         format!(
             r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "steps": "4", "shape": [1, 32], "timing": "wall"}}}}}}"#
         ),
+        format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "shape": [1, 32], "copies": 0, "timing": "wall"}}}}}}"#
+        ),
     ];
     // The wide bucket's entry: only the workgroup-memory GEMV beside the subgroup one, and
     // rows within its maximum.
@@ -272,8 +283,10 @@ fn corrupt_cache_is_ignored() {
     std::fs::write(&path, old).unwrap();
     let t = tune::load_from(&path, &info).expect("rows without steps");
     assert_eq!((t.rows.narrow, t.steps), (Some(1), None));
-    // And from before the wide bucket had its own entry: the same entry for both.
+    // And from before the wide bucket had its own entry: the same entry for both; from
+    // before the tuner rotated copies: one copy.
     assert_eq!(t.wide_entry, Entry::Gemv);
+    assert_eq!(t.copies, 1);
     // Binary garbage.
     std::fs::write(&path, [0xff, 0xfe, 0x00, 0x80]).unwrap();
     assert!(tune::load_from(&path, &info).is_none());

@@ -13,7 +13,7 @@
 
 use super::shaders::{self, Entry, GemvRows, KernelConfig, GEMV_MAX_STEPS};
 use super::{GpuContext, GpuWeight, Kernels};
-use crate::bench::{Timer, Timing};
+use crate::bench::{copies_for, Timer, Timing, GPU_BYTES_IN_FLIGHT};
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
 use crate::rng::Rng;
@@ -36,14 +36,18 @@ pub struct TuneOptions {
     pub warmup: usize,
     /// Timed runs per candidate; the median counts.
     pub runs: usize,
+    /// Bytes of weights kept in flight by rotating copies of the weight (0: one copy), as
+    /// in `bench`: a weight that stays in the last-level cache favours other choices than
+    /// decode from memory does.
+    pub bytes_in_flight: u64,
     /// The configuration whose GEMV is tuned: [`KernelConfig::untuned`] for the device
     /// (only a tuning of that is applied by [`KernelConfig::for_device`]).
     pub base: KernelConfig,
 }
 
 impl TuneOptions {
-    /// 4096 x 4096 on a hardware GPU; 1024 x 4096 with fewer runs on a CPU adapter; the
-    /// device's untuned configuration.
+    /// 4096 x 4096 rotated through [`GPU_BYTES_IN_FLIGHT`] on a hardware GPU; 1024 x 4096,
+    /// one copy and fewer runs on a CPU adapter; the device's untuned configuration.
     pub fn defaults_for(ctx: &GpuContext) -> Self {
         let base = KernelConfig::untuned(&ctx.device);
         if ctx.is_cpu() {
@@ -51,6 +55,7 @@ impl TuneOptions {
                 shape: (1024, 4096),
                 warmup: 1,
                 runs: 3,
+                bytes_in_flight: 0,
                 base,
             }
         } else {
@@ -58,6 +63,7 @@ impl TuneOptions {
                 shape: (4096, 4096),
                 warmup: 3,
                 runs: 15,
+                bytes_in_flight: GPU_BYTES_IN_FLIGHT,
                 base,
             }
         }
@@ -92,6 +98,8 @@ pub struct Tuning {
     pub steps: Option<u32>,
     /// The weight shape timed.
     pub shape: (usize, usize),
+    /// Copies of the weight the runs rotated through.
+    pub copies: usize,
     /// How the times were taken.
     pub timing: Timing,
     /// Every candidate's time (empty for a tuning loaded from the cache).
@@ -156,7 +164,12 @@ pub fn tune(
     let base = opts.base;
     let entry = base.gemv_entry(1);
     let q = QuantizedTensor::quantize(format, &Rng::new(17).normal_vec(m * k), m, k)?;
-    let weight = GpuWeight::upload(ctx, &q)?;
+    let first = GpuWeight::upload(ctx, &q)?;
+    let copies = copies_for(first.gpu_bytes(), opts.bytes_in_flight);
+    let mut weights = vec![first];
+    for _ in 1..copies {
+        weights.push(GpuWeight::upload(ctx, &q)?);
+    }
     drop(q);
     let [narrow_n, wide_n] = TUNE_BATCHES;
     let x = ctx.storage_buffer("wgquant tune x", &Rng::new(5).normal_vec(wide_n * k));
@@ -166,8 +179,11 @@ pub fn tune(
     let mut measurements = Vec::new();
     let mut time = |config: KernelConfig, steps: u32, n: usize| -> Result<f64> {
         let kernels = Kernels::with_config(&ctx.device, format, config)?;
-        let op = kernels.matmul(&weight, &x, &y, n)?;
-        let seconds = timer.median_seconds(&[op], opts.warmup, runs)?;
+        let ops = weights
+            .iter()
+            .map(|w| kernels.matmul(w, &x, &y, n))
+            .collect::<Result<Vec<_>>>()?;
+        let seconds = timer.median_seconds(&ops, opts.warmup, runs)?;
         let meas = Measurement {
             entry: config.gemv_entry(n),
             rows: config.gemv_rows.rows(config.gemv_entry(n), n),
@@ -253,6 +269,7 @@ pub fn tune(
         rows,
         steps,
         shape: opts.shape,
+        copies,
         timing: timer.timing(),
         measurements,
     })
@@ -380,12 +397,18 @@ fn parse_entry(v: &serde_json::Value) -> Option<Tuning> {
         "wall" => Timing::WallClock,
         _ => return None,
     };
+    // Absent in caches written before the tuner rotated copies: one copy then.
+    let copies = match v.get("copies") {
+        None => 1,
+        Some(c) => usize::try_from(c.as_u64()?).ok().filter(|&c| c >= 1)?,
+    };
     Some(Tuning {
         entry,
         wide_entry,
         rows,
         steps,
         shape: (dim(0)?, dim(1)?),
+        copies,
         timing,
         measurements: Vec::new(),
     })
@@ -421,6 +444,7 @@ pub fn store_to(path: &Path, info: &wgpu::AdapterInfo, tuning: &Tuning) -> Resul
         "rows_wide": rows(tuning.rows.wide, tuning.wide_entry, 8),
         "steps": tuning.steps,
         "shape": [tuning.shape.0, tuning.shape.1],
+        "copies": tuning.copies,
         "timing": match tuning.timing { Timing::Timestamps => "timestamp", Timing::WallClock => "wall" },
     });
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

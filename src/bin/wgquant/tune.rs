@@ -21,8 +21,16 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     if let Some(shape) = args.shape {
         opts.shape = shape;
     }
+    let copies = if opts.bytes_in_flight > 0 {
+        format!(
+            " (copies rotated through {} MiB)",
+            opts.bytes_in_flight >> 20
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "tuning GEMV rows and steps per lane on {} with a q4_0 {}x{} weight",
+        "tuning GEMV rows and steps per lane on {} with a q4_0 {}x{} weight{copies}",
         ctx.describe(),
         opts.shape.0,
         opts.shape.1
@@ -42,10 +50,16 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         Timing::WallClock => "wall clock (the adapter has no timestamp queries)",
     };
     println!(
-        "entry: {} (3-8 columns: {})    timing: {timing}, median of {} runs",
+        "entry: {} (3-8 columns: {})    timing: {timing}, median of {} runs over {} {}",
         tuning.entry.entry_point(),
         tuning.wide_entry.entry_point(),
-        opts.runs
+        opts.runs,
+        tuning.copies,
+        if tuning.copies == 1 {
+            "copy of the weight"
+        } else {
+            "copies of the weight"
+        }
     );
     println!(
         "{:<14} {:>5} {:>6} {:>3} {:>11} {:>7}",
