@@ -218,8 +218,8 @@ const WARMUP_BATCH: usize = 8;
 /// Wall-clock seconds each warm-up submission aims at on a hardware GPU: long enough to keep
 /// the GPU busy between the waits.
 const WARMUP_SUBMIT_SECONDS: f64 = 0.005;
-/// Timestamps that sum to less than this share of their batch's work (wall-clock time less
-/// the batch overhead) are not believed (see [`Timer::seconds`]).
+/// Timestamps whose median run times the runs comes to less than this share of their batch's
+/// work (wall-clock time less the batch overhead) are not believed (see [`Timer::seconds`]).
 const TIMESTAMP_MIN_SHARE: f64 = 0.5;
 /// Batches with less work than this on the wall clock are not cross-checked: the overhead's
 /// jitter is a large share of them.
@@ -285,9 +285,9 @@ impl<'a> Timer<'a> {
     /// (Mesa 22.3) reports passes of a few microseconds for GEMVs that take milliseconds
     /// once textures exist on the device, sometimes for all but one run of a batch (the
     /// f16-activation GEMV, 512x1024: 30 us stamped, 1.5 ms on the wall clock); the check
-    /// keeps such numbers out of every report. Hardware GPUs' timestamps are believed: there the gaps between
-    /// passes and the submission latency can exceed short kernels' own time (an H200
-    /// tripped the check on 200-microsecond GEMVs).
+    /// keeps such numbers out of every report. Hardware GPUs' timestamps are believed:
+    /// there the gaps between passes and the submission latency can exceed short kernels'
+    /// own time (an H200 tripped the check on 200-microsecond GEMVs).
     pub fn seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<Vec<f64>> {
         let ctx = self.ctx;
         if ops.is_empty() || runs == 0 {
@@ -394,8 +394,8 @@ impl<'a> Timer<'a> {
     }
 
     /// The wall-clock seconds a timed batch costs besides its passes: submitting one empty
-    /// timed compute pass and reading its timestamps back, the least of three tries (about
-    /// 0.5-1 ms on lavapipe, which is more than some GEMVs' batches of runs).
+    /// timed compute pass and reading its timestamps back, the least of three tries (0.3-0.5
+    /// ms on lavapipe here, as long as a batch of a small GEMV's runs).
     fn batch_overhead(&self) -> Result<f64> {
         if let Some(&s) = self.overhead.get() {
             return Ok(s);

@@ -784,16 +784,13 @@ impl Int8Entry {
 
     /// The module's WGSL source.
     pub fn compose(self) -> String {
-        let src = match self {
-            Int8Entry::ActQuant => include_str!("../../shaders/act_quant.wgsl"),
-            Int8Entry::GemvI8 => include_str!("../../shaders/gemv_i8.wgsl"),
+        let (src, sums) = match self {
+            Int8Entry::ActQuant => (include_str!("../../shaders/act_quant.wgsl"), ""),
+            Int8Entry::GemvI8 => (include_str!("../../shaders/gemv_i8.wgsl"), WORKGROUP_SUM),
         };
         format!(
-            "{COMMON}\n// ---- weights: buffers ----\n{WEIGHTS_BUFFER}\n// ---- activations: f32 ----\n{ACT_F32}\n// ---- kernel ----\n{src}"
-        ) + match self {
-            Int8Entry::ActQuant => "",
-            Int8Entry::GemvI8 => WORKGROUP_SUM,
-        }
+            "{COMMON}\n// ---- weights: buffers ----\n{WEIGHTS_BUFFER}\n// ---- activations: f32 ----\n{ACT_F32}\n// ---- kernel ----\n{src}\n{sums}"
+        )
     }
 }
 
