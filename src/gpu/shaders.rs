@@ -330,9 +330,10 @@ pub struct KernelConfig {
     /// reduction through workgroup memory costs more than subgroupAdd: 8 columns' longer
     /// work per lane hides that, 1 column's does not. On an H100 at 4096x14336, 8 columns ran
     /// 1.4x (q4_0, 168 -> 119 us) and 1.7x (f32) faster this way, 1 column 1.3x slower
-    /// (q4_0, 36.7 -> 47.0 us). [`KernelConfig::untuned`] sets it on hardware GPUs; the
-    /// tuner's cache may clear it. Without `subgroups` every batch runs the workgroup-memory
-    /// GEMV anyway.
+    /// (q4_0, 36.7 -> 47.0 us), measured while the workgroup sums still had 32-way bank
+    /// conflicts (`shaders/workgroup_sum.wgsl`). [`KernelConfig::untuned`] sets it on
+    /// hardware GPUs; the tuner's cache may clear it. Without `subgroups` every batch runs
+    /// the workgroup-memory GEMV anyway.
     pub gemv_wide_workgroup: bool,
     /// The activation type callers should prefer on this device ([`ActType::preferred_for`]).
     /// It changes no kernel: [`Kernels::matmul`](super::Kernels::matmul) always takes f32
