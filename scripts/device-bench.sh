@@ -12,8 +12,9 @@
 #                     untuned defaults
 #       widesg.jsonl  GEMV n = 8 with a lane group per subgroup (--gemv-wide subgroup), to
 #                     compare with the default 64-lane lane groups reduced in workgroup memory
-#       steps1.jsonl  GEMV n = 1, 8 with x read contiguously across a subgroup (--gemv-steps
-#                     1: a lane per 4 values of a chunk), to compare with the default 4 steps
+#       steps1.jsonl  GEMV n = 8 with x read contiguously across a subgroup (--gemv-steps 1:
+#                     a lane per 4 values of a chunk), to compare with the default 4 steps
+#                     (at n = 1 fewer steps were slower: GPU_GEMV_STEPS's doc)
 #       fma.jsonl     GEMM n = 512 without the cooperative-matrix feature: the FMA GEMM that
 #                     devices without tensor cores run
 #       tuned.jsonl   GEMV rows with the tuner's choice
@@ -120,7 +121,7 @@ run)
     step widesg 40 "$OUT/widesg.jsonl" "${W[@]}" bench $SHAPES --batch 8 \
         --format q4_0 --format q8_0 --format q4_k --gemv-wide subgroup --jsonl
     # shellcheck disable=SC2086
-    step steps1 40 "$OUT/steps1.jsonl" "${W[@]}" bench $SHAPES --batch 1 --batch 8 \
+    step steps1 40 "$OUT/steps1.jsonl" "${W[@]}" bench $SHAPES --batch 8 \
         --format q4_0 --format q8_0 --gemv-steps 1 --jsonl
     # The GPU tests before the extra experiments: correctness outranks them.
     if [ -f .device/tests.tar.xz ]; then
@@ -152,7 +153,7 @@ for path in sys.argv[1:]:
     if path.endswith("widesg.jsonl"):
         print("-- n = 8 on a lane group per subgroup (--gemv-wide subgroup):")
     if path.endswith("steps1.jsonl"):
-        print("-- x read contiguously (--gemv-steps 1):")
+        print("-- n = 8 with x read contiguously (--gemv-steps 1):")
     if path.endswith("tuned.jsonl"):
         print("-- with the tuner's GEMV rows:")
     for line in open(path):

@@ -13,7 +13,7 @@ mod common;
 use common::ctx;
 use half::f16;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
+use wgquant::gpu::shaders::{ActType, GemvSteps, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
 use wgquant::gpu::{GpuContext, Kernels};
 use wgquant::rng::Rng;
 use wgquant::verify::{
@@ -72,7 +72,7 @@ fn f16_activations_match_the_reference_within_the_bound() {
     let own = if ctx.device.adapter_info().device_type == wgpu::DeviceType::Cpu {
         KernelConfig {
             gemv_rows: GPU_GEMV_ROWS,
-            gemv_steps: Some(GPU_GEMV_STEPS),
+            gemv_steps: GemvSteps::fixed(GPU_GEMV_STEPS),
             gemv_wide_workgroup: true,
             ..own
         }

@@ -7,7 +7,7 @@ mod common;
 
 use common::ctx;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, KernelConfig};
+use wgquant::gpu::shaders::{ActType, GemvSteps, KernelConfig};
 use wgquant::gpu::Kernels;
 use wgquant::verify;
 
@@ -34,7 +34,7 @@ fn configs() -> Vec<KernelConfig> {
             texture_gemv: false,
             coop_matrix: true,
             gemv_rows: Default::default(),
-            gemv_steps: None,
+            gemv_steps: GemvSteps::default(),
             gemv_unroll: None,
             gemv_wide_workgroup: false,
             act: ActType::F32,
@@ -90,7 +90,7 @@ fn subgroup_kernels_need_the_feature() {
         texture_gemv: false,
         coop_matrix: false,
         gemv_rows: Default::default(),
-        gemv_steps: None,
+        gemv_steps: GemvSteps::default(),
         gemv_unroll: None,
         gemv_wide_workgroup: false,
         act: ActType::F32,

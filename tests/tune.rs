@@ -8,7 +8,8 @@ use common::temp::TempDir;
 use wgquant::bench::Timing;
 use wgquant::format::Format;
 use wgquant::gpu::shaders::{
-    Entry, GemvRows, KernelConfig, GEMV_MAX_ROWS, GEMV_MAX_STEPS, GPU_GEMV_ROWS, GPU_GEMV_STEPS,
+    Entry, GemvRows, GemvSteps, KernelConfig, GEMV_MAX_ROWS, GEMV_MAX_STEPS, GPU_GEMV_ROWS,
+    GPU_GEMV_STEPS,
 };
 use wgquant::gpu::tune::{self, TuneOptions, Tuning, TUNE_BATCHES};
 use wgquant::gpu::Kernels;
@@ -22,7 +23,10 @@ fn sample(entry: Entry) -> Tuning {
             narrow: Some(2),
             wide: Some(4),
         },
-        steps: Some(4),
+        steps: Some(GemvSteps {
+            narrow: Some(4),
+            wide: Some(1),
+        }),
         shape: (64, 128),
         copies: 1,
         timing: Timing::WallClock,
@@ -42,7 +46,7 @@ fn tuner_picks_allowed_values() {
             subgroups: true,
             texture_gemv: false,
             gemv_rows: GPU_GEMV_ROWS,
-            gemv_steps: Some(GPU_GEMV_STEPS),
+            gemv_steps: GemvSteps::fixed(GPU_GEMV_STEPS),
             gemv_wide_workgroup: true,
             ..own
         });
@@ -68,28 +72,34 @@ fn tuner_picks_allowed_values() {
             assert_eq!(wide_entries, [Entry::GemvSubgroup, Entry::Gemv]);
         }
         // Every rows candidate at the default steps (for 8 columns, of every lane-group
-        // shape), then every other steps with the best choices.
+        // shape), then every other steps with the best choices, per bucket.
         let narrow = tune::candidates(t.entry);
         let wide: usize = wide_entries
             .iter()
             .map(|&e| tune::candidates(e).len())
             .sum();
         let steps = tune::step_candidates(ctx, &[t.entry, t.wide_entry]);
-        let base_steps = base.gemv_steps.unwrap_or(GEMV_MAX_STEPS);
-        let other_steps = if steps.len() > 1 {
-            steps.iter().filter(|&&s| s != base_steps).count()
+        let other_steps: usize = if steps.len() > 1 {
+            TUNE_BATCHES
+                .iter()
+                .map(|&n| {
+                    let base_steps = base.gemv_steps.for_cols(n).unwrap_or(GEMV_MAX_STEPS);
+                    steps.iter().filter(|&&s| s != base_steps).count()
+                })
+                .sum()
         } else {
             0
         };
-        assert_eq!(
-            seen.len(),
-            narrow.len() + wide + other_steps * TUNE_BATCHES.len()
-        );
+        assert_eq!(seen.len(), narrow.len() + wide + other_steps);
         for e in &wide_entries {
             assert!(seen.iter().any(|&(se, _, n)| se == *e && n == 8), "{e:?}");
         }
         match t.steps {
-            Some(s) => assert!(steps.contains(&s), "{s} not among {steps:?}"),
+            Some(s) => {
+                for b in [s.narrow, s.wide] {
+                    assert!(b.is_some_and(|b| steps.contains(&b)), "{s:?}: {steps:?}");
+                }
+            }
             None => assert_eq!(steps.len(), 1),
         }
         assert_eq!(t.measurements.len(), seen.len());
@@ -101,7 +111,7 @@ fn tuner_picks_allowed_values() {
         // The tuned config builds, runs the chosen entries and computes correctly.
         let config = KernelConfig {
             gemv_rows: t.rows,
-            gemv_steps: t.steps.or(base.gemv_steps),
+            gemv_steps: t.steps.unwrap_or(base.gemv_steps),
             gemv_wide_workgroup: t.wide_entry == Entry::Gemv,
             ..base
         };
@@ -200,7 +210,7 @@ fn tunings_apply_to_their_entry() {
         ..sample(Entry::GemvSubgroup)
     };
     let tuned = base.with_tuning(&t);
-    assert_eq!((tuned.gemv_rows, tuned.gemv_steps), (t.rows, t.steps));
+    assert_eq!((tuned.gemv_rows, Some(tuned.gemv_steps)), (t.rows, t.steps));
     assert!(!tuned.gemv_wide_workgroup);
     assert_eq!(tuned.gemv_entry(8), Entry::GemvSubgroup);
     let t = Tuning {
@@ -215,7 +225,7 @@ fn tunings_apply_to_their_entry() {
     for part in [
         "gemv_subgroup with 2 rows",
         "3-8 columns: gemv with 4 rows",
-        "steps per lane: 4",
+        "steps per lane: 4 (3-8 columns: 1)",
     ] {
         assert!(summary.contains(part), "{summary}");
     }
@@ -259,6 +269,13 @@ fn corrupt_cache_is_ignored() {
         format!(
             r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "shape": [1, 32], "copies": 0, "timing": "wall"}}}}}}"#
         ),
+        format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "steps": 4, "steps_wide": 3, "shape": [1, 32], "timing": "wall"}}}}}}"#
+        ),
+        // Wide steps without narrow ones.
+        format!(
+            r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "steps_wide": 4, "shape": [1, 32], "timing": "wall"}}}}}}"#
+        ),
     ];
     // The wide bucket's entry: only the workgroup-memory GEMV beside the subgroup one, and
     // rows within its maximum.
@@ -276,6 +293,21 @@ fn corrupt_cache_is_ignored() {
         std::fs::write(&path, text).unwrap();
         assert!(tune::load_from(&path, &info).is_none(), "{text}");
     }
+    // A tuning without steps (the texture GEMV's) round-trips as one.
+    let t = Tuning {
+        steps: None,
+        ..sample(Entry::GemvLanes)
+    };
+    tune::store_to(&path, &info, &t).unwrap();
+    let got = tune::load_from(&path, &info).expect("a tuning without steps");
+    assert_eq!((got.rows, got.steps), (t.rows, None));
+    // A cache from before each bucket had its own steps: one value for both.
+    let old = format!(
+        r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "steps": 2, "shape": [1, 32], "timing": "wall"}}}}}}"#
+    );
+    std::fs::write(&path, old).unwrap();
+    let t = tune::load_from(&path, &info).expect("steps for both buckets");
+    assert_eq!(t.steps, Some(GemvSteps::fixed(2)));
     // A cache from before steps per lane were tuned: its rows, the default steps.
     let old = format!(
         r#"{{"adapters": {{"{key}": {{"entry": "gemv", "rows_narrow": 1, "rows_wide": 4, "shape": [1, 32], "timing": "wall"}}}}}}"#
@@ -329,7 +361,10 @@ fn every_rows_value_matches_the_reference() {
                 coop_matrix: false,
                 gemv_rows,
                 // The rows against whole chunks per lane and chunks shared by 2 or 4 lanes.
-                gemv_steps: Some([8, 4, 2][gemv_rows.narrow.unwrap_or(0) as usize % 3]),
+                gemv_steps: GemvSteps {
+                    narrow: Some([8, 4, 2][gemv_rows.narrow.unwrap_or(0) as usize % 3]),
+                    wide: Some([1, 2, 4, 8][gemv_rows.wide.unwrap_or(0) as usize % 4]),
+                },
                 // And against 1 to 4 chunks loaded ahead.
                 gemv_unroll: Some(1 + gemv_rows.wide.unwrap_or(0) % 4),
                 // Each entry with its own rows (the wide bucket's lane group is the one the
@@ -383,7 +418,7 @@ fn every_steps_value_matches_the_reference() {
                     narrow: Some(3),
                     wide: Some(2),
                 },
-                gemv_steps: Some(steps),
+                gemv_steps: GemvSteps::fixed(steps),
                 gemv_unroll: None,
                 gemv_wide_workgroup: false,
                 act: wgquant::gpu::ActType::F32,
@@ -417,15 +452,26 @@ fn every_steps_value_matches_the_reference() {
 fn invalid_steps_are_a_typed_error() {
     let ctx = ctx();
     for bad in [0, 3, 16] {
-        let config = KernelConfig {
-            gemv_steps: Some(bad),
-            ..KernelConfig::untuned(&ctx.device)
-        };
-        let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
-        assert!(
-            matches!(r, Err(wgquant::Error::InvalidArgument(_))),
-            "{bad}: {r:?}"
-        );
+        for gemv_steps in [
+            GemvSteps {
+                narrow: Some(bad),
+                wide: None,
+            },
+            GemvSteps {
+                narrow: Some(4),
+                wide: Some(bad),
+            },
+        ] {
+            let config = KernelConfig {
+                gemv_steps,
+                ..KernelConfig::untuned(&ctx.device)
+            };
+            let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);
+            assert!(
+                matches!(r, Err(wgquant::Error::InvalidArgument(_))),
+                "{bad}: {r:?}"
+            );
+        }
     }
 }
 

@@ -261,7 +261,7 @@ impl Kernels {
             super::check_coop_gemm(device)?;
         }
         config.gemv_rows.validate()?;
-        shaders::validate_gemv_steps(config.gemv_steps)?;
+        config.gemv_steps.validate()?;
         shaders::validate_gemv_unroll(config.gemv_unroll)?;
         if !config.act.supported_by(device) {
             return Err(missing_f16());
@@ -355,7 +355,7 @@ impl Kernels {
             let split = shaders::gemv_split(
                 entry,
                 self.format,
-                self.config.gemv_steps,
+                self.config.gemv_steps.for_cols(cols),
                 shaders::gemv_min_lanes(entry, &info),
             );
             let gpu = info.device_type != wgpu::DeviceType::Cpu;

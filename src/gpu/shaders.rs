@@ -308,15 +308,14 @@ pub struct KernelConfig {
     /// fills it from the autotuner's cache ([`crate::gpu::tune`]) when that has an entry
     /// for this adapter and driver.
     pub gemv_rows: GemvRows,
-    /// 4-value steps of each 16-byte chunk of codes one lane of the buffer GEMVs takes:
-    /// `WORD_VALUES / steps` lanes share a chunk (the `SPLIT` override, see
-    /// `shaders/gemv.wgsl`), so each lane reads `steps` consecutive x vec4s per chunk, in
-    /// any format. A power of two in 1..=[`GEMV_MAX_STEPS`]; `None` is a whole chunk per
-    /// lane. A kernel caps the lanes per chunk at the lane group's smallest size
-    /// ([`gemv_split`]); the texture GEMV, one invocation per row group, ignores it.
-    /// [`KernelConfig::untuned`] sets [`GPU_GEMV_STEPS`] on hardware GPUs; the tuner's
-    /// cache may replace it.
-    pub gemv_steps: Option<u32>,
+    /// 4-value steps of each 16-byte chunk of codes one lane of the buffer GEMVs takes, by
+    /// batch width ([`GemvSteps`]): `WORD_VALUES / steps` lanes share a chunk (the `SPLIT`
+    /// override, see `shaders/gemv.wgsl`), so each lane reads `steps` consecutive x vec4s
+    /// per chunk, in any format. A kernel caps the lanes per chunk at the lane group's
+    /// smallest size ([`gemv_split`]); the texture GEMV, one invocation per row group,
+    /// ignores it. [`KernelConfig::untuned`] sets [`GPU_GEMV_STEPS`] on hardware GPUs; the
+    /// tuner's cache may replace it.
+    pub gemv_steps: GemvSteps,
     /// Chunks per row each lane of the buffer GEMVs loads before computing (the `UNROLL`
     /// override), 1..=[`GEMV_MAX_UNROLL`], capped so that rows x chunks stays within
     /// [`GEMV_MAX_LOADS`]; `None` picks [`gemv_unroll`]'s default for the device and rows.
@@ -406,6 +405,45 @@ impl GemvRows {
     }
 }
 
+/// x steps per lane per chunk of codes of the buffer GEMVs ([`KernelConfig::gemv_steps`]),
+/// by batch width like [`GemvRows`]: `narrow` for 1-2 activation columns, `wide` for 3-8.
+/// Each is a power of two in 1..=[`GEMV_MAX_STEPS`]
+/// ([`Kernels::with_config`](super::Kernels::with_config) refuses others with
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument)); `None` is a whole chunk per
+/// lane. Fewer steps spread a chunk over more lanes, so a subgroup's x loads lie closer
+/// together, for the price of loading each chunk and its params once per lane: with eight
+/// columns the x loads are eight times as many per chunk, so the best value can differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GemvSteps {
+    pub narrow: Option<u32>,
+    pub wide: Option<u32>,
+}
+
+impl GemvSteps {
+    /// Both buckets set to `steps`.
+    pub fn fixed(steps: u32) -> Self {
+        GemvSteps {
+            narrow: Some(steps),
+            wide: Some(steps),
+        }
+    }
+
+    /// The bucket's setting for `cols` activation columns ([`GemvRows::is_wide`]).
+    pub fn for_cols(self, cols: usize) -> Option<u32> {
+        if GemvRows::is_wide(cols) {
+            self.wide
+        } else {
+            self.narrow
+        }
+    }
+
+    /// Check both settings with [`validate_gemv_steps`].
+    pub fn validate(self) -> crate::Result<()> {
+        validate_gemv_steps(self.narrow)?;
+        validate_gemv_steps(self.wide)
+    }
+}
+
 /// Whether weights on `device` get a texture copy for the texture GEMV: on CPU adapters
 /// (lavapipe), where a storage-buffer load is a per-lane loop and a texel fetch one gather,
 /// so the texture GEMV runs several times faster. Costs a second copy of each weight in
@@ -435,8 +473,8 @@ impl KernelConfig {
         if t.entry == config.gemv_entry(1) && t.rows.validate().is_ok() {
             config.gemv_rows = t.rows;
             // The cache's steps are validated on loading.
-            if t.steps.is_some() {
-                config.gemv_steps = t.steps;
+            if let Some(steps) = t.steps {
+                config.gemv_steps = steps;
             }
             if t.entry == Entry::GemvSubgroup {
                 config.gemv_wide_workgroup = t.wide_entry == Entry::Gemv;
@@ -473,9 +511,11 @@ impl KernelConfig {
             bucket(8)
         );
         if !self.texture_gemv {
-            let steps = self
-                .gemv_steps
-                .map_or("a whole chunk".into(), |s| s.to_string());
+            let name = |s: Option<u32>| s.map_or("a whole chunk".into(), |s| s.to_string());
+            let mut steps = name(self.gemv_steps.narrow);
+            if self.gemv_steps.wide != self.gemv_steps.narrow {
+                steps += &format!(" (3-8 columns: {})", name(self.gemv_steps.wide));
+            }
             let unroll = self.gemv_unroll.map_or("default".into(), |u| u.to_string());
             line += &format!("; x steps per lane: {steps}; chunks loaded ahead: {unroll}");
         }
@@ -511,7 +551,11 @@ impl KernelConfig {
             } else {
                 GPU_GEMV_ROWS
             },
-            gemv_steps: (!cpu).then_some(GPU_GEMV_STEPS),
+            gemv_steps: if cpu {
+                GemvSteps::default()
+            } else {
+                GemvSteps::fixed(GPU_GEMV_STEPS)
+            },
             gemv_unroll: None,
             gemv_wide_workgroup: !cpu,
             act: ActType::preferred_for(device),
@@ -577,7 +621,7 @@ pub const GPU_GEMV_STEPS: u32 = 4;
 /// 4-bit codes.
 pub const GEMV_MAX_STEPS: u32 = 8;
 
-/// Check a [`KernelConfig::gemv_steps`] setting: a power of two in 1..=[`GEMV_MAX_STEPS`].
+/// Check one [`GemvSteps`] setting: a power of two in 1..=[`GEMV_MAX_STEPS`].
 pub fn validate_gemv_steps(steps: Option<u32>) -> crate::Result<()> {
     match steps {
         Some(s) if !(s.is_power_of_two() && s <= GEMV_MAX_STEPS) => {

@@ -4,14 +4,13 @@
 //! for eight columns on a device with subgroups it times both lane-group shapes (a subgroup,
 //! or the whole workgroup: [`KernelConfig::gemv_wide_workgroup`]) with each one's rows.
 //! Then, at those choices, each candidate number of x steps per lane per chunk of codes
-//! ([`KernelConfig::gemv_steps`]) of the buffer GEMVs, keeping the one with the smallest sum
-//! of both batches' times relative to their best.
+//! ([`KernelConfig::gemv_steps`]) of the buffer GEMVs, keeping the fastest per bucket.
 //! The choice is cached per adapter, driver and wgquant version in a JSON file
 //! (`tuning.json` in [`cache_dir`]); [`KernelConfig::for_device`] applies it, and uses the
 //! fixed defaults when the tuner has not run. A missing, unreadable or corrupt cache is
 //! ignored (with a warning on stderr for the latter two).
 
-use super::shaders::{self, Entry, GemvRows, KernelConfig, GEMV_MAX_STEPS};
+use super::shaders::{self, Entry, GemvRows, GemvSteps, KernelConfig, GEMV_MAX_STEPS};
 use super::{GpuContext, GpuWeight, Kernels};
 use crate::bench::{copies_for, Timer, Timing, GPU_BYTES_IN_FLIGHT};
 use crate::error::{Error, Result};
@@ -93,9 +92,9 @@ pub struct Tuning {
     pub wide_entry: Entry,
     /// The fastest rows per bucket.
     pub rows: GemvRows,
-    /// The fastest steps per lane per chunk at those rows (`None`: not tuned, e.g. for the
-    /// texture GEMV, or a cache written before the setting existed).
-    pub steps: Option<u32>,
+    /// The fastest steps per lane per chunk at those rows, per bucket (`None`: not tuned,
+    /// e.g. for the texture GEMV, or a cache written before the setting existed).
+    pub steps: Option<GemvSteps>,
     /// The weight shape timed.
     pub shape: (usize, usize),
     /// Copies of the weight the runs rotated through.
@@ -196,7 +195,8 @@ pub fn tune(
         Ok(seconds)
     };
     // Rows first (and the wide bucket's lane group), at the default steps per lane.
-    let base_steps = base.gemv_steps.unwrap_or(GEMV_MAX_STEPS);
+    let base_steps =
+        [narrow_n, wide_n].map(|n| base.gemv_steps.for_cols(n).unwrap_or(GEMV_MAX_STEPS));
     let with = |rows: u32, wide_entry: Entry| KernelConfig {
         gemv_rows: GemvRows::fixed(rows),
         gemv_wide_workgroup: wide_entry == Entry::Gemv,
@@ -204,7 +204,7 @@ pub fn tune(
     };
     let mut narrow = (0u32, f64::INFINITY);
     for rows in candidates(entry) {
-        let t = time(with(rows, entry), base_steps, narrow_n)?;
+        let t = time(with(rows, entry), base_steps[0], narrow_n)?;
         if t < narrow.1 {
             narrow = (rows, t);
         }
@@ -213,7 +213,7 @@ pub fn tune(
     let mut wide = (0u32, entry, f64::INFINITY);
     for &e in &wide_candidates {
         for rows in candidates(e) {
-            let t = time(with(rows, e), base_steps, wide_n)?;
+            let t = time(with(rows, e), base_steps[1], wide_n)?;
             if t < wide.2 {
                 wide = (rows, e, t);
             }
@@ -230,38 +230,32 @@ pub fn tune(
         gemv_wide_workgroup: wide_entry == Entry::Gemv,
         ..base
     };
-    // Then steps per lane with those choices: the smallest sum of times relative to the best.
+    // Then steps per lane with those choices: the fastest per bucket.
     let candidates = step_candidates(ctx, &[entry, wide_entry]);
     let mut steps = None;
     if candidates.len() > 1 {
-        let mut scored = Vec::new();
+        let mut fastest = [(0, f64::INFINITY); 2];
         for &s in &candidates {
             let config = KernelConfig {
-                gemv_steps: Some(s),
+                gemv_steps: GemvSteps::fixed(s),
                 ..chosen
             };
-            let mut ts = [0.0; 2];
             for (b, n) in TUNE_BATCHES.into_iter().enumerate() {
-                ts[b] = if s == base_steps {
+                // The rows were timed at the base's steps already.
+                let t = if s == base_steps[b] {
                     best[b]
                 } else {
                     time(config, s, n)?
                 };
+                if t < fastest[b].1 {
+                    fastest[b] = (s, t);
+                }
             }
-            scored.push((s, ts));
         }
-        let best = |b: usize| {
-            scored
-                .iter()
-                .map(|(_, t)| t[b])
-                .fold(f64::INFINITY, f64::min)
-        };
-        let (b0, b1) = (best(0), best(1));
-        steps = scored
-            .iter()
-            .map(|(s, t)| (*s, t[0] / b0 + t[1] / b1))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(s, _)| s);
+        steps = Some(GemvSteps {
+            narrow: Some(fastest[0].0),
+            wide: Some(fastest[1].0),
+        });
     }
     Ok(Tuning {
         entry,
@@ -384,12 +378,27 @@ fn parse_entry(v: &serde_json::Value) -> Option<Tuning> {
     if rows.narrow? > entry.max_gemv_rows() || rows.wide? > wide_entry.max_gemv_rows() {
         return None;
     }
-    // Absent in caches written before the setting existed: the default then.
-    let steps = match v.get("steps") {
-        None => None,
-        Some(s) => Some(u32::try_from(s.as_u64()?).ok()?),
+    // Absent in caches written before the setting existed: the default then; one value for
+    // both buckets in caches written before each bucket had its own (no `steps_wide`).
+    // `null` where the tuner did not choose (the texture GEMV has one candidate).
+    let steps_of = |key: &str| -> Option<Option<u32>> {
+        match v.get(key) {
+            None | Some(serde_json::Value::Null) => Some(None),
+            Some(s) => Some(Some(u32::try_from(s.as_u64()?).ok()?)),
+        }
     };
-    shaders::validate_gemv_steps(steps).ok()?;
+    let steps = match (steps_of("steps")?, steps_of("steps_wide")?) {
+        (None, None) => None,
+        (Some(narrow), None) => Some(GemvSteps::fixed(narrow)),
+        (Some(narrow), Some(wide)) => Some(GemvSteps {
+            narrow: Some(narrow),
+            wide: Some(wide),
+        }),
+        (None, Some(_)) => return None,
+    };
+    if let Some(s) = steps {
+        s.validate().ok()?;
+    }
     let shape = v.get("shape")?.as_array()?;
     let dim = |i: usize| -> Option<usize> { shape.get(i)?.as_u64()?.try_into().ok() };
     let timing = match v.get("timing")?.as_str()? {
@@ -442,7 +451,8 @@ pub fn store_to(path: &Path, info: &wgpu::AdapterInfo, tuning: &Tuning) -> Resul
         "entry_wide": tuning.wide_entry.entry_point(),
         "rows_narrow": rows(tuning.rows.narrow, tuning.entry, 1),
         "rows_wide": rows(tuning.rows.wide, tuning.wide_entry, 8),
-        "steps": tuning.steps,
+        "steps": tuning.steps.and_then(|s| s.narrow),
+        "steps_wide": tuning.steps.and_then(|s| s.wide),
         "shape": [tuning.shape.0, tuning.shape.1],
         "copies": tuning.copies,
         "timing": match tuning.timing { Timing::Timestamps => "timestamp", Timing::WallClock => "wall" },

@@ -7,7 +7,7 @@ pub mod temp;
 
 use std::sync::OnceLock;
 use wgquant::format::{Format, QuantizedTensor};
-use wgquant::gpu::shaders::{ActType, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
+use wgquant::gpu::shaders::{ActType, GemvSteps, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
 use wgquant::gpu::{GpuContext, GpuWeight};
 use wgquant::rng::Rng;
 
@@ -53,7 +53,11 @@ pub fn variant_config(subgroups: bool, tiled_gemm: bool, texture_gemv: bool) -> 
         } else {
             Default::default()
         },
-        gemv_steps: subgroups.then_some(GPU_GEMV_STEPS),
+        gemv_steps: if subgroups {
+            GemvSteps::fixed(GPU_GEMV_STEPS)
+        } else {
+            GemvSteps::default()
+        },
         gemv_unroll: None,
         gemv_wide_workgroup: subgroups && tiled_gemm,
         act: ActType::F32,

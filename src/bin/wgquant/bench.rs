@@ -3,7 +3,7 @@
 use crate::AdapterArgs;
 use std::process::ExitCode;
 use wgquant::bench::{BenchConfig, Timing};
-use wgquant::gpu::shaders::{validate_gemv_steps, validate_gemv_unroll, GemvRows};
+use wgquant::gpu::shaders::{validate_gemv_steps, validate_gemv_unroll, GemvRows, GemvSteps};
 use wgquant::Error;
 
 #[derive(clap::Args)]
@@ -34,9 +34,9 @@ pub struct Args {
     /// choice where it has run, else the device's default).
     #[arg(long, value_name = "R")]
     gemv_rows: Option<u32>,
-    /// GEMV x vec4s per lane per 16-byte chunk of codes: 1, 2, 4 or 8; a chunk's other
-    /// steps go to neighbouring lanes (default: the tuner's choice where it has run, else
-    /// the device's default).
+    /// GEMV x vec4s per lane per 16-byte chunk of codes, for every batch width: 1, 2, 4 or
+    /// 8; a chunk's other steps go to neighbouring lanes (default: the tuner's choice per
+    /// batch width where it has run, else the device's default).
     #[arg(long, value_name = "S")]
     gemv_steps: Option<u32>,
     /// GEMV chunks per row each lane loads before computing, 1-4 (default: 8 / rows on a
@@ -93,8 +93,8 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         cfg.kernels.gemv_rows.validate()?;
     }
     if let Some(steps) = args.gemv_steps {
-        cfg.kernels.gemv_steps = Some(steps);
-        validate_gemv_steps(cfg.kernels.gemv_steps)?;
+        validate_gemv_steps(Some(steps))?;
+        cfg.kernels.gemv_steps = GemvSteps::fixed(steps);
     }
     if let Some(unroll) = args.gemv_unroll {
         cfg.kernels.gemv_unroll = Some(unroll);

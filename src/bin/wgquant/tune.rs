@@ -73,7 +73,9 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         };
         let chosen = m.entry == entry
             && tuning.rows.for_cols(m.n) == Some(m.rows)
-            && tuning.steps.is_none_or(|s| s == m.steps);
+            && tuning
+                .steps
+                .is_none_or(|s| s.for_cols(m.n) == Some(m.steps));
         println!(
             "{:<14} {:>5} {:>6} {:>3} {:>11.1} {:>7}",
             m.entry.entry_point(),
