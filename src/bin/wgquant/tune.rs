@@ -10,7 +10,7 @@ use wgquant::gpu::tune::{self, TuneOptions};
 pub struct Args {
     #[command(flatten)]
     adapter: AdapterArgs,
-    /// Q4_0 weight shape to time, MxK (default: 4096x4096 on a GPU, 1024x4096 on a CPU adapter).
+    /// Q4_0 weight shape to time, MxK (default: 4096x4096).
     #[arg(long, value_name = "MxK", value_parser = crate::bench::parse_shape)]
     shape: Option<(usize, usize)>,
 }
