@@ -363,20 +363,22 @@ impl<'a> Timer<'a> {
                         .chunks_exact(2)
                         .map(|t| t[1].wrapping_sub(t[0]) as f64 * period)
                         .collect();
-                    // What the median would make of the batch: lavapipe can stamp most runs
-                    // of a batch with microseconds and one with the batch's whole time.
-                    let typical = median(&stamped) * batch as f64;
-                    let overhead = if self.cross_check {
-                        self.batch_overhead()?
+                    // The wall clock's work per run where it refutes the timestamps.
+                    let refuted = if self.cross_check {
+                        let work = wall - self.batch_overhead()?;
+                        // What the median makes of the batch: lavapipe can stamp most runs
+                        // of a batch with microseconds and one with the batch's whole time.
+                        let typical = median(&stamped) * batch as f64;
+                        (!timestamps_believable(typical, work)).then_some(work / batch as f64)
                     } else {
-                        0.0
+                        None
                     };
-                    let work = wall - overhead;
-                    if self.cross_check && !timestamps_believable(typical, work) {
-                        timing = Timing::WallClock;
-                        times.extend(std::iter::repeat_n(work / batch as f64, batch));
-                    } else {
-                        times.extend(stamped);
+                    match refuted {
+                        Some(per_run) => {
+                            timing = Timing::WallClock;
+                            times.extend(std::iter::repeat_n(per_run, batch));
+                        }
+                        None => times.extend(stamped),
                     }
                 }
                 None => {
@@ -485,6 +487,22 @@ fn random_weights(m: usize, k: usize) -> Vec<f32> {
 /// weights from memory, as a model's decode does.
 pub const GPU_BYTES_IN_FLIGHT: u64 = 512 << 20;
 
+/// Upload `q` as many times as [`copies_for`] says keeps `bytes_in_flight` of weights in
+/// flight (at least once), for timing runs that rotate through the copies.
+pub fn upload_copies(
+    ctx: &GpuContext,
+    q: &QuantizedTensor,
+    bytes_in_flight: u64,
+) -> Result<Vec<GpuWeight>> {
+    let first = GpuWeight::upload(ctx, q)?;
+    let copies = copies_for(first.gpu_bytes(), bytes_in_flight);
+    let mut weights = vec![first];
+    for _ in 1..copies {
+        weights.push(GpuWeight::upload(ctx, q)?);
+    }
+    Ok(weights)
+}
+
 /// Number of weight copies that keep `bytes_in_flight` of weights in flight.
 pub fn copies_for(weight_bytes: u64, bytes_in_flight: u64) -> usize {
     if weight_bytes == 0 {
@@ -541,12 +559,8 @@ pub fn run(
         for &format in &formats {
             let q = QuantizedTensor::quantize(format, &weights, m, k)?;
             let kernels = Kernels::with_config(&ctx.device, format, cfg.kernels)?;
-            let first = GpuWeight::upload(ctx, &q)?;
-            let copies = copies_for(first.gpu_bytes(), cfg.bytes_in_flight);
-            let mut gpu = vec![first];
-            for _ in 1..copies {
-                gpu.push(GpuWeight::upload(ctx, &q)?);
-            }
+            let gpu = upload_copies(ctx, &q, cfg.bytes_in_flight)?;
+            let copies = gpu.len();
             drop(q);
             let weight_bytes = gpu[0].gpu_bytes();
             let row = |n: usize,

@@ -11,8 +11,8 @@
 //! ignored (with a warning on stderr for the latter two).
 
 use super::shaders::{self, Entry, GemvRows, GemvSteps, KernelConfig, GEMV_MAX_STEPS};
-use super::{GpuContext, GpuWeight, Kernels};
-use crate::bench::{copies_for, Timer, Timing, GPU_BYTES_IN_FLIGHT};
+use super::{GpuContext, Kernels};
+use crate::bench::{upload_copies, Timer, Timing, GPU_BYTES_IN_FLIGHT};
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
 use crate::rng::Rng;
@@ -166,12 +166,8 @@ pub fn tune(
     let base = opts.base;
     let entry = base.gemv_entry(1);
     let q = QuantizedTensor::quantize(format, &Rng::new(17).normal_vec(m * k), m, k)?;
-    let first = GpuWeight::upload(ctx, &q)?;
-    let copies = copies_for(first.gpu_bytes(), opts.bytes_in_flight);
-    let mut weights = vec![first];
-    for _ in 1..copies {
-        weights.push(GpuWeight::upload(ctx, &q)?);
-    }
+    let weights = upload_copies(ctx, &q, opts.bytes_in_flight)?;
+    let copies = weights.len();
     drop(q);
     let [narrow_n, wide_n] = TUNE_BATCHES;
     let x = ctx.storage_buffer("wgquant tune x", &Rng::new(5).normal_vec(wide_n * k));
@@ -179,17 +175,18 @@ pub fn tune(
     let runs = opts.runs.max(1);
     let timer = Timer::new(ctx, runs as u32);
     let mut measurements = Vec::new();
-    let mut time = |config: KernelConfig, steps: u32, n: usize| -> Result<f64> {
+    let mut time = |config: KernelConfig, n: usize| -> Result<f64> {
         let kernels = Kernels::with_config(&ctx.device, format, config)?;
         let ops = weights
             .iter()
             .map(|w| kernels.matmul(w, &x, &y, n))
             .collect::<Result<Vec<_>>>()?;
         let seconds = timer.median_seconds(&ops, opts.warmup, runs)?;
+        let entry = config.gemv_entry(n);
         let meas = Measurement {
-            entry: config.gemv_entry(n),
-            rows: config.gemv_rows.rows(config.gemv_entry(n), n),
-            steps,
+            entry,
+            rows: config.gemv_rows.rows(entry, n),
+            steps: config.gemv_steps.for_cols(n).unwrap_or(GEMV_MAX_STEPS),
             n,
             seconds,
         };
@@ -207,7 +204,7 @@ pub fn tune(
     };
     let mut narrow = (0u32, f64::INFINITY);
     for rows in candidates(entry) {
-        let t = time(with(rows, entry), base_steps[0], narrow_n)?;
+        let t = time(with(rows, entry), narrow_n)?;
         if t < narrow.1 {
             narrow = (rows, t);
         }
@@ -216,7 +213,7 @@ pub fn tune(
     let mut wide = (0u32, entry, f64::INFINITY);
     for &e in &wide_candidates {
         for rows in candidates(e) {
-            let t = time(with(rows, e), base_steps[1], wide_n)?;
+            let t = time(with(rows, e), wide_n)?;
             if t < wide.2 {
                 wide = (rows, e, t);
             }
@@ -248,7 +245,7 @@ pub fn tune(
                 let t = if s == base_steps[b] {
                     best[b]
                 } else {
-                    time(config, s, n)?
+                    time(config, n)?
                 };
                 if t < fastest[b].1 {
                     fastest[b] = (s, t);
