@@ -1,60 +1,64 @@
 // Tensor-core GEMM (cooperative matrices) for larger batches, on devices with
 // Features::EXPERIMENTAL_COOPERATIVE_MATRIX and SHADER_F16. The module starts with
 // `enable f16; enable wgpu_cooperative_matrix;` (added by the host's composition, since
-// enable directives must precede common.wgsl).
+// enable directives must precede common.wgsl), and the host's composition puts the fragment
+// shape just before this file: FRAG and the fragment types FragA, FragB (f16) and FragC
+// (f32), 16 x 16 x 16 (NVIDIA) or 8 x 8 x 8 (lavapipe), whichever the adapter offers.
 //
 // A workgroup computes a TILE_M (weight rows) x TILE_N (activation rows) tile of y. Each
 // step along k dequantizes the TILE_M x TILE_K weight slice to f16 in workgroup memory
 // (row-major, k fastest) and converts the TILE_N x TILE_K slice of x to f16 the same way;
-// then each subgroup multiplies its 32 x 32 warp tile as 2 x 2 fragments of 16x16x16 with
-// f32 accumulators. C goes out through workgroup memory (one 16 x 16 f32 scratch per
+// then each subgroup multiplies its warp tile as 2 x 2 fragments of FRAG x FRAG x FRAG with
+// f32 accumulators. C goes out through workgroup memory (one fragment of f32 scratch per
 // subgroup), so ordinary code masks the edges where rows or batch are not tile multiples.
 //
 // Every coopLoad / coopStore stride is a module constant: naga 30's SPIR-V writer cannot
 // take a runtime stride (it panics: "Expression [N] is not cached"), and the y row stride
 // (a runtime value) is only used by the masked scalar stores.
 //
-// Assumption: subgroups of exactly SUBGROUP = 32 invocations, made of consecutive
-// local_invocation_index values (NVIDIA). Cooperative matrices are per subgroup, and the
-// warp tile a subgroup owns is chosen from local_invocation_index / 32, because naga
-// requires coop operations in uniform control flow (no loop over subgroup_id). The host
-// refuses this kernel unless the adapter's min and max subgroup size are both 32.
+// Subgroups: WARPS subgroups of SUBGROUP invocations each, made of consecutive
+// local_invocation_index values (NVIDIA's warps of 32, lavapipe's 8). Cooperative matrices are
+// per subgroup, and the warp tile a subgroup owns is chosen from local_invocation_index /
+// SUBGROUP, because naga requires coop operations in uniform control flow (no loop over
+// subgroup_id). The host sets SUBGROUP to the adapter's subgroup size and refuses this kernel
+// where the minimum and maximum sizes differ (the size a pipeline gets is then unknown).
 //
 // Precision: products are f16 x f16 accumulated in f32. x and the dequantized weights are
 // rounded to f16 (relative error 2^-11); values beyond the f16 range (65504) become inf.
 //
-// NOT RUN on the development machine (lavapipe has no cooperative matrices): it is checked
-// by naga only, and must be checked on hardware (scripts/device-bench.sh runs
-// `wgquant verify`, whose GEMM cases take this path where the device offers it).
+// lavapipe has cooperative matrices from Mesa 25.1 (subgroups of 8): the test suite runs this
+// kernel there (scripts/lavapipe-coop.sh); Debian 12's Mesa 22.3 has none.
 
-const TILE_M: u32 = 128u;
-const TILE_N: u32 = 64u;
-const TILE_K: u32 = 32u;
-const THREADS: u32 = 256u;
-const SUBGROUP: u32 = 32u;
-// Subgroups along the weight rows; THREADS / SUBGROUP / WARPS_M along the batch.
+// Invocations per subgroup (set by the host) and subgroups per workgroup.
+override SUBGROUP: u32 = 32u;
+const WARPS: u32 = 8u;
+override THREADS: u32 = WARPS * SUBGROUP;
+// Subgroups along the weight rows; WARPS / WARPS_M along the batch.
 const WARPS_M: u32 = 4u;
-// Each subgroup's tile: WARP_M x WARP_N = 2 x 2 fragments of 16 x 16.
-const WARP_M: u32 = 32u;
-const WARP_N: u32 = 32u;
+// Each subgroup's tile: WARP_M x WARP_N = 2 x 2 fragments.
+const WARP_M: u32 = 2u * FRAG;
+const WARP_N: u32 = 2u * FRAG;
+// The workgroup's tile: 128 x 64 with 16 x 16 fragments, 64 x 32 with 8 x 8.
+const TILE_M: u32 = WARPS_M * WARP_M;
+const TILE_N: u32 = (WARPS / WARPS_M) * WARP_N;
+const TILE_K: u32 = 32u;
 // Row strides (in f16) of the operand tiles: TILE_K plus 8 of padding (80 bytes, a multiple
 // of 16 as cooperative loads want), which spreads rows over the memory banks.
 const A_STRIDE: u32 = 40u;
 const B_STRIDE: u32 = 40u;
-// A 16 x 16 fragment, column-major in its scratch.
-const FRAG: u32 = 16u;
-const FRAG_VALUES: u32 = 256u;
+// A fragment, column-major in its scratch.
+const FRAG_VALUES: u32 = FRAG * FRAG;
 
 // Weights: element (row r, k kk) at r * A_STRIDE + kk.
 var<workgroup> a_tile: array<f16, TILE_M * A_STRIDE>;
 // Activations: element (batch row c, k kk) at c * B_STRIDE + kk.
 var<workgroup> b_tile: array<f16, TILE_N * B_STRIDE>;
 // One fragment of C per subgroup (zeros at the start, for the accumulators' initial value).
-var<workgroup> c_scratch: array<f32, (THREADS / SUBGROUP) * FRAG_VALUES>;
+var<workgroup> c_scratch: array<f32, WARPS * FRAG_VALUES>;
 
 // Write fragment `c` (rows r0.., batch rows c0.. of y) through the subgroup's scratch,
 // masking the edges. Called in uniform control flow: it contains barriers.
-fn store_fragment(c: coop_mat16x16<f32, C>, scratch: u32, lane: u32, r0: u32, c0: u32) {
+fn store_fragment(c: FragC, scratch: u32, lane: u32, r0: u32, c0: u32) {
     // Column-major: element (row m, column n) at n * FRAG + m.
     coopStore(c, &c_scratch[scratch], FRAG);
     workgroupBarrier();
@@ -81,11 +85,11 @@ fn gemm_coop(
     let wn = (warp / WARPS_M) * WARP_N;
     let scratch = warp * FRAG_VALUES;
 
-    for (var i = lid; i < (THREADS / SUBGROUP) * FRAG_VALUES; i += THREADS) {
+    for (var i = lid; i < WARPS * FRAG_VALUES; i += THREADS) {
         c_scratch[i] = 0.0;
     }
     workgroupBarrier();
-    var c00 = coopLoad<coop_mat16x16<f32, C>>(&c_scratch[scratch], FRAG);
+    var c00 = coopLoad<FragC>(&c_scratch[scratch], FRAG);
     var c01 = c00;
     var c10 = c00;
     var c11 = c00;
@@ -111,17 +115,17 @@ fn gemm_coop(
             b_tile[o + 3u] = h.w;
         }
         workgroupBarrier();
-        for (var ks = 0u; ks < TILE_K; ks += 16u) {
+        for (var ks = 0u; ks < TILE_K; ks += FRAG) {
             // A (rows x k) is row-major in a_tile: coopLoadT. B (k x batch) has element
             // (k, c) at c * B_STRIDE + k: column-major, coopLoad.
-            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&a_tile[wm * A_STRIDE + ks], A_STRIDE);
-            let a1 = coopLoadT<coop_mat16x16<f16, A>>(
-                &a_tile[(wm + 16u) * A_STRIDE + ks],
+            let a0 = coopLoadT<FragA>(&a_tile[wm * A_STRIDE + ks], A_STRIDE);
+            let a1 = coopLoadT<FragA>(
+                &a_tile[(wm + FRAG) * A_STRIDE + ks],
                 A_STRIDE,
             );
-            let b0 = coopLoad<coop_mat16x16<f16, B>>(&b_tile[wn * B_STRIDE + ks], B_STRIDE);
-            let b1 = coopLoad<coop_mat16x16<f16, B>>(
-                &b_tile[(wn + 16u) * B_STRIDE + ks],
+            let b0 = coopLoad<FragB>(&b_tile[wn * B_STRIDE + ks], B_STRIDE);
+            let b1 = coopLoad<FragB>(
+                &b_tile[(wn + FRAG) * B_STRIDE + ks],
                 B_STRIDE,
             );
             c00 = coopMultiplyAdd(a0, b0, c00);
@@ -134,7 +138,7 @@ fn gemm_coop(
     let r0 = row0 + wm;
     let c0 = col0 + wn;
     store_fragment(c00, scratch, lane, r0, c0);
-    store_fragment(c01, scratch, lane, r0, c0 + 16u);
-    store_fragment(c10, scratch, lane, r0 + 16u, c0);
-    store_fragment(c11, scratch, lane, r0 + 16u, c0 + 16u);
+    store_fragment(c01, scratch, lane, r0, c0 + FRAG);
+    store_fragment(c10, scratch, lane, r0 + FRAG, c0);
+    store_fragment(c11, scratch, lane, r0 + FRAG, c0 + FRAG);
 }

@@ -1,23 +1,36 @@
-//! When the tensor-core GEMM (`shaders/gemm_coop.wgsl`, [`Entry::GemmCoop`]) can run: the
-//! device features it needs, the cooperative-matrix configuration it uses, and the
-//! subgroup size it is written for.
+//! When the tensor-core GEMM (`shaders/gemm_coop.wgsl`) can run: the device features it
+//! needs, the subgroups it runs on, and the cooperative-matrix fragment shape it uses
+//! ([`Entry::GemmCoop16`] or [`Entry::GemmCoop8`]).
 //!
-//! The kernel is validated by naga only on machines without cooperative matrices (lavapipe
-//! has none); its results are checked on hardware by `wgquant verify`, whose GEMM cases
-//! take this path where the device offers it (`scripts/device-bench.sh` runs it).
+//! lavapipe has cooperative matrices from Mesa 25.1 (8 x 8 x 8 on subgroups of 8): there the
+//! test suite runs the kernel (`scripts/lavapipe-coop.sh` sets that up on Debian 12, whose
+//! own Mesa 22.3 has none and validates the kernel with naga only). On hardware `wgquant
+//! verify`, whose GEMM cases take this path where the device offers it, checks it
+//! (`scripts/device-bench.sh` runs it).
 
 use super::check_fits;
 use super::shaders::Entry;
 use crate::error::{Error, Result};
 
 /// Batches of at least this many activation rows use the tensor-core GEMM where enabled
-/// (below, most of a 64-row batch tile would be padding).
+/// (below, most of a batch tile would be padding).
 pub const COOP_MIN_N: usize = 16;
-/// The tensor-core GEMM's output tile (weight rows x activation rows), kept in step with
-/// `TILE_M` / `TILE_N` in `shaders/gemm_coop.wgsl`.
-pub const GEMM_COOP_TILE: (usize, usize) = (128, 64);
-/// The subgroup size the kernel assumes (a warp tile per 32 consecutive invocations).
-pub const COOP_SUBGROUP_SIZE: u32 = 32;
+/// Subgroups per workgroup of the tensor-core GEMM (`WARPS` in the WGSL): a workgroup has
+/// `COOP_WARPS` x the subgroup size invocations.
+pub const COOP_WARPS: u32 = 8;
+/// Subgroups along the weight rows (`WARPS_M`); the others lie along the batch.
+const COOP_WARPS_M: usize = 4;
+
+/// The tensor-core GEMM's output tile (weight rows x activation rows) for fragments of
+/// `fragment` x `fragment`: each subgroup owns 2 x 2 fragments, 4 subgroups along the rows
+/// and 2 along the batch (128 x 64 with 16 x 16 fragments, 64 x 32 with 8 x 8).
+pub fn coop_tile(fragment: u32) -> (usize, usize) {
+    let warp = 2 * fragment as usize;
+    (
+        COOP_WARPS_M * warp,
+        (COOP_WARPS as usize / COOP_WARPS_M) * warp,
+    )
+}
 
 /// The device features the tensor-core GEMM needs. `EXPERIMENTAL_COOPERATIVE_MATRIX` must be
 /// requested with `experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() }`.
@@ -25,28 +38,51 @@ pub fn coop_matrix_features() -> wgpu::Features {
     wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16
 }
 
-fn subgroups_fit(info: &wgpu::AdapterInfo) -> bool {
-    info.subgroup_min_size == COOP_SUBGROUP_SIZE && info.subgroup_max_size == COOP_SUBGROUP_SIZE
+/// The subgroup size the tensor-core GEMM runs with on this adapter (its `SUBGROUP`
+/// override): the adapter's, where every subgroup has the same size (a power of two from 8
+/// to 64); `None` where the size varies, since each subgroup's warp tile is chosen from
+/// `local_invocation_index / SUBGROUP` and a pipeline's subgroup size would be unknown.
+pub fn coop_subgroup_size(info: &wgpu::AdapterInfo) -> Option<u32> {
+    let size = info.subgroup_min_size;
+    (size == info.subgroup_max_size && size.is_power_of_two() && (8..=64).contains(&size))
+        .then_some(size)
 }
 
-/// Whether `adapter` can run the tensor-core GEMM: it offers [`coop_matrix_features`], a
-/// 16x16x16 configuration with f16 inputs and f32 accumulators, and subgroups of exactly 32.
+/// The tensor-core GEMM entry for this adapter's subgroups: 8 x 8 x 8 fragments on
+/// subgroups of 8 (lavapipe offers only those), 16 x 16 x 16 on larger ones (NVIDIA offers
+/// 16 x 16 x 16 on subgroups of 32, and no square smaller shape). A device does not reveal
+/// its cooperative-matrix shapes, only its adapter does ([`adapter_supports_coop_gemm`]
+/// checks that the adapter offers the one chosen here), so the choice follows the
+/// subgroup size.
+pub fn coop_entry(info: &wgpu::AdapterInfo) -> Option<Entry> {
+    match coop_subgroup_size(info)? {
+        8 => Some(Entry::GemmCoop8),
+        _ => Some(Entry::GemmCoop16),
+    }
+}
+
+/// Whether `adapter` can run the tensor-core GEMM: it offers [`coop_matrix_features`],
+/// subgroups of one size ([`coop_subgroup_size`]), and the square f16 x f16 -> f32
+/// configuration [`coop_entry`] picks for them.
 /// [`recommended_features`](super::recommended_features) requests the features only then.
 pub fn adapter_supports_coop_gemm(adapter: &wgpu::Adapter) -> bool {
+    let Some(fragment) = coop_entry(&adapter.get_info()).and_then(Entry::coop_fragment) else {
+        return false;
+    };
     adapter.features().contains(coop_matrix_features())
-        && subgroups_fit(&adapter.get_info())
         && adapter.cooperative_matrix_properties().iter().any(|p| {
-            (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+            (p.m_size, p.n_size, p.k_size) == (fragment, fragment, fragment)
                 && p.ab_type == wgpu::CooperativeScalarType::F16
                 && p.cr_type == wgpu::CooperativeScalarType::F32
         })
 }
 
-/// Why `device` cannot run the tensor-core GEMM, if it cannot: the features, the subgroup
-/// size, or workgroup memory. (A device only reveals its features, not the adapter's
-/// cooperative-matrix configurations: a caller's own device with the features but without
-/// 16x16x16 f16 / f32 should use a [`KernelConfig`](super::KernelConfig) without it.)
-pub fn check_coop_gemm(device: &wgpu::Device) -> Result<()> {
+/// The tensor-core GEMM entry `device` runs ([`coop_entry`]), or why it cannot run one: the
+/// features, the subgroup size, or workgroup memory. (A device only reveals its features,
+/// not the adapter's cooperative-matrix configurations: a caller's own device with the
+/// features but without the shape [`coop_entry`] picks should use a
+/// [`KernelConfig`](super::KernelConfig) without the tensor-core GEMM.)
+pub fn check_coop_gemm(device: &wgpu::Device) -> Result<Entry> {
     if !device.features().contains(coop_matrix_features()) {
         return Err(Error::DeviceLimit(
             "the tensor-core GEMM needs a device with Features::EXPERIMENTAL_COOPERATIVE_MATRIX \
@@ -55,20 +91,20 @@ pub fn check_coop_gemm(device: &wgpu::Device) -> Result<()> {
         ));
     }
     let info = device.adapter_info();
-    if !subgroups_fit(&info) {
+    let (Some(subgroup), Some(entry)) = (coop_subgroup_size(&info), coop_entry(&info)) else {
         return Err(Error::DeviceLimit(format!(
-            "the tensor-core GEMM needs subgroups of exactly {COOP_SUBGROUP_SIZE}; this device's \
-             are {}..={}",
+            "the tensor-core GEMM needs subgroups of one size (a power of two, 8 to 64); this \
+             device's are {}..={}",
             info.subgroup_min_size, info.subgroup_max_size
         )));
-    }
-    let e = Entry::GemmCoop;
+    };
     check_fits(
         &device.limits(),
-        e.entry_point(),
-        e.workgroup_memory_bytes(),
-        e.invocations(),
-    )
+        entry.entry_point(),
+        entry.workgroup_memory_bytes(),
+        COOP_WARPS * subgroup,
+    )?;
+    Ok(entry)
 }
 
 #[cfg(test)]
@@ -76,16 +112,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tile_matches_the_wgsl() {
+    fn warps_match_the_wgsl() {
         let src = include_str!("../../shaders/gemm_coop.wgsl");
-        for (name, value) in [
-            ("TILE_M", GEMM_COOP_TILE.0 as u32),
-            ("TILE_N", GEMM_COOP_TILE.1 as u32),
-            ("SUBGROUP", COOP_SUBGROUP_SIZE),
-            ("THREADS", Entry::GemmCoop.invocations()),
-        ] {
+        for (name, value) in [("WARPS", COOP_WARPS), ("WARPS_M", COOP_WARPS_M as u32)] {
             let line = format!("const {name}: u32 = {value}u;");
             assert!(src.contains(&line), "expected `{line}` in gemm_coop.wgsl");
         }
+        assert_eq!(coop_tile(16), (128, 64));
+        assert_eq!(coop_tile(8), (64, 32));
+    }
+
+    fn info(min: u32, max: u32) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            subgroup_min_size: min,
+            subgroup_max_size: max,
+            ..wgpu::AdapterInfo::new(wgpu::DeviceType::Other, wgpu::Backend::Vulkan)
+        }
+    }
+
+    #[test]
+    fn entry_follows_the_subgroup_size() {
+        assert_eq!(coop_entry(&info(8, 8)), Some(Entry::GemmCoop8));
+        assert_eq!(coop_entry(&info(32, 32)), Some(Entry::GemmCoop16));
+        assert_eq!(coop_entry(&info(64, 64)), Some(Entry::GemmCoop16));
+        // Varying sizes (AMD's 32..=64), and sizes no square fragment fits.
+        assert_eq!(coop_entry(&info(32, 64)), None);
+        assert_eq!(coop_entry(&info(4, 4)), None);
+        assert_eq!(coop_entry(&info(128, 128)), None);
     }
 }

@@ -81,6 +81,8 @@ pub struct Kernels {
     gather: wgpu::ComputePipeline,
     /// Lane groups per workgroup of the subgroup GEMV ([`gemv_groups_per_wg`]).
     gemv_groups_per_wg: usize,
+    /// The tensor-core GEMM entry, where the config enables it ([`super::coop_entry`]).
+    coop: Option<Entry>,
 }
 
 #[derive(Debug)]
@@ -257,9 +259,11 @@ impl Kernels {
                 "subgroup kernels need a device with Features::SUBGROUP".into(),
             ));
         }
-        if config.coop_matrix {
-            super::check_coop_gemm(device)?;
-        }
+        let coop = if config.coop_matrix {
+            Some(super::check_coop_gemm(device)?)
+        } else {
+            None
+        };
         config.gemv_rows.validate()?;
         config.gemv_steps.validate()?;
         shaders::validate_gemv_unroll(config.gemv_unroll)?;
@@ -323,6 +327,7 @@ impl Kernels {
             gather_layout,
             gather,
             gemv_groups_per_wg: gemv_groups_per_wg(device),
+            coop,
         })
     }
 
@@ -344,11 +349,14 @@ impl Kernels {
             return Ok(p.clone());
         }
         let (rows, constants, what) = if entry.kind() == KernelKind::Gemm {
-            (
-                0,
-                shaders::constants(self.format),
-                entry.entry_point().to_string(),
-            )
+            let mut constants = shaders::constants(self.format);
+            if entry.needs_cooperative_matrix() {
+                // `with_config` checked the device (check_coop_gemm): its size is known.
+                let size = super::coop_subgroup_size(&self.device.adapter_info())
+                    .ok_or_else(|| Error::DeviceLimit("subgroups of varying size".into()))?;
+                constants.push(("SUBGROUP", size as f64));
+            }
+            (0, constants, entry.entry_point().to_string())
         } else {
             let rows = self.config.gemv_rows.rows(entry, cols);
             let info = self.device.adapter_info();
@@ -556,11 +564,11 @@ impl Kernels {
     /// columns on workgroup_id.z), reading textures where the device uses them and every
     /// operand fits one; else the tiled GEMM.
     fn matmul_kernel(&self, w: &GpuWeight, n: usize, act: ActType) -> Result<MatmulKernel> {
-        if self.config.coop_matrix && n >= super::COOP_MIN_N {
+        if let Some(entry) = self.coop.filter(|_| n >= super::COOP_MIN_N) {
             return Ok(MatmulKernel::Tiled {
-                entry: Entry::GemmCoop,
-                pipeline: self.matmul_pipeline(Entry::GemmCoop, act, 0)?.pipeline,
-                tile: super::GEMM_COOP_TILE,
+                entry,
+                pipeline: self.matmul_pipeline(entry, act, 0)?.pipeline,
+                tile: super::coop_tile(entry.coop_fragment().unwrap_or(16)),
             });
         }
         if kernel_for_batch(n) == KernelKind::Gemm && self.config.tiled_gemm {
@@ -927,7 +935,7 @@ impl Dispatch {
     /// tensor-core GEMM.
     pub fn kernel_name(&self) -> &'static str {
         if self.f16_products() {
-            Entry::GemmCoop.entry_point()
+            Entry::GemmCoop16.entry_point()
         } else {
             self.kind.entry_point()
         }
@@ -936,7 +944,7 @@ impl Dispatch {
     /// Whether it multiplies in f16 (the tensor-core GEMM: x and the dequantized weights
     /// rounded to f16, products accumulated in f32) rather than in f32.
     pub fn f16_products(&self) -> bool {
-        let coop = Entry::GemmCoop.entry_point();
+        let coop = Entry::GemmCoop16.entry_point();
         self.steps.iter().any(|s| s.entry == coop)
     }
 

@@ -24,8 +24,8 @@ mod tensor;
 pub mod tune;
 
 pub use coop::{
-    adapter_supports_coop_gemm, check_coop_gemm, coop_matrix_features, COOP_MIN_N,
-    COOP_SUBGROUP_SIZE, GEMM_COOP_TILE,
+    adapter_supports_coop_gemm, check_coop_gemm, coop_entry, coop_matrix_features,
+    coop_subgroup_size, coop_tile, COOP_MIN_N, COOP_WARPS,
 };
 pub use device::{
     choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,

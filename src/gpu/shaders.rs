@@ -20,6 +20,18 @@ const ACT_F16: &str = include_str!("../../shaders/act_f16.wgsl");
 const GEMV_CORE: &str = include_str!("../../shaders/gemv.wgsl");
 const GEMM_SLICES: &str = include_str!("../../shaders/gemm_slices.wgsl");
 const WORKGROUP_SUM: &str = include_str!("../../shaders/workgroup_sum.wgsl");
+const GEMM_COOP: &str = include_str!("../../shaders/gemm_coop.wgsl");
+// The tensor-core GEMM's fragment shape (gemm_coop.wgsl uses FRAG and these types).
+const COOP_FRAGMENT_16: &str = "const FRAG: u32 = 16u;
+alias FragA = coop_mat16x16<f16, A>;
+alias FragB = coop_mat16x16<f16, B>;
+alias FragC = coop_mat16x16<f32, C>;
+";
+const COOP_FRAGMENT_8: &str = "const FRAG: u32 = 8u;
+alias FragA = coop_mat8x8<f16, A>;
+alias FragB = coop_mat8x8<f16, B>;
+alias FragC = coop_mat8x8<f32, C>;
+";
 
 /// A kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,8 +101,10 @@ pub enum Entry {
     Gemm,
     /// Tensor-core GEMM: f16 tiles in workgroup memory, 16x16x16 cooperative-matrix
     /// multiply-accumulate in f32 (`Features::EXPERIMENTAL_COOPERATIVE_MATRIX` and
-    /// `SHADER_F16`, subgroups of 32).
-    GemmCoop,
+    /// `SHADER_F16`, subgroups of one size: see [`coop_entry`](super::coop_entry)).
+    GemmCoop16,
+    /// The tensor-core GEMM with 8x8x8 fragments (lavapipe, subgroups of 8).
+    GemmCoop8,
     /// Weights to f32.
     Dequantize,
     /// Selected rows to f32 (embedding lookup); shares the dequantize module's source.
@@ -98,12 +112,13 @@ pub enum Entry {
 }
 
 impl Entry {
-    pub const ALL: [Entry; 7] = [
+    pub const ALL: [Entry; 8] = [
         Entry::Gemv,
         Entry::GemvSubgroup,
         Entry::GemvLanes,
         Entry::Gemm,
-        Entry::GemmCoop,
+        Entry::GemmCoop16,
+        Entry::GemmCoop8,
         Entry::Dequantize,
         Entry::GatherRows,
     ];
@@ -115,7 +130,7 @@ impl Entry {
             Entry::GemvSubgroup => "gemv_subgroup",
             Entry::GemvLanes => "gemv_lanes",
             Entry::Gemm => "gemm",
-            Entry::GemmCoop => "gemm_coop",
+            Entry::GemmCoop16 | Entry::GemmCoop8 => "gemm_coop",
             Entry::Dequantize => "dequantize",
             Entry::GatherRows => "gather_rows",
         }
@@ -125,7 +140,7 @@ impl Entry {
     pub fn kind(self) -> KernelKind {
         match self {
             Entry::Gemv | Entry::GemvSubgroup | Entry::GemvLanes => KernelKind::Gemv,
-            Entry::Gemm | Entry::GemmCoop => KernelKind::Gemm,
+            Entry::Gemm | Entry::GemmCoop16 | Entry::GemmCoop8 => KernelKind::Gemm,
             Entry::Dequantize | Entry::GatherRows => KernelKind::Dequantize,
         }
     }
@@ -171,7 +186,17 @@ impl Entry {
     /// Whether the module uses cooperative matrices and f16 (its source starts with their
     /// `enable` directives).
     pub fn needs_cooperative_matrix(self) -> bool {
-        matches!(self, Entry::GemmCoop)
+        self.coop_fragment().is_some()
+    }
+
+    /// The edge of the tensor-core GEMM's square cooperative-matrix fragments, `None` for
+    /// other entries.
+    pub fn coop_fragment(self) -> Option<u32> {
+        match self {
+            Entry::GemmCoop16 => Some(16),
+            Entry::GemmCoop8 => Some(8),
+            _ => None,
+        }
     }
 
     /// Whether the GEMV overrides (`N_COLS`, `ROWS`) apply.
@@ -189,7 +214,8 @@ impl Entry {
             Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
             Entry::GemvLanes => &[GEMV_CORE, include_str!("../../shaders/gemv_lanes.wgsl")],
             Entry::Gemm => &[GEMM_SLICES, include_str!("../../shaders/gemm.wgsl")],
-            Entry::GemmCoop => &[GEMM_SLICES, include_str!("../../shaders/gemm_coop.wgsl")],
+            Entry::GemmCoop16 => &[GEMM_SLICES, COOP_FRAGMENT_16, GEMM_COOP],
+            Entry::GemmCoop8 => &[GEMM_SLICES, COOP_FRAGMENT_8, GEMM_COOP],
             Entry::Dequantize | Entry::GatherRows => {
                 &[include_str!("../../shaders/dequantize.wgsl")]
             }
@@ -202,17 +228,13 @@ impl Entry {
             Entry::Gemv => GEMV_WG_SIZE * WORKGROUP_SUM_VALUES * 4,
             Entry::GemvSubgroup | Entry::GemvLanes | Entry::Dequantize | Entry::GatherRows => 0,
             Entry::Gemm => 2 * 32 * 64 * 4,
-            // f16 weight and activation tiles (rows padded to 40), one f32 16x16 fragment
-            // per subgroup.
-            Entry::GemmCoop => (128 + 64) * 40 * 2 + 8 * 256 * 4,
-        }
-    }
-
-    /// Invocations per workgroup (kept in step with its WGSL).
-    pub fn invocations(self) -> u32 {
-        match self {
-            Entry::GemvLanes => GEMV_LANES_WG,
-            _ => self.kind().invocations(),
+            // f16 weight and activation tiles (rows padded to 40), one f32 fragment per
+            // subgroup.
+            Entry::GemmCoop16 | Entry::GemmCoop8 => {
+                let f = self.coop_fragment().unwrap_or(0);
+                let (m, n) = super::coop_tile(f);
+                (m + n) as u32 * 40 * 2 + super::COOP_WARPS * f * f * 4
+            }
         }
     }
 }
@@ -296,7 +318,7 @@ pub struct KernelConfig {
     pub tiled_gemm: bool,
     /// Batches of at least [`COOP_MIN_N`](super::COOP_MIN_N) use the tensor-core GEMM
     /// (cooperative matrices: needs `Features::EXPERIMENTAL_COOPERATIVE_MATRIX`, `SHADER_F16`
-    /// and subgroups of 32, see [`check_coop_gemm`](super::check_coop_gemm)). Its products
+    /// and subgroups of one size, see [`check_coop_gemm`](super::check_coop_gemm)). Its products
     /// are f16 x f16 (x and the dequantized weights rounded to f16), accumulated in f32.
     pub coop_matrix: bool,
     /// GEMV reads weights and x from textures, one invocation per row group
@@ -545,7 +567,9 @@ impl KernelConfig {
             // tiled kernel on lavapipe.
             tiled_gemm: !(cpu && (subgroups || texture_gemv)),
             texture_gemv,
-            coop_matrix: super::check_coop_gemm(device).is_ok(),
+            // lavapipe's cooperative matrices (Mesa 25.1+) run the tensor-core GEMM about
+            // 2x slower than its GEMV blocks (q4_0 1024x4096, 64 columns: 105 vs 48 ms).
+            coop_matrix: !cpu && super::check_coop_gemm(device).is_ok(),
             gemv_rows: if cpu {
                 GemvRows::default()
             } else {
@@ -1075,11 +1099,12 @@ mod tests {
         }
     }
 
-    /// The tensor-core GEMM for every format parses, validates with the cooperative-matrix
-    /// and f16 capabilities (and not without them), specialises and compiles to SPIR-V. It
-    /// declares no override beyond the format's (the same set as the FMA GEMM): every
-    /// coopLoad / coopStore stride is a module constant, so one pipeline per format serves
-    /// every shape (m, n, k, rows not multiples of the tile included).
+    /// The tensor-core GEMM, with either fragment shape, for every format parses, validates
+    /// with the cooperative-matrix and f16 capabilities (and not without them), specialises
+    /// for subgroups of 8 and 32, and compiles to SPIR-V. It declares no override beyond the
+    /// format's (the same set as the FMA GEMM) and the subgroup size: every coopLoad /
+    /// coopStore stride is a module constant, so one pipeline per format serves every shape
+    /// (m, n, k, rows not multiples of the tile included).
     #[test]
     fn gemm_coop_validates_with_naga() {
         let override_names = |src: &str| -> Vec<String> {
@@ -1092,27 +1117,36 @@ mod tests {
             v.sort();
             v
         };
-        for format in Format::all() {
-            for act in ActType::ALL {
-                validate(format, Entry::GemmCoop, act, &constants(format));
+        for entry in [Entry::GemmCoop16, Entry::GemmCoop8] {
+            for format in Format::all() {
+                for act in ActType::ALL {
+                    for subgroup in [8.0, 32.0] {
+                        let mut consts = constants(format);
+                        consts.push(("SUBGROUP", subgroup));
+                        validate(format, entry, act, &consts);
+                    }
+                }
+                let mut expected = override_names(&compose_entry(format, Entry::Gemm));
+                expected.extend(["SUBGROUP".to_string(), "THREADS".to_string()]);
+                expected.sort();
+                assert_eq!(
+                    override_names(&compose_entry(format, entry)),
+                    expected,
+                    "{format}"
+                );
             }
-            assert_eq!(
-                override_names(&compose_entry(format, Entry::GemmCoop)),
-                override_names(&compose_entry(format, Entry::Gemm)),
-                "{format}"
-            );
+            let src = compose_entry(Format::Q4_0, entry);
+            assert!(src.starts_with("enable f16;\nenable wgpu_cooperative_matrix;\n"));
+            let consts = constants(Format::Q4_0);
+            assert!(validate_with(
+                &src,
+                "gemm_coop",
+                capabilities(Entry::Gemm, ActType::F32),
+                &consts
+            )
+            .is_err());
+            assert!(entry.workgroup_memory_bytes() <= 32 * 1024);
         }
-        let src = compose_entry(Format::Q4_0, Entry::GemmCoop);
-        assert!(src.starts_with("enable f16;\nenable wgpu_cooperative_matrix;\n"));
-        let consts = constants(Format::Q4_0);
-        assert!(validate_with(
-            &src,
-            "gemm_coop",
-            capabilities(Entry::Gemm, ActType::F32),
-            &consts
-        )
-        .is_err());
-        assert!(Entry::GemmCoop.workgroup_memory_bytes() <= 32 * 1024);
     }
 
     /// Why the strides are constants: naga 30's SPIR-V writer fails (panics with "Expression
@@ -1120,14 +1154,14 @@ mod tests {
     #[test]
     fn gemm_coop_runtime_stride_does_not_compile() {
         let constant = "coopStore(c, &c_scratch[scratch], FRAG);";
-        let src = compose_entry(Format::Q4_0, Entry::GemmCoop);
+        let src = compose_entry(Format::Q4_0, Entry::GemmCoop16);
         assert!(src.contains(constant));
         let runtime = src.replace(
             constant,
             "coopStore(c, &c_scratch[scratch], dims.y_stride);",
         );
         let consts = constants(Format::Q4_0);
-        let caps = capabilities(Entry::GemmCoop, ActType::F32);
+        let caps = capabilities(Entry::GemmCoop16, ActType::F32);
         let outcome =
             std::panic::catch_unwind(|| validate_with(&runtime, "gemm_coop", caps, &consts));
         assert!(!matches!(outcome, Ok(Ok(()))), "a runtime stride compiled");

@@ -1,7 +1,7 @@
 //! `wgquant adapters`
 
 use std::process::ExitCode;
-use wgquant::gpu::{enumerate_adapters, SOFTWARE_ADAPTER_HINT};
+use wgquant::gpu::{adapter_supports_coop_gemm, enumerate_adapters, SOFTWARE_ADAPTER_HINT};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -57,10 +57,20 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
              driver has no instruction)",
             yes_no(dot)
         );
+        let coop = f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
         println!(
-            "    cooperative matrix:          {}",
-            yes_no(f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX))
+            "    cooperative matrix:          {} (tensor-core GEMM: {})",
+            yes_no(coop),
+            yes_no(adapter_supports_coop_gemm(a))
         );
+        if coop {
+            for p in a.cooperative_matrix_properties() {
+                println!(
+                    "      {}x{}x{} {:?} x {:?} -> {:?}",
+                    p.m_size, p.n_size, p.k_size, p.ab_type, p.ab_type, p.cr_type
+                );
+            }
+        }
         println!("    limits:");
         println!(
             "      max_storage_buffer_binding_size    {}",
