@@ -7,7 +7,8 @@
 //
 // A workgroup computes a TILE_M (weight rows) x TILE_N (activation rows) tile of y. Each
 // step along k dequantizes the TILE_M x TILE_K weight slice to f16 in workgroup memory
-// (row-major, k fastest) and converts the TILE_N x TILE_K slice of x to f16 the same way;
+// (row-major, k fastest) and converts the TILE_N x TILE_K slice of x to f16 the same way,
+// from registers loaded during the previous step's multiplies;
 // then each subgroup multiplies its warp tile as 2 x 2 fragments of FRAG x FRAG x FRAG with
 // f32 accumulators. C goes out through workgroup memory (one fragment of f32 scratch per
 // subgroup), so ordinary code masks the edges where rows or batch are not tile multiples.
@@ -48,6 +49,17 @@ const A_STRIDE: u32 = 40u;
 const B_STRIDE: u32 = 40u;
 // A fragment, column-major in its scratch.
 const FRAG_VALUES: u32 = FRAG * FRAG;
+// Vec4s of the weight and x slices each invocation stages per step along k: TILE_M x TILE_K
+// / 4 / THREADS, at most 8 and 4 for the shapes the host allows (8 x 8 fragments on
+// subgroups of 8, 16 x 16 on 16 to 64); the minimum keeps a host mistake in bounds.
+const MAX_A_LOADS: u32 = 8u;
+const MAX_B_LOADS: u32 = 4u;
+fn a_loads() -> u32 {
+    return min(TILE_M * (TILE_K / 4u) / THREADS, MAX_A_LOADS);
+}
+fn b_loads() -> u32 {
+    return min(TILE_N * (TILE_K / 4u) / THREADS, MAX_B_LOADS);
+}
 
 // Weights: element (row r, k kk) at r * A_STRIDE + kk.
 var<workgroup> a_tile: array<f16, TILE_M * A_STRIDE>;
@@ -94,10 +106,21 @@ fn gemm_coop(
     var c10 = c00;
     var c11 = c00;
 
+    // The loads of the first step along k; each later step's are issued before the previous
+    // step's multiplies and stored after them (below).
+    var wl: array<WeightLoad, MAX_A_LOADS>;
+    var xl: array<SliceVec4, MAX_B_LOADS>;
+    for (var s = 0u; s < a_loads(); s++) {
+        wl[s] = weight_load4(lid + s * THREADS, TILE_K, row0, 0u);
+    }
+    for (var s = 0u; s < b_loads(); s++) {
+        xl[s] = x_slice4(lid + s * THREADS, TILE_K, col0, 0u);
+    }
+
     for (var k0 = 0u; k0 < dims.k; k0 += TILE_K) {
         // Weight and activation slices as f16; past the ends zeros (gemm_slices.wgsl).
-        for (var i = lid; i < TILE_M * (TILE_K / 4u); i += THREADS) {
-            let e = weight_slice4(i, TILE_K, row0, k0);
+        for (var s = 0u; s < a_loads(); s++) {
+            let e = weight_decode4(wl[s]);
             let h = vec4<f16>(e.v);
             let o = e.r * A_STRIDE + e.kk;
             a_tile[o] = h.x;
@@ -105,8 +128,8 @@ fn gemm_coop(
             a_tile[o + 2u] = h.z;
             a_tile[o + 3u] = h.w;
         }
-        for (var i = lid; i < TILE_N * (TILE_K / 4u); i += THREADS) {
-            let e = x_slice4(i, TILE_K, col0, k0);
+        for (var s = 0u; s < b_loads(); s++) {
+            let e = xl[s];
             let h = vec4<f16>(e.v);
             let o = e.r * B_STRIDE + e.kk;
             b_tile[o] = h.x;
@@ -115,6 +138,16 @@ fn gemm_coop(
             b_tile[o + 3u] = h.w;
         }
         workgroupBarrier();
+        // The next step's loads (nothing past the end of k), in flight during the multiplies:
+        // with a step's loads issued only after the previous step's multiplies, their whole
+        // latency stood between the multiplies of consecutive steps.
+        let k1 = k0 + TILE_K;
+        for (var s = 0u; s < a_loads(); s++) {
+            wl[s] = weight_load4(lid + s * THREADS, TILE_K, row0, k1);
+        }
+        for (var s = 0u; s < b_loads(); s++) {
+            xl[s] = x_slice4(lid + s * THREADS, TILE_K, col0, k1);
+        }
         for (var ks = 0u; ks < TILE_K; ks += FRAG) {
             // A (rows x k) is row-major in a_tile: coopLoadT. B (k x batch) has element
             // (k, c) at c * B_STRIDE + k: column-major, coopLoad.

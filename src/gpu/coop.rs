@@ -122,6 +122,27 @@ mod tests {
         assert_eq!(coop_tile(8), (64, 32));
     }
 
+    /// Each invocation stages a whole number of the slices' vec4s per step along k, no more
+    /// than the WGSL's register arrays hold, for every subgroup size the host accepts.
+    #[test]
+    fn staging_fits_the_register_arrays() {
+        let src = include_str!("../../shaders/gemm_coop.wgsl");
+        let (max_a, max_b) = (8, 4);
+        assert!(src.contains(&format!("const MAX_A_LOADS: u32 = {max_a}u;")));
+        assert!(src.contains(&format!("const MAX_B_LOADS: u32 = {max_b}u;")));
+        assert!(src.contains("const TILE_K: u32 = 32u;"));
+        for size in [8, 16, 32, 64] {
+            let entry = coop_entry(&info(size, size)).unwrap();
+            let (m, n) = coop_tile(entry.coop_fragment().unwrap());
+            let threads = (COOP_WARPS * size) as usize;
+            for (rows, max) in [(m, max_a), (n, max_b)] {
+                let vec4s = rows * 32 / 4;
+                assert_eq!(vec4s % threads, 0, "{entry:?} on subgroups of {size}");
+                assert!(vec4s / threads <= max, "{entry:?} on subgroups of {size}");
+            }
+        }
+    }
+
     fn info(min: u32, max: u32) -> wgpu::AdapterInfo {
         wgpu::AdapterInfo {
             subgroup_min_size: min,
