@@ -6,6 +6,7 @@
 // them they define:
 //   fn load_chunk(i: u32) -> vec4<u32>  chunk i of the codes plane
 //   fn load_param_word(i: u32) -> u32   word i of the params plane
+//   fn load_param_word4(i: u32) -> vec4<u32>  words 4i .. 4i+3 of the params plane
 //   fn load_x4(i: u32) -> vec4<f32>     activation values 4i .. 4i+3, as f32
 //   fn store_y(i: u32, v: f32)          output element i
 //
@@ -66,6 +67,13 @@ fn param_half(row: u32, block: u32, h: u32) -> u32 {
 fn param_word(row: u32, w: u32) -> u32 {
     let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
     return load_param_word(row * row_words + w);
+}
+
+// Words w .. w + 3 of row `row`'s params, for formats whose rows have a multiple of 4 param
+// words and `w` a multiple of 4 (one texel where the params are a texture).
+fn param_word4(row: u32, w: u32) -> vec4<u32> {
+    let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
+    return load_param_word4((row * row_words + w) / 4u);
 }
 
 // The block a chunk lies in (chunks never straddle blocks when BLOCK_VALUES >= chunk size).

@@ -10,7 +10,7 @@ const TEXTURE_WIDTH: u32 = 4096u;
 
 // Rgba32Uint: one 16-byte chunk per texel.
 @group(0) @binding(0) var codes_tex: texture_2d<u32>;
-// R32Uint: one param word per texel.
+// Rgba32Uint: four param words per texel (a k-quant super-block's scales in one fetch).
 @group(0) @binding(1) var params_tex: texture_2d<u32>;
 // Rgba32Float: four values of x per texel.
 @group(0) @binding(2) var x_tex: texture_2d<f32>;
@@ -24,7 +24,11 @@ fn load_chunk(i: u32) -> vec4<u32> {
 }
 
 fn load_param_word(i: u32) -> u32 {
-    return textureLoad(params_tex, texel(i), 0).x;
+    return textureLoad(params_tex, texel(i / 4u), 0)[i % 4u];
+}
+
+fn load_param_word4(i: u32) -> vec4<u32> {
+    return textureLoad(params_tex, texel(i), 0);
 }
 
 fn load_x4(i: u32) -> vec4<f32> {

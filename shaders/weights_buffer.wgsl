@@ -12,3 +12,8 @@ fn load_chunk(i: u32) -> vec4<u32> {
 fn load_param_word(i: u32) -> u32 {
     return params[i];
 }
+
+// Words 4i .. 4i + 3 of the params plane.
+fn load_param_word4(i: u32) -> vec4<u32> {
+    return vec4<u32>(params[4u * i], params[4u * i + 1u], params[4u * i + 2u], params[4u * i + 3u]);
+}

@@ -274,7 +274,10 @@ impl Codec for Q4_K {
         }
     }
     fn wgsl(&self) -> &'static str {
-        include_str!("../../shaders/formats/q4_k.wgsl")
+        concat!(
+            include_str!("../../shaders/formats/kquant_scales.wgsl"),
+            include_str!("../../shaders/formats/q4_k.wgsl")
+        )
     }
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::Q4_K)

@@ -158,7 +158,10 @@ impl Codec for Q5_K {
         }
     }
     fn wgsl(&self) -> &'static str {
-        include_str!("../../shaders/formats/q5_k.wgsl")
+        concat!(
+            include_str!("../../shaders/formats/kquant_scales.wgsl"),
+            include_str!("../../shaders/formats/q5_k.wgsl")
+        )
     }
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::Q5_K)

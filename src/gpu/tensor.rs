@@ -26,7 +26,8 @@ pub struct WeightChunk {
 }
 
 /// A weight chunk's planes as textures (`shaders/io_texture.wgsl`): codes as Rgba32Uint
-/// (one 16-byte chunk per texel), params as R32Uint, each folded into rows of
+/// (one 16-byte chunk per texel), params as Rgba32Uint (four words per texel), each folded
+/// into rows of
 /// [`TEXTURE_WIDTH`] texels.
 #[derive(Debug)]
 pub struct ChunkTextures {
@@ -180,8 +181,15 @@ impl GpuWeight {
                     wgpu::TextureFormat::Rgba32Uint,
                     &codes,
                 );
-                let param_tex =
-                    folded_texture(ctx, "wgquant params", wgpu::TextureFormat::R32Uint, &params);
+                // Four words per texel, the last one padded.
+                let mut param_texels = params.clone();
+                param_texels.resize(params.len().next_multiple_of(4), 0);
+                let param_tex = folded_texture(
+                    ctx,
+                    "wgquant params",
+                    wgpu::TextureFormat::Rgba32Uint,
+                    &param_texels,
+                );
                 code_tex
                     .zip(param_tex)
                     .map(|(codes, params)| ChunkTextures { codes, params })
