@@ -935,6 +935,7 @@ impl Dispatch {
     /// tensor-core GEMM.
     pub fn kernel_name(&self) -> &'static str {
         if self.f16_products() {
+            // Both fragment shapes' entry point.
             Entry::GemmCoop16.entry_point()
         } else {
             self.kind.entry_point()
@@ -944,6 +945,7 @@ impl Dispatch {
     /// Whether it multiplies in f16 (the tensor-core GEMM: x and the dequantized weights
     /// rounded to f16, products accumulated in f32) rather than in f32.
     pub fn f16_products(&self) -> bool {
+        // Both fragment shapes' entry point.
         let coop = Entry::GemmCoop16.entry_point();
         self.steps.iter().any(|s| s.entry == coop)
     }
