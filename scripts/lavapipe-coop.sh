@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Run the kernel-variant tests, the tensor-core GEMM (cooperative matrices) included, on a
-# lavapipe new enough to have cooperative matrices (Mesa 25.1 or later: 8x8x8 fragments on
-# subgroups of 8). Debian 12's Mesa 22.3 has none, so on such a machine this builds a
+# Run the kernel-variant tests and `wgquant verify` (every format), the tensor-core GEMM
+# (cooperative matrices) included, on a lavapipe new enough to have cooperative matrices
+# (Mesa 25.1 or later: 8x8x8 fragments on subgroups of 8). Debian 12's Mesa 22.3 has none, so on such a machine this builds a
 # minimal Debian 13 root with trixie-backports' Mesa once, builds the test binaries here,
 # and runs them inside that root (chroot). Needs root, debootstrap (installed with apt where
 # missing) and network access to deb.debian.org. About 5 minutes to set up the first time,
-# then the test run (kernels_variants: about 3 minutes on 2 cores).
+# then the runs (kernels_variants and verify: about 3 minutes each on 2 cores).
 #
 #   bash scripts/lavapipe-coop.sh            # set up if needed, build, run the tests
 #   WGQUANT_COOP_ROOT=/some/dir bash ...     # where the Debian 13 root lives
@@ -82,3 +82,17 @@ for b in $bins; do
     echo "== $name"
     chroot "$root" env MESA_SHADER_CACHE_DIR=/tmp/mesa-cache "/wgquant/$name"
 done
+# Every format: verify adds the tensor-core GEMM's cases where the default leaves it out.
+echo "== wgquant verify"
+if ! chroot "$root" env MESA_SHADER_CACHE_DIR=/tmp/mesa-cache /wgquant/wgquant verify \
+    >"$root/verify.txt"; then
+    grep FAIL "$root/verify.txt" >&2 || true
+    tail -1 "$root/verify.txt" >&2
+    exit 1
+fi
+coop_cases=$(grep -c "gemm_coop .* pass" "$root/verify.txt" || true)
+echo "$(tail -1 "$root/verify.txt"), of them $coop_cases tensor-core GEMM cases"
+if [ "$coop_cases" = 0 ]; then
+    echo "lavapipe-coop.sh: verify ran no tensor-core GEMM case" >&2
+    exit 1
+fi

@@ -6,7 +6,11 @@
 use crate::error::Result;
 use crate::format::reference::{matmul_f64, nmse};
 use crate::format::{Format, QuantizedTensor};
-use crate::gpu::{ActType, Dispatch, GpuContext, GpuWeight, KernelKind, Kernels, Operand};
+use crate::gpu::shaders::KernelConfig;
+use crate::gpu::{
+    check_coop_gemm, ActType, Dispatch, GpuContext, GpuWeight, KernelKind, Kernels, Operand,
+    COOP_MIN_N,
+};
 use crate::rng::Rng;
 use half::f16;
 
@@ -348,7 +352,9 @@ pub fn matmul_shapes(format: Format) -> Vec<(usize, usize, usize)> {
 /// Run the whole suite for `format`, calling `each` after every case: every matmul shape with
 /// f32 activations, again with f16 ones where the device prefers them
 /// ([`ActType::preferred_for`]: not on CPU adapters, where `tests/kernels_f16.rs` covers
-/// them), and dequantization.
+/// them), the batches of [`COOP_MIN_N`] or more again through the tensor-core GEMM where the
+/// device can run it but the default configuration leaves it out (CPU adapters: lavapipe
+/// from Mesa 25.1), and dequantization.
 pub fn run_format(
     ctx: &GpuContext,
     format: Format,
@@ -366,6 +372,20 @@ pub fn run_format(
             let r = matmul_case_f16(ctx, &kernels, rows, k, n, 2000 + i as u64)?;
             each(&r);
             out.push(r);
+        }
+    }
+    if !kernels.config().coop_matrix && check_coop_gemm(&ctx.device).is_ok() {
+        let config = KernelConfig {
+            coop_matrix: true,
+            ..kernels.config()
+        };
+        let coop = Kernels::with_config(&ctx.device, format, config)?;
+        for (i, (rows, k, n)) in matmul_shapes(format).into_iter().enumerate() {
+            if n >= COOP_MIN_N {
+                let r = matmul_case(ctx, &coop, rows, k, n, 3000 + i as u64)?;
+                each(&r);
+                out.push(r);
+            }
         }
     }
     let r = dequantize_case(ctx, &kernels, 67, 3 * format.k_multiple(), 7)?;
