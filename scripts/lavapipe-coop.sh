@@ -35,7 +35,10 @@ cannot() {
 
 if [ ! -e "$root/.wgquant-ready" ]; then
     if ! command -v debootstrap >/dev/null; then
-        apt-get install -y debootstrap >/dev/null || cannot "could not install debootstrap"
+        # A fresh machine may have no package lists yet.
+        { apt-get install -y debootstrap >/dev/null 2>&1 ||
+            { apt-get update -qq && apt-get install -y debootstrap >/dev/null; }; } ||
+            cannot "could not install debootstrap"
     fi
     echo "setting up a Debian 13 root with trixie-backports' Mesa in $root ..."
     rm -rf "$root"
