@@ -17,6 +17,8 @@
 #                     (at n = 1 fewer steps were slower: GPU_GEMV_STEPS's doc)
 #       fma.jsonl     GEMM n = 512 without the cooperative-matrix feature: the FMA GEMM that
 #                     devices without tensor cores run
+#       coopwide.jsonl  GEMM n = 512 on the tensor-core GEMM's wide batch tile
+#                     (--coop-wide-tile), to compare with bench.jsonl's default tile
 #       tuned.jsonl   GEMV rows with the tuner's choice
 #       bench.log     the bench runs' stderr
 #       tests.txt     the GPU test binaries (kernels, f16, variants, int8, fake-quant, tuning)
@@ -137,11 +139,16 @@ run)
     # shellcheck disable=SC2086
     step fma 60 "$OUT/fma.jsonl" env WGQUANT_DISABLE=coop_matrix "${W[@]}" bench \
         $GEMM_SHAPE --batch "$BIG_N" --iterations 10 --format q4_0 --format q8_0 --jsonl
+    # The tensor-core GEMM's wide batch tile (128 columns per workgroup, not 64).
+    # shellcheck disable=SC2086
+    step coopwide 40 "$OUT/coopwide.jsonl" "${W[@]}" bench $GEMM_SHAPE --batch "$BIG_N" \
+        --iterations 10 --format q4_0 --format q8_0 --coop-wide-tile --jsonl
     # shellcheck disable=SC2086
     step tuned 40 "$OUT/tuned.jsonl" env WGQUANT_CACHE_DIR=$TUNED "${W[@]}" bench $SHAPES \
         --batch 1 --batch 8 --format q4_0 --format q8_0 --format int4_g128 --jsonl
     # The short table: kernel, format, shape, n, microseconds, GB/s, ratio to f32.
-    python3 - "$OUT/bench.jsonl" "$OUT/widesg.jsonl" "$OUT/steps1.jsonl" "$OUT/fma.jsonl" "$OUT/tuned.jsonl" \
+    python3 - "$OUT/bench.jsonl" "$OUT/widesg.jsonl" "$OUT/steps1.jsonl" "$OUT/fma.jsonl" \
+        "$OUT/coopwide.jsonl" "$OUT/tuned.jsonl" \
         >> "$OUT/summary.txt" <<'PY'
 import json, os, sys
 print(f"{'kernel':9} {'format':14} {'m':>6} {'k':>6} {'n':>4} {'us':>9} {'GB/s':>7} {'GFLOP/s':>9} {'vs f32':>7}")
@@ -154,6 +161,8 @@ for path in sys.argv[1:]:
         print("-- n = 8 on a lane group per subgroup (--gemv-wide subgroup):")
     if path.endswith("steps1.jsonl"):
         print("-- n = 8 with x read contiguously (--gemv-steps 1):")
+    if path.endswith("coopwide.jsonl"):
+        print("-- the tensor-core GEMM with its wide batch tile (--coop-wide-tile):")
     if path.endswith("tuned.jsonl"):
         print("-- with the tuner's GEMV rows:")
     for line in open(path):

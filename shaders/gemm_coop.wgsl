@@ -9,7 +9,8 @@
 // step along k dequantizes the TILE_M x TILE_K weight slice to f16 in workgroup memory
 // (row-major, k fastest) and converts the TILE_N x TILE_K slice of x to f16 the same way,
 // both from registers loaded during the previous step's multiplies; then each subgroup
-// multiplies its warp tile as 2 x 2 fragments of FRAG x FRAG x FRAG with f32 accumulators.
+// multiplies its warp tile as 2 x WARP_N_FRAGS fragments of FRAG x FRAG x FRAG with f32
+// accumulators.
 // C goes out through workgroup memory (one fragment of f32 scratch per subgroup), so
 // ordinary code masks the edges where rows or batch are not tile multiples.
 //
@@ -36,12 +37,19 @@ const WARPS: u32 = 8u;
 override THREADS: u32 = WARPS * SUBGROUP;
 // Subgroups along the weight rows; WARPS / WARPS_M along the batch.
 const WARPS_M: u32 = 4u;
-// Each subgroup's tile: WARP_M x WARP_N = 2 x 2 fragments.
+// Fragments of each subgroup's tile along the batch (set by the host): 2, or 4 for the wide
+// batch tile, where each weight slice is dequantized once per twice as many columns, for
+// twice the accumulators per invocation.
+override WARP_N_FRAGS: u32 = 2u;
+const MAX_WARP_N_FRAGS: u32 = 4u;
+// Each subgroup's tile: WARP_M x WARP_N = 2 x WARP_N_FRAGS fragments.
 const WARP_M: u32 = 2u * FRAG;
-const WARP_N: u32 = 2u * FRAG;
-// The workgroup's tile: 128 x 64 with 16 x 16 fragments, 64 x 32 with 8 x 8.
+override WARP_N: u32 = WARP_N_FRAGS * FRAG;
+// The workgroup's tile: 128 x 64 (or 128 wide) with 16 x 16 fragments, 64 x 32 (or 64) with
+// 8 x 8.
 const TILE_M: u32 = WARPS_M * WARP_M;
-const TILE_N: u32 = (WARPS / WARPS_M) * WARP_N;
+override TILE_N: u32 = (WARPS / WARPS_M) * WARP_N;
+const MAX_TILE_N: u32 = (WARPS / WARPS_M) * MAX_WARP_N_FRAGS * FRAG;
 const TILE_K: u32 = 32u;
 // Row strides (in f16) of the operand tiles: TILE_K plus 8 of padding (80 bytes, a multiple
 // of 16 as cooperative loads want), which spreads rows over the memory banks.
@@ -49,11 +57,11 @@ const A_STRIDE: u32 = 40u;
 const B_STRIDE: u32 = 40u;
 // A fragment, column-major in its scratch.
 const FRAG_VALUES: u32 = FRAG * FRAG;
-// Vec4s of the weight and x slices each invocation stages per step along k: TILE_M x TILE_K
-// / 4 / THREADS, at most 8 and 4 for the shapes the host allows (8 x 8 fragments on
-// subgroups of 8, 16 x 16 on 16 to 64); the minimum keeps a host mistake in bounds.
+// Vec4s of the weight and x slices each invocation stages per step along k: TILE_M (or
+// TILE_N) x TILE_K / 4 / THREADS, at most 8 for the shapes the host allows (8 x 8 fragments
+// on subgroups of 8, 16 x 16 on 16 to 64); the minimum keeps a host mistake in bounds.
 const MAX_A_LOADS: u32 = 8u;
-const MAX_B_LOADS: u32 = 4u;
+const MAX_B_LOADS: u32 = 8u;
 fn a_loads() -> u32 {
     return min(TILE_M * (TILE_K / 4u) / THREADS, MAX_A_LOADS);
 }
@@ -64,7 +72,8 @@ fn b_loads() -> u32 {
 // Weights: element (row r, k kk) at r * A_STRIDE + kk.
 var<workgroup> a_tile: array<f16, TILE_M * A_STRIDE>;
 // Activations: element (batch row c, k kk) at c * B_STRIDE + kk.
-var<workgroup> b_tile: array<f16, TILE_N * B_STRIDE>;
+// (Sized for the wide tile: workgroup arrays take constant sizes here.)
+var<workgroup> b_tile: array<f16, MAX_TILE_N * B_STRIDE>;
 // One fragment of C per subgroup (zeros at the start, for the accumulators' initial value).
 var<workgroup> c_scratch: array<f32, WARPS * FRAG_VALUES>;
 
@@ -105,6 +114,11 @@ fn gemm_coop(
     var c01 = c00;
     var c10 = c00;
     var c11 = c00;
+    // The wide tile's other fragments (unused, and dropped by the compiler, otherwise).
+    var c02 = c00;
+    var c03 = c00;
+    var c12 = c00;
+    var c13 = c00;
 
     // The loads of the first step along k; each later step's are issued before the previous
     // step's multiplies and stored after them (below).
@@ -165,6 +179,15 @@ fn gemm_coop(
             c01 = coopMultiplyAdd(a0, b1, c01);
             c10 = coopMultiplyAdd(a1, b0, c10);
             c11 = coopMultiplyAdd(a1, b1, c11);
+            // An override: uniform, as cooperative operations require.
+            if WARP_N_FRAGS == MAX_WARP_N_FRAGS {
+                let b2 = coopLoad<FragB>(&b_tile[(wn + 2u * FRAG) * B_STRIDE + ks], B_STRIDE);
+                let b3 = coopLoad<FragB>(&b_tile[(wn + 3u * FRAG) * B_STRIDE + ks], B_STRIDE);
+                c02 = coopMultiplyAdd(a0, b2, c02);
+                c03 = coopMultiplyAdd(a0, b3, c03);
+                c12 = coopMultiplyAdd(a1, b2, c12);
+                c13 = coopMultiplyAdd(a1, b3, c13);
+            }
         }
         workgroupBarrier();
     }
@@ -174,4 +197,10 @@ fn gemm_coop(
     store_fragment(c01, scratch, lane, r0, c0 + FRAG);
     store_fragment(c10, scratch, lane, r0 + FRAG, c0);
     store_fragment(c11, scratch, lane, r0 + FRAG, c0 + FRAG);
+    if WARP_N_FRAGS == MAX_WARP_N_FRAGS {
+        store_fragment(c02, scratch, lane, r0, c0 + 2u * FRAG);
+        store_fragment(c03, scratch, lane, r0, c0 + 3u * FRAG);
+        store_fragment(c12, scratch, lane, r0 + FRAG, c0 + 2u * FRAG);
+        store_fragment(c13, scratch, lane, r0 + FRAG, c0 + 3u * FRAG);
+    }
 }

@@ -29,17 +29,20 @@ fn configs() -> Vec<KernelConfig> {
         }
     }
     if wgquant::gpu::check_coop_gemm(&ctx().device).is_ok() {
-        v.push(KernelConfig {
-            subgroups,
-            tiled_gemm: true,
-            texture_gemv: false,
-            coop_matrix: true,
-            gemv_rows: Default::default(),
-            gemv_steps: GemvSteps::default(),
-            gemv_unroll: None,
-            gemv_wide_workgroup: false,
-            act: ActType::F32,
-        });
+        for coop_wide_tile in [false, true] {
+            v.push(KernelConfig {
+                subgroups,
+                tiled_gemm: true,
+                texture_gemv: false,
+                coop_matrix: true,
+                coop_wide_tile,
+                gemv_rows: Default::default(),
+                gemv_steps: GemvSteps::default(),
+                gemv_unroll: None,
+                gemv_wide_workgroup: false,
+                act: ActType::F32,
+            });
+        }
     }
     v
 }
@@ -90,6 +93,7 @@ fn subgroup_kernels_need_the_feature() {
         tiled_gemm: true,
         texture_gemv: false,
         coop_matrix: false,
+        coop_wide_tile: false,
         gemv_rows: Default::default(),
         gemv_steps: GemvSteps::default(),
         gemv_unroll: None,
@@ -109,6 +113,7 @@ fn coop_matrix_kernels_need_the_features() {
     let ctx = ctx();
     let config = KernelConfig {
         coop_matrix: true,
+        coop_wide_tile: false,
         ..KernelConfig::for_device(&ctx.device)
     };
     let r = Kernels::with_config(&ctx.device, Format::Q4_0, config);

@@ -359,6 +359,7 @@ fn every_rows_value_matches_the_reference() {
                 texture_gemv,
                 tiled_gemm: true,
                 coop_matrix: false,
+                coop_wide_tile: false,
                 gemv_rows,
                 // The rows against whole chunks per lane and chunks shared by 2 or 4 lanes.
                 gemv_steps: GemvSteps {
@@ -414,6 +415,7 @@ fn every_steps_value_matches_the_reference() {
                 texture_gemv: false,
                 tiled_gemm: true,
                 coop_matrix: false,
+                coop_wide_tile: false,
                 gemv_rows: GemvRows {
                     narrow: Some(3),
                     wide: Some(2),

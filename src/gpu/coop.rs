@@ -21,14 +21,25 @@ pub const COOP_WARPS: u32 = 8;
 /// Subgroups along the weight rows (`WARPS_M`); the others lie along the batch.
 const COOP_WARPS_M: usize = 4;
 
+/// Fragments along the batch of each subgroup's tile (`WARP_N_FRAGS`): 2, or 4 with the
+/// wide batch tile ([`KernelConfig::coop_wide_tile`](super::KernelConfig::coop_wide_tile)).
+pub fn coop_warp_n_frags(wide: bool) -> u32 {
+    if wide {
+        4
+    } else {
+        2
+    }
+}
+
 /// The tensor-core GEMM's output tile (weight rows x activation rows) for fragments of
-/// `fragment` x `fragment`: each subgroup owns 2 x 2 fragments, 4 subgroups along the rows
-/// and 2 along the batch (128 x 64 with 16 x 16 fragments, 64 x 32 with 8 x 8).
-pub fn coop_tile(fragment: u32) -> (usize, usize) {
-    let warp = 2 * fragment as usize;
+/// `fragment` x `fragment`: each subgroup owns 2 x 2 fragments (2 x 4 if `wide`), 4
+/// subgroups along the rows and 2 along the batch (128 x 64 with 16 x 16 fragments, 128 x 128
+/// wide; 64 x 32 or 64 x 64 with 8 x 8).
+pub fn coop_tile(fragment: u32, wide: bool) -> (usize, usize) {
+    let f = fragment as usize;
     (
-        COOP_WARPS_M * warp,
-        (COOP_WARPS as usize / COOP_WARPS_M) * warp,
+        COOP_WARPS_M * 2 * f,
+        (COOP_WARPS as usize / COOP_WARPS_M) * coop_warp_n_frags(wide) as usize * f,
     )
 }
 
@@ -114,12 +125,20 @@ mod tests {
     #[test]
     fn warps_match_the_wgsl() {
         let src = include_str!("../../shaders/gemm_coop.wgsl");
-        for (name, value) in [("WARPS", COOP_WARPS), ("WARPS_M", COOP_WARPS_M as u32)] {
+        for (name, value) in [
+            ("WARPS", COOP_WARPS),
+            ("WARPS_M", COOP_WARPS_M as u32),
+            ("MAX_WARP_N_FRAGS", coop_warp_n_frags(true)),
+        ] {
             let line = format!("const {name}: u32 = {value}u;");
             assert!(src.contains(&line), "expected `{line}` in gemm_coop.wgsl");
         }
-        assert_eq!(coop_tile(16), (128, 64));
-        assert_eq!(coop_tile(8), (64, 32));
+        assert!(src.contains("override WARP_N_FRAGS: u32 = 2u;"));
+        assert_eq!(coop_warp_n_frags(false), 2);
+        assert_eq!(coop_tile(16, false), (128, 64));
+        assert_eq!(coop_tile(16, true), (128, 128));
+        assert_eq!(coop_tile(8, false), (64, 32));
+        assert_eq!(coop_tile(8, true), (64, 64));
     }
 
     /// Each invocation stages a whole number of the slices' vec4s per step along k, no more
@@ -127,18 +146,21 @@ mod tests {
     #[test]
     fn staging_fits_the_register_arrays() {
         let src = include_str!("../../shaders/gemm_coop.wgsl");
-        let (max_a, max_b) = (8, 4);
+        let (max_a, max_b) = (8, 8);
         assert!(src.contains(&format!("const MAX_A_LOADS: u32 = {max_a}u;")));
         assert!(src.contains(&format!("const MAX_B_LOADS: u32 = {max_b}u;")));
         assert!(src.contains("const TILE_K: u32 = 32u;"));
         for size in [8, 16, 32, 64] {
-            let entry = coop_entry(&info(size, size)).unwrap();
-            let (m, n) = coop_tile(entry.coop_fragment().unwrap());
-            let threads = (COOP_WARPS * size) as usize;
-            for (rows, max) in [(m, max_a), (n, max_b)] {
-                let vec4s = rows * 32 / 4;
-                assert_eq!(vec4s % threads, 0, "{entry:?} on subgroups of {size}");
-                assert!(vec4s / threads <= max, "{entry:?} on subgroups of {size}");
+            for wide in [false, true] {
+                let entry = coop_entry(&info(size, size)).unwrap();
+                let (m, n) = coop_tile(entry.coop_fragment().unwrap(), wide);
+                let threads = (COOP_WARPS * size) as usize;
+                for (rows, max) in [(m, max_a), (n, max_b)] {
+                    let vec4s = rows * 32 / 4;
+                    let what = format!("{entry:?} on subgroups of {size}, wide {wide}");
+                    assert_eq!(vec4s % threads, 0, "{what}");
+                    assert!(vec4s / threads <= max, "{what}");
+                }
             }
         }
     }

@@ -355,6 +355,8 @@ impl Kernels {
                 let size = super::coop_subgroup_size(&self.device.adapter_info())
                     .ok_or_else(|| Error::DeviceLimit("subgroups of varying size".into()))?;
                 constants.push(("SUBGROUP", size as f64));
+                let frags = super::coop_warp_n_frags(self.config.coop_wide_tile);
+                constants.push(("WARP_N_FRAGS", frags as f64));
             }
             (0, constants, entry.entry_point().to_string())
         } else {
@@ -568,7 +570,10 @@ impl Kernels {
             return Ok(MatmulKernel::Tiled {
                 entry,
                 pipeline: self.matmul_pipeline(entry, act, 0)?.pipeline,
-                tile: super::coop_tile(entry.coop_fragment().unwrap_or(16)),
+                tile: super::coop_tile(
+                    entry.coop_fragment().unwrap_or(16),
+                    self.config.coop_wide_tile,
+                ),
             });
         }
         if kernel_for_batch(n) == KernelKind::Gemm && self.config.tiled_gemm {

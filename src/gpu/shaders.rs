@@ -228,11 +228,11 @@ impl Entry {
             Entry::Gemv => GEMV_WG_SIZE * WORKGROUP_SUM_VALUES * 4,
             Entry::GemvSubgroup | Entry::GemvLanes | Entry::Dequantize | Entry::GatherRows => 0,
             Entry::Gemm => 2 * 32 * 64 * 4,
-            // f16 weight and activation tiles (rows padded to 40), one f32 fragment per
-            // subgroup.
+            // f16 weight and activation tiles (rows padded to 40; the activations' sized for
+            // the wide tile), one f32 fragment per subgroup.
             Entry::GemmCoop16 | Entry::GemmCoop8 => {
                 let f = self.coop_fragment().unwrap_or(0);
-                let (m, n) = super::coop_tile(f);
+                let (m, n) = super::coop_tile(f, true);
                 (m + n) as u32 * 40 * 2 + super::COOP_WARPS * f * f * 4
             }
         }
@@ -321,6 +321,11 @@ pub struct KernelConfig {
     /// and subgroups of one size, see [`check_coop_gemm`](super::check_coop_gemm)). Its products
     /// are f16 x f16 (x and the dequantized weights rounded to f16), accumulated in f32.
     pub coop_matrix: bool,
+    /// The tensor-core GEMM's wide batch tile: 128 activation rows per workgroup instead of
+    /// 64 (each subgroup 2 x 4 fragments, not 2 x 2), so each weight slice is dequantized
+    /// once per 128 columns, for twice the accumulators per invocation. Off by default until
+    /// a GPU shows it faster (`wgquant bench --coop-wide-tile`).
+    pub coop_wide_tile: bool,
     /// GEMV reads weights and x from textures, one invocation per row group
     /// (`shaders/gemv_lanes.wgsl`), for weights uploaded with textures (see
     /// [`uses_textures`]); others use the buffer GEMV.
@@ -570,6 +575,7 @@ impl KernelConfig {
             // lavapipe's cooperative matrices (Mesa 25.1+) run the tensor-core GEMM about
             // 2x slower than its GEMV blocks (q4_0 1024x4096, 64 columns: 105 vs 48 ms).
             coop_matrix: !cpu && super::check_coop_gemm(device).is_ok(),
+            coop_wide_tile: false,
             gemv_rows: if cpu {
                 GemvRows::default()
             } else {
@@ -1101,8 +1107,9 @@ mod tests {
 
     /// The tensor-core GEMM, with either fragment shape, for every format parses, validates
     /// with the cooperative-matrix and f16 capabilities (and not without them), specialises
-    /// for subgroups of 8 and 32, and compiles to SPIR-V. It declares no override beyond the
-    /// format's (the same set as the FMA GEMM) and the subgroup size: every coopLoad /
+    /// for subgroups of 8 and 32 and both batch tiles, and compiles to SPIR-V. It declares no
+    /// override beyond the format's (the same set as the FMA GEMM), the subgroup size and the
+    /// batch tile: every coopLoad /
     /// coopStore stride is a module constant, so one pipeline per format serves every shape
     /// (m, n, k, rows not multiples of the tile included).
     #[test]
@@ -1120,14 +1127,17 @@ mod tests {
         for entry in [Entry::GemmCoop16, Entry::GemmCoop8] {
             for format in Format::all() {
                 for act in ActType::ALL {
-                    for subgroup in [8.0, 32.0] {
+                    for (subgroup, frags) in [(8.0, 2.0), (32.0, 2.0), (8.0, 4.0), (32.0, 4.0)] {
                         let mut consts = constants(format);
                         consts.push(("SUBGROUP", subgroup));
+                        consts.push(("WARP_N_FRAGS", frags));
                         validate(format, entry, act, &consts);
                     }
                 }
                 let mut expected = override_names(&compose_entry(format, Entry::Gemm));
-                expected.extend(["SUBGROUP".to_string(), "THREADS".to_string()]);
+                // The subgroup size, the batch tile's fragments, and what follows from them.
+                let coop = ["SUBGROUP", "THREADS", "WARP_N_FRAGS", "WARP_N", "TILE_N"];
+                expected.extend(coop.map(String::from));
                 expected.sort();
                 assert_eq!(
                     override_names(&compose_entry(format, entry)),

@@ -48,6 +48,7 @@ pub fn variant_config(subgroups: bool, tiled_gemm: bool, texture_gemv: bool) -> 
         tiled_gemm,
         texture_gemv,
         coop_matrix: false,
+        coop_wide_tile: false,
         gemv_rows: if subgroups {
             GPU_GEMV_ROWS
         } else {

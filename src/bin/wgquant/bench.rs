@@ -48,6 +48,10 @@ pub struct Args {
     /// tuner's choice where it has run, else workgroup on a GPU, subgroup on a CPU adapter).
     #[arg(long, value_name = "G")]
     gemv_wide: Option<WideLaneGroup>,
+    /// The tensor-core GEMM's wide batch tile: 128 activation rows per workgroup instead of
+    /// 64 (the weights dequantized once per 128 columns, twice the accumulators).
+    #[arg(long)]
+    coop_wide_tile: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -102,6 +106,9 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     }
     if let Some(g) = args.gemv_wide {
         cfg.kernels.gemv_wide_workgroup = matches!(g, WideLaneGroup::Workgroup);
+    }
+    if args.coop_wide_tile {
+        cfg.kernels.coop_wide_tile = true;
     }
     eprintln!("benchmarking on {}", ctx.describe());
     eprintln!("{}", cfg.kernels.gemv_summary());
