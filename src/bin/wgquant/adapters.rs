@@ -58,10 +58,17 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
             yes_no(dot)
         );
         let coop = f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        let coop_gemm = match adapter_supports_coop_gemm(a) {
+            // KernelConfig::untuned: GEMV blocks are faster there.
+            true if info.device_type == wgpu::DeviceType::Cpu => {
+                "yes, not the default on a CPU adapter"
+            }
+            true => "yes",
+            false => "no",
+        };
         println!(
-            "    cooperative matrix:          {} (tensor-core GEMM: {})",
-            yes_no(coop),
-            yes_no(adapter_supports_coop_gemm(a))
+            "    cooperative matrix:          {} (tensor-core GEMM: {coop_gemm})",
+            yes_no(coop)
         );
         if coop {
             for p in a.cooperative_matrix_properties() {
