@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Run the kernel-variant tests and `wgquant verify` (every format), the tensor-core GEMM
 # (cooperative matrices) included, on a lavapipe new enough to have cooperative matrices
-# (Mesa 25.1 or later: 8x8x8 fragments on subgroups of 8). Debian 12's Mesa 22.3 has none, so on such a machine this builds a
-# minimal Debian 13 root with trixie-backports' Mesa once, builds the test binaries here,
-# and runs them inside that root (chroot). Needs root, debootstrap (installed with apt where
-# missing) and network access to deb.debian.org. About 5 minutes to set up the first time,
-# then the runs (kernels_variants and verify: about 3 minutes each on 2 cores).
+# (Mesa 25.1 or later: 8x8x8 fragments on subgroups of 8). Debian 12's Mesa 22.3 has none,
+# so this builds a minimal Debian 13 root with trixie-backports' Mesa once, builds the test
+# binaries here, and runs them inside that root (chroot). Needs root, debootstrap (installed
+# with apt where missing) and network access to deb.debian.org. About 1.5 minutes to set up
+# the first time, then the runs (kernels_variants and verify: about 3 minutes each on 2
+# cores with a cold shader cache).
 #
 #   bash scripts/lavapipe-coop.sh            # set up if needed, build, run the tests
 #   WGQUANT_COOP_ROOT=/some/dir bash ...     # where the Debian 13 root lives
@@ -75,8 +76,9 @@ mkdir -p "$root/wgquant"
 cp target/release/wgquant "$root/wgquant/"
 for b in $bins; do cp "$b" "$root/wgquant/"; done
 
-chroot "$root" /wgquant/wgquant adapters | sed -n '1,12p'
-if ! chroot "$root" /wgquant/wgquant adapters | grep -q "tensor-core GEMM: yes"; then
+adapters=$(chroot "$root" /wgquant/wgquant adapters)
+echo "$adapters" | sed -n '1,12p'
+if ! echo "$adapters" | grep -q "tensor-core GEMM: yes"; then
     echo "lavapipe-coop.sh: this lavapipe cannot run the tensor-core GEMM" >&2
     exit 1
 fi

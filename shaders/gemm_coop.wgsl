@@ -10,9 +10,8 @@
 // (row-major, k fastest) and converts the TILE_N x TILE_K slice of x to f16 the same way,
 // both from registers loaded during the previous step's multiplies; then each subgroup
 // multiplies its warp tile as 2 x WARP_N_FRAGS fragments of FRAG x FRAG x FRAG with f32
-// accumulators.
-// C goes out through workgroup memory (one fragment of f32 scratch per subgroup), so
-// ordinary code masks the edges where rows or batch are not tile multiples.
+// accumulators. C goes out through workgroup memory (one fragment of f32 scratch per
+// subgroup), so ordinary code masks the edges where rows or batch are not tile multiples.
 //
 // Every coopLoad / coopStore stride is a module constant: naga 30's SPIR-V writer cannot
 // take a runtime stride (it panics: "Expression [N] is not cached"), and the y row stride

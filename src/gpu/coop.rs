@@ -88,12 +88,30 @@ pub fn adapter_supports_coop_gemm(adapter: &wgpu::Adapter) -> bool {
         })
 }
 
-/// The tensor-core GEMM entry `device` runs ([`coop_entry`]), or why it cannot run one: the
-/// features, the subgroup size, or workgroup memory. (A device only reveals its features,
-/// not the adapter's cooperative-matrix configurations: a caller's own device with the
-/// features but without the shape [`coop_entry`] picks should use a
-/// [`KernelConfig`](super::KernelConfig) without the tensor-core GEMM.)
-pub fn check_coop_gemm(device: &wgpu::Device) -> Result<Entry> {
+/// How the tensor-core GEMM runs on a device ([`check_coop_gemm`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopGemm {
+    /// [`Entry::GemmCoop16`] or [`Entry::GemmCoop8`] ([`coop_entry`]).
+    pub entry: Entry,
+    /// The edge of its square fragments: 16 or 8.
+    pub fragment: u32,
+    /// The device's subgroup size, its `SUBGROUP` override ([`coop_subgroup_size`]).
+    pub subgroup_size: u32,
+}
+
+impl CoopGemm {
+    /// The output tile (weight rows x activation rows), see [`coop_tile`].
+    pub fn tile(&self, wide: bool) -> (usize, usize) {
+        coop_tile(self.fragment, wide)
+    }
+}
+
+/// How `device` runs the tensor-core GEMM ([`coop_entry`]), or why it cannot: the features,
+/// the subgroup size, or workgroup memory. (A device only reveals its features, not the
+/// adapter's cooperative-matrix configurations: a caller's own device with the features but
+/// without the shape [`coop_entry`] picks should use a [`KernelConfig`](super::KernelConfig)
+/// without the tensor-core GEMM.)
+pub fn check_coop_gemm(device: &wgpu::Device) -> Result<CoopGemm> {
     if !device.features().contains(coop_matrix_features()) {
         return Err(Error::DeviceLimit(
             "the tensor-core GEMM needs a device with Features::EXPERIMENTAL_COOPERATIVE_MATRIX \
@@ -102,7 +120,7 @@ pub fn check_coop_gemm(device: &wgpu::Device) -> Result<Entry> {
         ));
     }
     let info = device.adapter_info();
-    let (Some(subgroup), Some(entry)) = (coop_subgroup_size(&info), coop_entry(&info)) else {
+    let (Some(subgroup_size), Some(entry)) = (coop_subgroup_size(&info), coop_entry(&info)) else {
         return Err(Error::DeviceLimit(format!(
             "the tensor-core GEMM needs subgroups of one size (a power of two, 8 to 64); this \
              device's are {}..={}",
@@ -113,9 +131,13 @@ pub fn check_coop_gemm(device: &wgpu::Device) -> Result<Entry> {
         &device.limits(),
         entry.entry_point(),
         entry.workgroup_memory_bytes(),
-        COOP_WARPS * subgroup,
+        COOP_WARPS * subgroup_size,
     )?;
-    Ok(entry)
+    Ok(CoopGemm {
+        entry,
+        fragment: entry.coop_fragment().unwrap_or(16),
+        subgroup_size,
+    })
 }
 
 #[cfg(test)]

@@ -81,8 +81,8 @@ pub struct Kernels {
     gather: wgpu::ComputePipeline,
     /// Lane groups per workgroup of the subgroup GEMV ([`gemv_groups_per_wg`]).
     gemv_groups_per_wg: usize,
-    /// The tensor-core GEMM entry, where the config enables it ([`super::coop_entry`]).
-    coop: Option<Entry>,
+    /// How the tensor-core GEMM runs, where the config enables it ([`super::check_coop_gemm`]).
+    coop: Option<super::CoopGemm>,
 }
 
 #[derive(Debug)]
@@ -350,11 +350,8 @@ impl Kernels {
         }
         let (rows, constants, what) = if entry.kind() == KernelKind::Gemm {
             let mut constants = shaders::constants(self.format);
-            if entry.needs_cooperative_matrix() {
-                // `with_config` checked the device (check_coop_gemm): its size is known.
-                let size = super::coop_subgroup_size(&self.device.adapter_info())
-                    .ok_or_else(|| Error::DeviceLimit("subgroups of varying size".into()))?;
-                constants.push(("SUBGROUP", size as f64));
+            if let Some(coop) = self.coop.filter(|c| c.entry == entry) {
+                constants.push(("SUBGROUP", coop.subgroup_size as f64));
                 let frags = super::coop_warp_n_frags(self.config.coop_wide_tile);
                 constants.push(("WARP_N_FRAGS", frags as f64));
             }
@@ -566,14 +563,11 @@ impl Kernels {
     /// columns on workgroup_id.z), reading textures where the device uses them and every
     /// operand fits one; else the tiled GEMM.
     fn matmul_kernel(&self, w: &GpuWeight, n: usize, act: ActType) -> Result<MatmulKernel> {
-        if let Some(entry) = self.coop.filter(|_| n >= super::COOP_MIN_N) {
+        if let Some(coop) = self.coop.filter(|_| n >= super::COOP_MIN_N) {
             return Ok(MatmulKernel::Tiled {
-                entry,
-                pipeline: self.matmul_pipeline(entry, act, 0)?.pipeline,
-                tile: super::coop_tile(
-                    entry.coop_fragment().unwrap_or(16),
-                    self.config.coop_wide_tile,
-                ),
+                entry: coop.entry,
+                pipeline: self.matmul_pipeline(coop.entry, act, 0)?.pipeline,
+                tile: coop.tile(self.config.coop_wide_tile),
             });
         }
         if kernel_for_batch(n) == KernelKind::Gemm && self.config.tiled_gemm {

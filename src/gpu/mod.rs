@@ -25,7 +25,7 @@ pub mod tune;
 
 pub use coop::{
     adapter_supports_coop_gemm, check_coop_gemm, coop_entry, coop_matrix_features,
-    coop_subgroup_size, coop_tile, coop_warp_n_frags, COOP_MIN_N, COOP_WARPS,
+    coop_subgroup_size, coop_tile, coop_warp_n_frags, CoopGemm, COOP_MIN_N, COOP_WARPS,
 };
 pub use device::{
     choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,

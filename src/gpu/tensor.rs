@@ -27,8 +27,7 @@ pub struct WeightChunk {
 
 /// A weight chunk's planes as textures (`shaders/io_texture.wgsl`): codes as Rgba32Uint
 /// (one 16-byte chunk per texel), params as Rgba32Uint (four words per texel), each folded
-/// into rows of
-/// [`TEXTURE_WIDTH`] texels.
+/// into rows of [`TEXTURE_WIDTH`] texels.
 #[derive(Debug)]
 pub struct ChunkTextures {
     pub codes: wgpu::TextureView,
