@@ -38,8 +38,9 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
-    /// Defaults for the adapter: on a hardware GPU, shapes whose weights with rotating copies
-    /// far exceed any last-level cache; on a CPU adapter, shapes that finish in under a minute.
+    /// Defaults for the adapter: rotating weight copies that far exceed any last-level cache
+    /// (a GPU's L2, a CPU's L3), and on a hardware GPU the shapes, on a CPU adapter
+    /// one that finishes in under a minute.
     pub fn defaults_for(ctx: &GpuContext) -> Self {
         if ctx.is_cpu() {
             BenchConfig {
@@ -48,7 +49,7 @@ impl BenchConfig {
                 batches: vec![1, 8, 32],
                 warmup: 1,
                 iterations: 3,
-                bytes_in_flight: 0,
+                bytes_in_flight: CPU_BYTES_IN_FLIGHT,
                 int8_activations: true,
                 f16_activations: true,
                 kernels: KernelConfig::for_device(&ctx.device),
@@ -486,6 +487,12 @@ fn random_weights(m: usize, k: usize) -> Vec<f32> {
 /// far more than any last-level cache (an H100's L2 holds 50 MB), so each run reads its
 /// weights from memory, as a model's decode does.
 pub const GPU_BYTES_IN_FLIGHT: u64 = 512 << 20;
+
+/// Bytes of weights a CPU adapter's benchmarks keep in flight: more than a server CPU's
+/// last-level cache (32 MiB on the 2-core EPYC of the lavapipe figures in
+/// `docs/BENCHMARKS.md`, up to 96 MiB per chiplet with stacked cache), so quantized weights
+/// come from memory as f32 ones do (a q4_0 4096 x 4096 weight is 9.4 MB; f32 64 MB).
+pub const CPU_BYTES_IN_FLIGHT: u64 = 256 << 20;
 
 /// Upload `q` as many times as [`copies_for`] says keeps `bytes_in_flight` of weights in
 /// flight (at least once), for timing runs that rotate through the copies.
