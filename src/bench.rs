@@ -1,5 +1,5 @@
-//! Kernel benchmarks: median kernel time from timestamp queries (wall clock where the
-//! adapter has none), bytes that must move, FLOP rate, and the ratio to the f32 kernel of
+//! Kernel benchmarks: kernel time from timestamp queries (wall clock where the adapter has
+//! none; the median run on GPUs, the fastest on CPU adapters: [`Statistic`]), bytes that must move, FLOP rate, and the ratio to the f32 kernel of
 //! the same shape and batch measured in the same run. Weights rotate through enough copies
 //! that the last-level cache cannot hold them.
 
@@ -22,7 +22,7 @@ pub struct BenchConfig {
     pub batches: Vec<usize>,
     /// Untimed runs before measuring (the first includes pipeline compilation on lavapipe).
     pub warmup: usize,
-    /// Timed runs; the median is reported.
+    /// Timed runs; the median is reported (the fastest on CPU adapters: [`Statistic`]).
     pub iterations: usize,
     /// Bytes of weights kept in flight by rotating copies (0: one copy).
     pub bytes_in_flight: u64,
@@ -48,7 +48,7 @@ impl BenchConfig {
                 shapes: vec![(4096, 4096)],
                 batches: vec![1, 8, 32],
                 warmup: 1,
-                iterations: 3,
+                iterations: 7,
                 bytes_in_flight: CPU_BYTES_IN_FLIGHT,
                 int8_activations: true,
                 f16_activations: true,
@@ -79,6 +79,47 @@ pub enum Timing {
     WallClock,
 }
 
+/// Which of a measurement's timed runs is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistic {
+    /// The median run (hardware GPUs, whose runs agree with each other).
+    Median,
+    /// The fastest run (CPU adapters). lavapipe splits a dispatch into one share per worker
+    /// thread, and on a 2-core machine both shares often ran on one core: such runs took
+    /// exactly the single-thread time (f32 GEMV 4096x4096: 9.0 ms against 4.5; q4_0 5.3
+    /// against 2.7), in runs of a batch at random, so the median of one measurement landed on
+    /// either and ratios to f32 moved 2x between identical runs. The fastest run is the
+    /// kernel's time with all the cores, stable to a few percent.
+    Fastest,
+}
+
+impl Statistic {
+    /// The statistic a timer reports on a CPU adapter (`cpu`) or a hardware GPU.
+    pub fn for_adapter(cpu: bool) -> Self {
+        if cpu {
+            Statistic::Fastest
+        } else {
+            Statistic::Median
+        }
+    }
+
+    /// "median" or "fastest".
+    pub fn name(self) -> &'static str {
+        match self {
+            Statistic::Median => "median",
+            Statistic::Fastest => "fastest",
+        }
+    }
+
+    /// This statistic of `times` (not empty).
+    pub fn of(self, times: &[f64]) -> f64 {
+        match self {
+            Statistic::Median => median(times),
+            Statistic::Fastest => times.iter().copied().fold(f64::INFINITY, f64::min),
+        }
+    }
+}
+
 /// One measured row.
 #[derive(Clone, Debug)]
 pub struct BenchRow {
@@ -89,7 +130,7 @@ pub struct BenchRow {
     pub m: usize,
     pub k: usize,
     pub n: usize,
-    /// Median seconds per run.
+    /// Seconds per run: the [`Statistic`] of the timed runs.
     pub seconds: f64,
     /// Bytes that must move: the weight's GPU planes, x and y.
     pub bytes: u64,
@@ -100,6 +141,7 @@ pub struct BenchRow {
     /// Weight copies rotated through.
     pub copies: usize,
     pub timing: Timing,
+    pub statistic: Statistic,
     pub adapter: String,
     /// Int8 activations (the `act_quant` + `gemv_a8` kernels) instead of f32 ones.
     pub int8_activations: bool,
@@ -144,6 +186,7 @@ impl BenchRow {
             "ratio_to_f32": self.ratio_to_f32,
             "copies": self.copies,
             "timing": match self.timing { Timing::Timestamps => "timestamp", Timing::WallClock => "wall" },
+            "statistic": self.statistic.name(),
             "adapter": self.adapter,
         })
     }
@@ -210,6 +253,11 @@ const WARMUP_SECONDS: f64 = 0.2;
 /// (16384x8192) slower than the two after it, while the warm-up's runs had stopped getting
 /// faster: the clocks come up in a step, after a few tenths of a second of load.
 const WARMUP_AFTER_IDLE_SECONDS: f64 = 1.0;
+/// Least seconds of back-to-back work before each measurement on a CPU adapter: after the
+/// pause between measurements (quantizing and uploading the next weights) lavapipe's two
+/// workers on a 2-core machine often ran on one core for the first runs (see
+/// [`Statistic::Fastest`]).
+const CPU_WARMUP_SECONDS: f64 = 0.2;
 /// Seconds without a measurement after which the GPU counts as idle.
 const IDLE_SECONDS: f64 = 0.5;
 /// Most seconds of warm-up per measurement on a hardware GPU.
@@ -222,6 +270,11 @@ const WARMUP_SUBMIT_SECONDS: f64 = 0.005;
 /// Timestamps whose median run times the runs comes to less than this share of their batch's
 /// work (wall-clock time less the batch overhead) are not believed (see [`Timer::seconds`]).
 const TIMESTAMP_MIN_SHARE: f64 = 0.5;
+/// A run stamped with less than this share of its batch's wall-clock work per run is not
+/// believed on a CPU adapter (see [`Timer::seconds`]). Genuine runs vary by the core count at
+/// most (all shares of a dispatch on one core, or spread); lavapipe's wrong stamps were
+/// 50-100x short.
+const STAMP_MIN_SHARE_OF_MEAN: f64 = 0.1;
 /// Batches with less work than this on the wall clock are not cross-checked: the overhead's
 /// jitter is a large share of them.
 const CROSS_CHECK_MIN_SECONDS: f64 = 0.001;
@@ -265,18 +318,23 @@ impl<'a> Timer<'a> {
         self.last.get()
     }
 
-    /// Run `ops` round-robin at least `warmup` times untimed (on hardware GPUs, for at least
-    /// 0.2 s), then `runs` times timed; return
-    /// the median seconds per run.
-    pub fn median_seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<f64> {
-        let times = self.seconds(ops, warmup, runs);
-        self.last_end.set(Some(std::time::Instant::now()));
-        Ok(median(&times?))
+    /// Which run [`time_per_run`](Self::time_per_run) reports on this timer's adapter.
+    pub fn statistic(&self) -> Statistic {
+        Statistic::for_adapter(self.ctx.is_cpu())
     }
 
-    /// Run `ops` round-robin at least `warmup` times untimed (on hardware GPUs, for at least
-    /// 0.2 s), then `runs` times timed (in batches
-    /// of at most the timer's capacity); return each run's seconds.
+    /// Run `ops` round-robin at least `warmup` times untimed, and for at least 0.2 s until the
+    /// runs stop getting faster, then `runs` times timed; return the seconds of the median run (of the fastest
+    /// on CPU adapters: [`statistic`](Self::statistic)).
+    pub fn time_per_run<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<f64> {
+        let times = self.seconds(ops, warmup, runs);
+        self.last_end.set(Some(std::time::Instant::now()));
+        Ok(self.statistic().of(&times?))
+    }
+
+    /// Run `ops` round-robin at least `warmup` times untimed, and for at least 0.2 s until the
+    /// runs stop getting faster, then `runs` times timed (in batches of at most the timer's
+    /// capacity); return each run's seconds.
     ///
     /// On CPU adapters, timestamps are checked against the wall clock around their batch
     /// (submit to results read back, less the fixed cost of a batch measured once): where
@@ -286,7 +344,10 @@ impl<'a> Timer<'a> {
     /// (Mesa 22.3) reports passes of a few microseconds for GEMVs that take milliseconds
     /// once textures exist on the device, sometimes for all but one run of a batch (the
     /// f16-activation GEMV, 512x1024: 30 us stamped, 1.5 ms on the wall clock); the check
-    /// keeps such numbers out of every report. Hardware GPUs' timestamps are believed:
+    /// keeps such numbers out of every report. In a believed batch, a run stamped with less
+    /// than a tenth of the batch's wall-clock work per run is not believed either (it would
+    /// be the fastest run); it counts that work per run instead. Hardware GPUs' timestamps
+    /// are believed:
     /// there the gaps between passes and the submission latency can exceed short kernels'
     /// own time (an H200 tripped the check on 200-microsecond GEMVs).
     pub fn seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<Vec<f64>> {
@@ -296,14 +357,17 @@ impl<'a> Timer<'a> {
         }
         // Warm up: at least `warmup` runs, and on hardware GPUs at least WARMUP_SECONDS of
         // back-to-back work (in submissions of WARMUP_BATCH runs), so that clocks lowered
-        // while the CPU prepared the next weights are back up before timing starts.
+        // while the CPU prepared the next weights are back up before timing starts; on CPU
+        // adapters CPU_WARMUP_SECONDS, one run per submission.
         let started = std::time::Instant::now();
         let gpu = !ctx.is_cpu();
         let idle = self
             .last_end
             .get()
             .is_none_or(|t| t.elapsed().as_secs_f64() > IDLE_SECONDS);
-        let min_seconds = if idle {
+        let min_seconds = if !gpu {
+            CPU_WARMUP_SECONDS
+        } else if idle {
             WARMUP_AFTER_IDLE_SECONDS
         } else {
             WARMUP_SECONDS
@@ -315,8 +379,7 @@ impl<'a> Timer<'a> {
         loop {
             let elapsed = started.elapsed().as_secs_f64();
             let done = i >= warmup
-                && (!gpu
-                    || elapsed >= WARMUP_MAX_SECONDS
+                && (elapsed >= WARMUP_MAX_SECONDS
                     || (elapsed >= min_seconds && warmed_up(&per_run)));
             if done {
                 break;
@@ -364,23 +427,15 @@ impl<'a> Timer<'a> {
                         .chunks_exact(2)
                         .map(|t| t[1].wrapping_sub(t[0]) as f64 * period)
                         .collect();
-                    // The wall clock's work per run where it refutes the timestamps.
-                    let refuted = if self.cross_check {
-                        let work = wall - self.batch_overhead()?;
-                        // What the median makes of the batch: lavapipe can stamp most runs
-                        // of a batch with microseconds and one with the batch's whole time.
-                        let typical = median(&stamped) * batch as f64;
-                        (!timestamps_believable(typical, work)).then_some(work / batch as f64)
-                    } else {
-                        None
-                    };
-                    match refuted {
-                        Some(per_run) => {
-                            timing = Timing::WallClock;
-                            times.extend(std::iter::repeat_n(per_run, batch));
-                        }
-                        None => times.extend(stamped),
+                    if !self.cross_check {
+                        times.extend(stamped);
+                        continue;
                     }
+                    let (checked, how) = cross_checked(&stamped, wall - self.batch_overhead()?);
+                    if how == Timing::WallClock {
+                        timing = how;
+                    }
+                    times.extend(checked);
                 }
                 None => {
                     let start = std::time::Instant::now();
@@ -447,6 +502,24 @@ fn median(times: &[f64]) -> f64 {
 /// seconds of wall clock from submit to read-back, less the batch overhead, can be believed.
 fn timestamps_believable(stamped: f64, work: f64) -> bool {
     work < CROSS_CHECK_MIN_SECONDS || stamped >= TIMESTAMP_MIN_SHARE * work
+}
+
+/// A CPU adapter's timed batch, its runs `stamped` and `work` wall-clock seconds in all
+/// (see [`Timer::seconds`]): where the median stamp agrees with the wall clock, the stamps,
+/// less any run stamped under [`STAMP_MIN_SHARE_OF_MEAN`] of the work per run, which counts
+/// the work per run instead (one wrong stamp among right ones would be the fastest run);
+/// else the work per run for every run, timed by the wall clock.
+fn cross_checked(stamped: &[f64], work: f64) -> (Vec<f64>, Timing) {
+    let per_run = work / stamped.len() as f64;
+    // What the median makes of the batch: lavapipe can stamp most runs of a batch with
+    // microseconds and one with the batch's whole time.
+    if timestamps_believable(median(stamped) * stamped.len() as f64, work) {
+        let floor = STAMP_MIN_SHARE_OF_MEAN * per_run;
+        let runs = stamped.iter().map(|&s| if s < floor { per_run } else { s });
+        (runs.collect(), Timing::Timestamps)
+    } else {
+        (vec![per_run; stamped.len()], Timing::WallClock)
+    }
 }
 
 fn read_u64(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u64>> {
@@ -591,6 +664,7 @@ pub fn run(
                     ratio_to_f32: seconds / f32_seconds,
                     copies,
                     timing: timer.timing(),
+                    statistic: timer.statistic(),
                     adapter: adapter.clone(),
                     int8_activations,
                     act,
@@ -601,7 +675,7 @@ pub fn run(
                     .iter()
                     .map(|w| kernels.matmul(w, &x, &y, n))
                     .collect::<Result<Vec<_>>>()?;
-                let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
+                let seconds = timer.time_per_run(&ops, cfg.warmup, cfg.iterations)?;
                 if format == Format::F32 {
                     f32_time.insert(n, seconds);
                 }
@@ -622,7 +696,7 @@ pub fn run(
                         .iter()
                         .map(|w| kernels.matmul_f16(w, x16, y16, n))
                         .collect::<Result<Vec<_>>>()?;
-                    let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
+                    let seconds = timer.time_per_run(&ops, cfg.warmup, cfg.iterations)?;
                     let name = ops[0].kernel_name();
                     rows.push(row(n, name, seconds, f32_time[&n], false, ActType::F16));
                     done += 1;
@@ -636,7 +710,7 @@ pub fn run(
                         .iter()
                         .map(|w| kernels.matmul(w, &x, &y, n, &ActQuant::Dynamic))
                         .collect::<Result<Vec<_>>>()?;
-                    let seconds = timer.median_seconds(&ops, cfg.warmup, cfg.iterations)?;
+                    let seconds = timer.time_per_run(&ops, cfg.warmup, cfg.iterations)?;
                     rows.push(row(n, "gemv_a8", seconds, f32_time[&n], true, ActType::F32));
                     done += 1;
                     progress(done, total, &rows[rows.len() - 1]);
@@ -702,6 +776,28 @@ mod tests {
         ));
         // Batches with little work are mostly the overhead's jitter: not cross-checked.
         assert!(timestamps_believable(10e-6, 0.0009));
+    }
+
+    #[test]
+    fn a_cpu_batch_keeps_its_stamps_but_not_one_far_below_the_wall_clock() {
+        // Two runs on both cores, one on one core, one stamped 50x short: the wall clock
+        // saw 2.7 + 5.3 + 2.7 + 2.7 ms of work.
+        let (runs, how) = cross_checked(&[2.7e-3, 5.3e-3, 2.7e-3, 54e-6], 13.4e-3);
+        assert_eq!(how, Timing::Timestamps);
+        assert_eq!(runs[..3], [2.7e-3, 5.3e-3, 2.7e-3]);
+        assert!((runs[3] - 13.4e-3 / 4.0).abs() < 1e-12, "{runs:?}");
+        assert_eq!(Statistic::Fastest.of(&runs), 2.7e-3);
+        // Most runs stamped short: the wall clock times them all.
+        let (runs, how) = cross_checked(&[30e-6, 30e-6, 5e-3], 15e-3);
+        assert_eq!((runs, how), (vec![5e-3; 3], Timing::WallClock));
+    }
+
+    #[test]
+    fn statistics_take_the_middle_or_the_fastest_run() {
+        assert_eq!(Statistic::Median.of(&[9.0, 4.5, 9.1]), 9.0);
+        assert_eq!(Statistic::Fastest.of(&[9.0, 4.5, 9.1]), 4.5);
+        assert_eq!(Statistic::for_adapter(true), Statistic::Fastest);
+        assert_eq!(Statistic::for_adapter(false), Statistic::Median);
     }
 
     #[test]

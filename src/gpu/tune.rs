@@ -33,7 +33,8 @@ pub struct TuneOptions {
     pub shape: (usize, usize),
     /// Untimed runs per candidate (the first compiles the pipeline).
     pub warmup: usize,
-    /// Timed runs per candidate; the median counts.
+    /// Timed runs per candidate; the median counts (the fastest on CPU adapters:
+    /// [`crate::bench::Statistic`]).
     pub runs: usize,
     /// Bytes of weights kept in flight by rotating copies of the weight (0: one copy), as
     /// in `bench`: a weight that stays in the last-level cache favours other choices than
@@ -181,7 +182,7 @@ pub fn tune(
             .iter()
             .map(|w| kernels.matmul(w, &x, &y, n))
             .collect::<Result<Vec<_>>>()?;
-        let seconds = timer.median_seconds(&ops, opts.warmup, runs)?;
+        let seconds = timer.time_per_run(&ops, opts.warmup, runs)?;
         let entry = config.gemv_entry(n);
         let meas = Measurement {
             entry,

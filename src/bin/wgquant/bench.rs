@@ -2,7 +2,7 @@
 
 use crate::AdapterArgs;
 use std::process::ExitCode;
-use wgquant::bench::{BenchConfig, Timing};
+use wgquant::bench::{BenchConfig, Statistic, Timing};
 use wgquant::gpu::shaders::{validate_gemv_steps, validate_gemv_unroll, GemvRows, GemvSteps};
 use wgquant::Error;
 
@@ -20,7 +20,7 @@ pub struct Args {
     /// Batch sizes n, activation rows (repeatable): GEMV for n <= 8, GEMM above.
     #[arg(long = "batch", value_name = "N")]
     batches: Vec<usize>,
-    /// Timed runs per measurement (the median is reported).
+    /// Timed runs per measurement (the median is reported; on CPU adapters the fastest)
     #[arg(long)]
     iterations: Option<usize>,
     /// Print one JSON array instead of a table.
@@ -159,8 +159,9 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         "GPU timestamp queries (rows marked w: wall clock, where the timestamps disagreed with it)"
     };
     println!(
-        "adapter: {}    timing: {timing}, median of {} runs",
+        "adapter: {}    timing: {timing}, {} of {} runs",
         ctx.describe(),
+        Statistic::for_adapter(ctx.is_cpu()).name(),
         cfg.iterations
     );
     println!(

@@ -2,7 +2,7 @@
 
 use crate::AdapterArgs;
 use std::process::ExitCode;
-use wgquant::bench::Timing;
+use wgquant::bench::{Statistic, Timing};
 use wgquant::gpu::shaders::GemvRows;
 use wgquant::gpu::tune::{self, TuneOptions};
 
@@ -50,9 +50,10 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
         Timing::WallClock => "wall clock (the adapter has no timestamp queries)",
     };
     println!(
-        "entry: {} (3-8 columns: {})    timing: {timing}, median of {} runs over {} {}",
+        "entry: {} (3-8 columns: {})    timing: {timing}, {} of {} runs over {} {}",
         tuning.entry.entry_point(),
         tuning.wide_entry.entry_point(),
+        Statistic::for_adapter(ctx.is_cpu()).name(),
         opts.runs,
         tuning.copies,
         if tuning.copies == 1 {
