@@ -4,10 +4,7 @@
 // buffers) followed by act_<type>.wgsl (x and y, with `enable f16;` first when the type is
 // f16), or io_texture.wgsl alone (weights and x in textures, f32 y: CPU adapters). Between
 // them they define:
-//   fn load_chunk(i: u32) -> vec4<u32>  16 bytes of codes at index i of the codes' storage
-//   fn chunk_row_base(row: u32) -> u32  and  const CHUNK_STEP: u32
-//                                       chunk c of weight row `row` is at index
-//                                       chunk_row_base(row) + c * CHUNK_STEP
+//   fn load_chunk(i: u32) -> vec4<u32>  chunk i of the codes plane
 //   fn load_param_word(i: u32) -> u32   word i of the params plane
 //   fn load_param_word4(i: u32) -> vec4<u32>  words 4i .. 4i+3 of the params plane
 //   fn load_x4(i: u32) -> vec4<f32>     activation values 4i .. 4i+3, as f32

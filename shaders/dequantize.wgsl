@@ -26,11 +26,12 @@ fn dequantize(
     if local >= dims.rows * cpr {
         return;
     }
-    let row = dims.row_offset + local / cpr;
-    let c = local % cpr;
-    let cw = load_chunk(chunk_row_base(row) + c * CHUNK_STEP);
-    let p = chunk_params(row, c);
-    store_chunk(local * chunk_values(), cw, p);
+    let cv = chunk_values();
+    let chunk = dims.row_offset * cpr + local;
+    let row = chunk / cpr;
+    let cw = load_chunk(chunk);
+    let p = chunk_params(row, chunk % cpr);
+    store_chunk(local * cv, cw, p);
 }
 
 // Row gather (an embedding lookup): y[i * k ..] = w[row_ids[i]] for i < dims.n. Launched once
@@ -57,7 +58,7 @@ fn gather_rows(
         return;
     }
     let chunk_row = row - dims.row_offset;
-    let cw = load_chunk(chunk_row_base(chunk_row) + c * CHUNK_STEP);
+    let cw = load_chunk(chunk_row * cpr + c);
     let p = chunk_params(chunk_row, c);
     store_chunk(i * dims.k + c * chunk_values(), cw, p);
 }

@@ -36,7 +36,7 @@ fn weight_load4(i: u32, tile_k: u32, row0: u32, k0: u32) -> WeightLoad {
         let cv = chunk_values();
         let chunk = kg / cv;
         w.inside = true;
-        w.codes = load_chunk(chunk_row_base(row) + chunk * CHUNK_STEP);
+        w.codes = load_chunk(row * chunks_per_row() + chunk);
         w.params = chunk_params(row, chunk);
         w.j = (kg % cv) / 4u;
     }

@@ -78,7 +78,7 @@ fn gemv_partial(row0: u32, col0: u32, lane: u32, lanes: u32) -> Partial {
     var rows: array<u32, MAX_ROWS>;
     for (var r = 0u; r < ROWS; r++) {
         rows[r] = min(row0 + r, dims.rows - 1u);
-        rbase[r] = chunk_row_base(rows[r]);
+        rbase[r] = rows[r] * cpr;
     }
     let sub = lane % SPLIT;
     // At least 1, so the loop ends even if a host broke the rule above.
@@ -92,7 +92,7 @@ fn gemv_partial(row0: u32, col0: u32, lane: u32, lanes: u32) -> Partial {
             var cw: array<vec4<u32>, MAX_ROWS>;
             var p: array<ChunkParams, MAX_ROWS>;
             for (var r = 0u; r < ROWS; r++) {
-                cw[r] = load_chunk(rbase[r] + c * CHUNK_STEP);
+                cw[r] = load_chunk(rbase[r] + c);
                 p[r] = chunk_params(rows[r], c);
             }
             for (var step = 0u; step < WORD_VALUES / SPLIT; step++) {
@@ -118,7 +118,7 @@ fn gemv_partial(row0: u32, col0: u32, lane: u32, lanes: u32) -> Partial {
             // Past the row's end: load the last chunk again, unused below.
             let c = min(c0 + u * chunk_stride, cpr - 1u);
             for (var r = 0u; r < ROWS; r++) {
-                cw[u][r] = load_chunk(rbase[r] + c * CHUNK_STEP);
+                cw[u][r] = load_chunk(rbase[r] + c);
                 p[u][r] = chunk_params(rows[r], c);
             }
         }

@@ -43,16 +43,16 @@ fn spread_word(w: u32) -> vec2<u32> {
 
 fn weight_group(row: u32, g: u32) -> Codes8 {
     if W_KIND == 2u {
-        let c = load_chunk(chunk_row_base(row) + g * CHUNK_STEP);
+        let c = load_chunk(row * (dims.k / 32u) + g);
         let p0 = spread_word(c.x);
         let p1 = spread_word(c.y);
         let p2 = spread_word(c.z);
         let p3 = spread_word(c.w);
         return Codes8(vec4<u32>(p0, p1), vec4<u32>(p2, p3));
     }
-    let base = chunk_row_base(row);
-    var a = load_chunk(base + 2u * g * CHUNK_STEP);
-    var b = load_chunk(base + (2u * g + 1u) * CHUNK_STEP);
+    let cpr = dims.k / 16u;
+    var a = load_chunk(row * cpr + 2u * g);
+    var b = load_chunk(row * cpr + 2u * g + 1u);
     if W_KIND == 1u {
         a ^= vec4<u32>(0x80808080u);
         b ^= vec4<u32>(0x80808080u);

@@ -8,13 +8,6 @@ fn load_chunk(i: u32) -> vec4<u32> {
     return codes[i];
 }
 
-// Rows lie one after another, their chunks in order.
-const CHUNK_STEP: u32 = 1u;
-
-fn chunk_row_base(row: u32) -> u32 {
-    return row * chunks_per_row();
-}
-
 // Word `i` of the params plane.
 fn load_param_word(i: u32) -> u32 {
     return params[i];

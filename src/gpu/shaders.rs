@@ -15,10 +15,6 @@ pub const X_TO_TEXTURE_WGSL: &str = include_str!("../../shaders/x_to_texture.wgs
 /// Texels per row of the folded textures (`TEXTURE_WIDTH` in `shaders/io_texture.wgsl` and
 /// `shaders/x_to_texture.wgsl`): plane element i sits at (i % width, i / width).
 pub const TEXTURE_WIDTH: u32 = 4096;
-/// Weight rows per group of the codes texture (`CHUNK_ROW_GROUP` in
-/// `shaders/io_texture.wgsl`): within a group the codes are chunk-major, so the texture GEMV's
-/// lanes, which walk the chunks of many rows in step, read contiguous texels.
-pub const CHUNK_ROW_GROUP: usize = 32;
 const ACT_F32: &str = include_str!("../../shaders/act_f32.wgsl");
 const ACT_F16: &str = include_str!("../../shaders/act_f16.wgsl");
 const GEMV_CORE: &str = include_str!("../../shaders/gemv.wgsl");
@@ -1225,14 +1221,10 @@ mod tests {
         ] {
             assert!(src.contains(&width), "expected `{width}` in {what}");
         }
-        for line in [
-            format!("const LANES_WG: u32 = {GEMV_LANES_WG}u;"),
-            format!("const CHUNK_ROW_GROUP: u32 = {CHUNK_ROW_GROUP}u;"),
-        ] {
-            assert!(
-                lanes.contains(&line),
-                "expected `{line}` in the texture GEMV"
-            );
-        }
+        let line = format!("const LANES_WG: u32 = {GEMV_LANES_WG}u;");
+        assert!(
+            lanes.contains(&line),
+            "expected `{line}` in the texture GEMV"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Weights on the GPU: the format's code and param planes, split by rows into chunks that
 //! each fit one storage binding.
 
-use super::shaders::{uses_textures, CHUNK_ROW_GROUP, TEXTURE_WIDTH};
+use super::shaders::{uses_textures, TEXTURE_WIDTH};
 use super::GpuContext;
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
@@ -26,9 +26,8 @@ pub struct WeightChunk {
 }
 
 /// A weight chunk's planes as textures (`shaders/io_texture.wgsl`): codes as Rgba32Uint
-/// (one 16-byte chunk per texel, chunk-major in groups of [`CHUNK_ROW_GROUP`] rows),
-/// params as Rgba32Uint (four words per texel, row-major), each folded into rows of
-/// [`TEXTURE_WIDTH`] texels.
+/// (one 16-byte chunk per texel), params as Rgba32Uint (four words per texel), each folded
+/// into rows of [`TEXTURE_WIDTH`] texels.
 #[derive(Debug)]
 pub struct ChunkTextures {
     pub codes: wgpu::TextureView,
@@ -45,26 +44,6 @@ pub(crate) fn folded_extent(texels: usize, limits: &wgpu::Limits) -> Option<wgpu
         height: height as u32,
         depth_or_array_layers: 1,
     })
-}
-
-/// The codes plane of `rows` rows (`codes`: row-major 16-byte chunks, four words each)
-/// reordered for the codes texture: in groups of [`CHUNK_ROW_GROUP`] rows, chunk-major within
-/// a group (chunk c of row r at `((r / G) * chunks_per_row + c) * G + r % G`), the last group
-/// padded with zeros to whole groups. The texture GEMV's lanes walk the chunks of many rows in
-/// step; row-major, those rows' chunks lie a whole row apart, map to a few cache sets and
-/// evict each other before each line's next chunk is read (on lavapipe: 10-30% of a 4096 x
-/// 14336 GEMV's time).
-pub(crate) fn chunk_major_codes(codes: &[u32], rows: usize) -> Vec<u32> {
-    const G: usize = CHUNK_ROW_GROUP;
-    let chunks_per_row = codes.len() / 4 / rows.max(1);
-    let mut out = vec![0u32; rows.div_ceil(G) * G * chunks_per_row * 4];
-    for (r, row) in codes.chunks_exact(chunks_per_row * 4).enumerate() {
-        for (c, chunk) in row.chunks_exact(4).enumerate() {
-            let at = ((r / G) * chunks_per_row + c) * G + r % G;
-            out[at * 4..at * 4 + 4].copy_from_slice(chunk);
-        }
-    }
-    out
 }
 
 /// A folded texture of `format` holding `data` (whole texels), or `None` past the limits.
@@ -199,7 +178,7 @@ impl GpuWeight {
                     ctx,
                     "wgquant codes",
                     wgpu::TextureFormat::Rgba32Uint,
-                    &chunk_major_codes(&codes, end - start),
+                    &codes,
                 );
                 // Four words per texel, the last one padded.
                 let mut param_texels = params.clone();
@@ -254,42 +233,5 @@ impl GpuWeight {
             .iter()
             .map(|c| c.codes.size() + c.params.size())
             .sum()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunk_major_codes_puts_each_chunk_where_the_texture_gemv_reads_it() {
-        const G: usize = CHUNK_ROW_GROUP;
-        // 2 whole groups and a partial one, 3 chunks per row; every word names its place.
-        let (rows, cpr) = (2 * G + 5, 3);
-        let word = |r: usize, c: usize, w: usize| (r * 1000 + c * 10 + w) as u32;
-        let codes: Vec<u32> = (0..rows)
-            .flat_map(|r| (0..cpr).flat_map(move |c| (0..4).map(move |w| word(r, c, w))))
-            .collect();
-        let out = chunk_major_codes(&codes, rows);
-        assert_eq!(
-            out.len(),
-            3 * G * cpr * 4,
-            "whole groups, the last zero-padded"
-        );
-        for r in 0..rows {
-            for c in 0..cpr {
-                // chunk_row_base(r) + c * CHUNK_STEP in shaders/io_texture.wgsl.
-                let at = (r / G) * cpr * G + r % G + c * G;
-                for w in 0..4 {
-                    assert_eq!(out[at * 4 + w], word(r, c, w), "row {r} chunk {c} word {w}");
-                }
-            }
-        }
-        let placed = rows * cpr * 4;
-        assert_eq!(
-            out.iter().filter(|&&v| v != 0).count() + 1,
-            placed,
-            "only word(0,0,0) is 0"
-        );
     }
 }
