@@ -5,8 +5,9 @@
 // f16), or io_texture.wgsl alone (weights and x in textures, f32 y: CPU adapters). Between
 // them they define:
 //   fn load_chunk(i: u32) -> vec4<u32>  chunk i of the codes plane
-//   fn load_param_word(i: u32) -> u32   word i of the params plane
-//   fn load_param_word4(i: u32) -> vec4<u32>  words 4i .. 4i+3 of the params plane
+//   fn load_row_param_word(row: u32, w: u32) -> u32         word w of row `row`'s params
+//   fn load_row_param_word4(row: u32, w: u32) -> vec4<u32>  its words w .. w + 3 (w a
+//                                       multiple of 4, for rows of a multiple of 4 words)
 //   fn load_x4(i: u32) -> vec4<f32>     activation values 4i .. 4i+3, as f32
 //   fn store_y(i: u32, v: f32)          output element i
 //
@@ -56,24 +57,26 @@ fn chunks_per_row() -> u32 {
     return dims.k / chunk_values();
 }
 
+// 32-bit words of params per weight row (the params plane, row after row).
+fn param_row_words() -> u32 {
+    return (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
+}
+
 // The 16-bit param `h` of block `block` in row `row`.
 fn param_half(row: u32, block: u32, h: u32) -> u32 {
-    let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
     let idx = block * PARAM_HALVES + h;
-    return (load_param_word(row * row_words + idx / 2u) >> (16u * (idx & 1u))) & 0xffffu;
+    return (load_row_param_word(row, idx / 2u) >> (16u * (idx & 1u))) & 0xffffu;
 }
 
 // Word `w` of row `row`'s params.
 fn param_word(row: u32, w: u32) -> u32 {
-    let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
-    return load_param_word(row * row_words + w);
+    return load_row_param_word(row, w);
 }
 
 // Words w .. w + 3 of row `row`'s params, for formats whose rows have a multiple of 4 param
 // words and `w` a multiple of 4 (one texel where the params are a texture).
 fn param_word4(row: u32, w: u32) -> vec4<u32> {
-    let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
-    return load_param_word4((row * row_words + w) / 4u);
+    return load_row_param_word4(row, w);
 }
 
 // The block a chunk lies in (chunks never straddle blocks when BLOCK_VALUES >= chunk size).
@@ -83,8 +86,7 @@ fn chunk_block(chunk: u32) -> u32 {
 
 // Params 2b and 2b + 1 of row `row` (one word: a block's two halves when PARAM_HALVES == 2).
 fn param_pair(row: u32, b: u32) -> vec2<u32> {
-    let row_words = (dims.blocks_per_row * PARAM_HALVES + 1u) / 2u;
-    let w = load_param_word(row * row_words + b);
+    let w = load_row_param_word(row, b);
     return vec2<u32>(w & 0xffffu, w >> 16u);
 }
 

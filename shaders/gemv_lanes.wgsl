@@ -17,10 +17,47 @@ fn gemv_lanes(
     if row0 >= dims.rows {
         return;
     }
-    let part = gemv_partial(row0, col0, 0u, 1u);
+    var part: Partial;
+    if PARAM_TEXEL_CHUNKS == 0u {
+        part = gemv_partial(row0, col0, 0u, 1u);
+    } else {
+        part = lanes_partial(row0, col0);
+    }
     for (var r = 0u; r < ROWS; r++) {
         for (var col = 0u; col < N_COLS; col++) {
             store(row0 + r, col0 + col, part.v[r][col]);
         }
     }
+}
+
+// gemv_partial's plain loop for formats whose params come a texel per PARAM_TEXEL_CHUNKS
+// chunks: each row's texel is fetched once for those chunks (into param_texels) instead of
+// once per chunk, and chunk_params gets the row's slot there.
+fn lanes_partial(row0: u32, col0: u32) -> Partial {
+    let cpr = chunks_per_row();
+    var xbase: array<u32, MAX_N>;
+    for (var col = 0u; col < N_COLS; col++) {
+        xbase[col] = min(col0 + col, dims.n - 1u) * (dims.k / 4u);
+    }
+    var rows: array<u32, MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        rows[r] = min(row0 + r, dims.rows - 1u);
+    }
+    var acc: Partial;
+    for (var t = 0u; t * PARAM_TEXEL_CHUNKS < cpr; t++) {
+        for (var r = 0u; r < ROWS; r++) {
+            param_texels[r] = load_param_texel(rows[r], t);
+        }
+        let end = min((t + 1u) * PARAM_TEXEL_CHUNKS, cpr);
+        for (var c = t * PARAM_TEXEL_CHUNKS; c < end; c++) {
+            var cw: array<vec4<u32>, MAX_ROWS>;
+            var p: array<ChunkParams, MAX_ROWS>;
+            for (var r = 0u; r < ROWS; r++) {
+                cw[r] = load_chunk(rows[r] * cpr + c);
+                p[r] = chunk_params(r, c);
+            }
+            add_chunk(&acc, c, 0u, xbase, cw, p);
+        }
+    }
+    return acc;
 }

@@ -10,7 +10,8 @@ const TEXTURE_WIDTH: u32 = 4096u;
 
 // Rgba32Uint: one 16-byte chunk per texel.
 @group(0) @binding(0) var codes_tex: texture_2d<u32>;
-// Rgba32Uint: four param words per texel (a k-quant super-block's scales in one fetch).
+// Rgba32Uint: four param words per texel (a k-quant super-block's scales in one fetch), each
+// weight row's params starting at a texel (rows padded to whole texels).
 @group(0) @binding(1) var params_tex: texture_2d<u32>;
 // Rgba32Float: four values of x per texel.
 @group(0) @binding(2) var x_tex: texture_2d<f32>;
@@ -23,12 +24,28 @@ fn load_chunk(i: u32) -> vec4<u32> {
     return textureLoad(codes_tex, texel(i), 0);
 }
 
-fn load_param_word(i: u32) -> u32 {
-    return textureLoad(params_tex, texel(i / 4u), 0)[i % 4u];
+// Chunks of a weight row whose params share one texel, where the texture GEMV fetches each
+// row's params once per texel (set by the host where a format's chunks never straddle
+// texels); 0: every chunk fetches its own. A chunk's params then come from `param_texels`,
+// which the GEMV fills for each of its rows, and the format's `row` argument is the row's
+// slot in it.
+override PARAM_TEXEL_CHUNKS: u32 = 0u;
+var<private> param_texels: array<vec4<u32>, MAX_ROWS>;
+
+// Texel `t` of row `row`'s params.
+fn load_param_texel(row: u32, t: u32) -> vec4<u32> {
+    return textureLoad(params_tex, texel(row * ((param_row_words() + 3u) / 4u) + t), 0);
 }
 
-fn load_param_word4(i: u32) -> vec4<u32> {
-    return textureLoad(params_tex, texel(i), 0);
+fn load_row_param_word4(row: u32, w: u32) -> vec4<u32> {
+    if PARAM_TEXEL_CHUNKS > 0u {
+        return param_texels[row];
+    }
+    return load_param_texel(row, w / 4u);
+}
+
+fn load_row_param_word(row: u32, w: u32) -> u32 {
+    return load_row_param_word4(row, w & ~3u)[w % 4u];
 }
 
 fn load_x4(i: u32) -> vec4<f32> {

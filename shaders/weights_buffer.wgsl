@@ -8,12 +8,13 @@ fn load_chunk(i: u32) -> vec4<u32> {
     return codes[i];
 }
 
-// Word `i` of the params plane.
-fn load_param_word(i: u32) -> u32 {
-    return params[i];
+// Word `w` of row `row`'s params.
+fn load_row_param_word(row: u32, w: u32) -> u32 {
+    return params[row * param_row_words() + w];
 }
 
-// Words 4i .. 4i + 3 of the params plane.
-fn load_param_word4(i: u32) -> vec4<u32> {
-    return vec4<u32>(params[4u * i], params[4u * i + 1u], params[4u * i + 2u], params[4u * i + 3u]);
+// Words w .. w + 3 of row `row`'s params.
+fn load_row_param_word4(row: u32, w: u32) -> vec4<u32> {
+    let i = row * param_row_words() + w;
+    return vec4<u32>(params[i], params[i + 1u], params[i + 2u], params[i + 3u]);
 }

@@ -367,7 +367,8 @@ impl Kernels {
             );
             let gpu = info.device_type != wgpu::DeviceType::Cpu;
             let unroll = shaders::gemv_unroll(entry, rows, self.config.gemv_unroll, gpu);
-            let constants = shaders::gemv_constants(self.format, cols as u32, rows, split, unroll);
+            let constants =
+                shaders::gemv_constants(entry, self.format, cols as u32, rows, split, unroll);
             (rows, constants, format!("GEMV kernel for {cols} columns"))
         };
         let layout = match (&self.texture, entry.reads_textures()) {

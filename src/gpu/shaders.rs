@@ -767,10 +767,34 @@ pub fn constants(format: Format) -> Vec<(&'static str, f64)> {
     v
 }
 
+/// Chunks of a weight row whose params lie in one 16-byte texel of the params texture
+/// (`PARAM_TEXEL_CHUNKS` in `shaders/io_texture.wgsl`), where no chunk's params straddle two
+/// texels: the texture GEMV then fetches each row's params once per texel instead of once per
+/// chunk (on lavapipe q4_0's per-chunk scale fetch was a third of its GEMV's time). 0 for the
+/// formats whose chunks' params straddle texels (q5_0, the k-quants but Q4_K) or that have
+/// none (f32).
+pub fn param_texel_chunks(format: Format) -> u32 {
+    const TEXEL_HALVES: usize = 8;
+    let c = format.codec();
+    let (halves, block, chunk) = (c.param_halves(), c.block_values(), 4 * c.word_values());
+    // Halves a chunk's params span: its block's (a chunk within a block) or its blocks'.
+    let span = if chunk <= block {
+        halves
+    } else {
+        halves * chunk / block
+    };
+    if span == 0 || !TEXEL_HALVES.is_multiple_of(span) {
+        return 0;
+    }
+    (TEXEL_HALVES * block / (halves * chunk)) as u32
+}
+
 /// [`constants`] plus the GEMV overrides: `cols` activation rows per dispatch (1..=8),
 /// `rows` weight rows per lane group (1..=8), `split` lanes per chunk ([`gemv_split`]) and
-/// the chunks each lane loads ahead ([`gemv_unroll`]).
+/// the chunks each lane loads ahead ([`gemv_unroll`]), and for the texture GEMV
+/// ([`Entry::reads_textures`]) the chunks per params texel ([`param_texel_chunks`]).
 pub fn gemv_constants(
+    entry: Entry,
     format: Format,
     cols: u32,
     rows: u32,
@@ -785,6 +809,9 @@ pub fn gemv_constants(
     v.push(("ROWS", rows as f64));
     v.push(("SPLIT", split as f64));
     v.push(("UNROLL", unroll as f64));
+    if entry.reads_textures() {
+        v.push(("PARAM_TEXEL_CHUNKS", param_texel_chunks(format) as f64));
+    }
     v
 }
 
@@ -1013,7 +1040,7 @@ mod tests {
                             }
                             let split = gemv_split(entry, format, Some(steps), GEMV_WG_SIZE);
                             let unroll = gemv_unroll(entry, rows, None, true);
-                            let consts = gemv_constants(format, cols, rows, split, unroll);
+                            let consts = gemv_constants(entry, format, cols, rows, split, unroll);
                             validate(format, entry, act, &consts);
                         }
                     } else {
@@ -1226,5 +1253,27 @@ mod tests {
             lanes.contains(&line),
             "expected `{line}` in the texture GEMV"
         );
+    }
+
+    #[test]
+    fn param_texel_chunks_only_where_no_chunk_straddles_a_texel() {
+        use crate::format::IntFormat;
+        let int = |bits, group, asym| Format::Int(IntFormat::new(bits, group, asym));
+        for (format, chunks) in [
+            (Format::Q4_0, 8),  // a 16-bit scale per 32-weight chunk: 8 per texel
+            (Format::Q8_0, 16), // a scale per 2 chunks of 16 weights
+            (Format::Q4_1, 4),  // scale and min: one word per chunk
+            (Format::Q5_1, 2),  // scale, min and 32 high bits: two words
+            (Format::Q4_K, 8),  // a super-block's 4 words serve its 8 chunks
+            (int(4, 128, true), 16),
+            (int(8, 128, false), 32),
+            (Format::Q5_0, 0), // 3 halves per chunk straddle texels
+            (Format::Q5_K, 0),
+            (Format::Q6_K, 0),
+            (Format::Q2_K, 0),
+            (Format::F32, 0), // no params
+        ] {
+            assert_eq!(param_texel_chunks(format), chunks, "{format}");
+        }
     }
 }
