@@ -37,6 +37,7 @@ fn load_param_texel(row: u32, t: u32) -> vec4<u32> {
     return textureLoad(params_tex, texel(row * ((param_row_words() + 3u) / 4u) + t), 0);
 }
 
+// `row` is a row's slot in param_texels where PARAM_TEXEL_CHUNKS > 0 (see gemv_lanes.wgsl).
 fn load_row_param_word4(row: u32, w: u32) -> vec4<u32> {
     if PARAM_TEXEL_CHUNKS > 0u {
         return param_texels[row];

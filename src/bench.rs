@@ -1,7 +1,8 @@
 //! Kernel benchmarks: kernel time from timestamp queries (wall clock where the adapter has
-//! none; the median run on GPUs, the fastest on CPU adapters: [`Statistic`]), bytes that must move, FLOP rate, and the ratio to the f32 kernel of
-//! the same shape and batch measured in the same run. Weights rotate through enough copies
-//! that the last-level cache cannot hold them.
+//! none; the median run on GPUs, the fastest on CPU adapters: [`Statistic`]), bytes that
+//! must move, FLOP rate, and the ratio to the f32 kernel of the same shape and batch
+//! measured in the same run. Weights rotate through enough copies that the last-level cache
+//! cannot hold them.
 
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
@@ -260,7 +261,7 @@ const WARMUP_AFTER_IDLE_SECONDS: f64 = 1.0;
 const CPU_WARMUP_SECONDS: f64 = 0.2;
 /// Seconds without a measurement after which the GPU counts as idle.
 const IDLE_SECONDS: f64 = 0.5;
-/// Most seconds of warm-up per measurement on a hardware GPU.
+/// Most seconds of warm-up per measurement.
 const WARMUP_MAX_SECONDS: f64 = 2.0;
 /// Fewest runs per warm-up submission on a hardware GPU.
 const WARMUP_BATCH: usize = 8;
@@ -324,8 +325,8 @@ impl<'a> Timer<'a> {
     }
 
     /// Run `ops` round-robin at least `warmup` times untimed, and for at least 0.2 s until the
-    /// runs stop getting faster, then `runs` times timed; return the seconds of the median run (of the fastest
-    /// on CPU adapters: [`statistic`](Self::statistic)).
+    /// runs stop getting faster, then `runs` times timed; return the seconds of the median
+    /// run (of the fastest on CPU adapters: [`statistic`](Self::statistic)).
     pub fn time_per_run<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<f64> {
         let times = self.seconds(ops, warmup, runs);
         self.last_end.set(Some(std::time::Instant::now()));
@@ -347,9 +348,8 @@ impl<'a> Timer<'a> {
     /// keeps such numbers out of every report. In a believed batch, a run stamped with less
     /// than a tenth of the batch's wall-clock work per run is not believed either (it would
     /// be the fastest run); it counts that work per run instead. Hardware GPUs' timestamps
-    /// are believed:
-    /// there the gaps between passes and the submission latency can exceed short kernels'
-    /// own time (an H200 tripped the check on 200-microsecond GEMVs).
+    /// are believed: there the gaps between passes and the submission latency can exceed
+    /// short kernels' own time (an H200 tripped the check on 200-microsecond GEMVs).
     pub fn seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<Vec<f64>> {
         let ctx = self.ctx;
         if ops.is_empty() || runs == 0 {

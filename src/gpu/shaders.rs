@@ -772,7 +772,9 @@ pub fn constants(format: Format) -> Vec<(&'static str, f64)> {
 /// texels: the texture GEMV then fetches each row's params once per texel instead of once per
 /// chunk (on lavapipe q4_0's per-chunk scale fetch was a third of its GEMV's time). 0 for the
 /// formats whose chunks' params straddle texels (q5_0, the k-quants but Q4_K) or that have
-/// none (f32).
+/// none (f32). It assumes what every format's `chunk_params` does: a chunk reads the params of
+/// its own block, or of the blocks it spans; `verify` and the kernel tests (every format
+/// through the texture GEMV on lavapipe) catch a format that reads others.
 pub fn param_texel_chunks(format: Format) -> u32 {
     const TEXEL_HALVES: usize = 8;
     let c = format.codec();
