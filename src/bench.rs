@@ -203,6 +203,16 @@ pub trait Timed {
     );
 }
 
+impl<T: Timed + ?Sized> Timed for &T {
+    fn encode_timed(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) {
+        (**self).encode_timed(encoder, timestamp_writes);
+    }
+}
+
 impl Timed for Dispatch {
     fn encode_timed(
         &self,
@@ -331,6 +341,48 @@ impl<'a> Timer<'a> {
         let times = self.seconds(ops, warmup, runs);
         self.last_end.set(Some(std::time::Instant::now()));
         Ok(self.statistic().of(&times?))
+    }
+
+    /// [`time_per_run`](Self::time_per_run) of `ops` and of `baseline`, their runs
+    /// alternating (each round-robin over its own copies): (seconds of `ops`, of `baseline`).
+    /// A CPU adapter's share of the host changes over seconds, so a baseline timed a minute
+    /// before would not be the same machine's.
+    pub fn time_paired<T: Timed, B: Timed>(
+        &self,
+        ops: &[T],
+        baseline: &[B],
+        warmup: usize,
+        runs: usize,
+    ) -> Result<(f64, f64)> {
+        if ops.is_empty() || baseline.is_empty() {
+            return Err(Error::InvalidArgument("nothing to time".into()));
+        }
+        // Even positions run `ops`, odd ones the baseline (the list's length is even, so
+        // every timed batch keeps the alternation); as many pairs as the two copy counts'
+        // least common multiple, so each side rotates through all its copies in turn.
+        let gcd = |mut a: usize, mut b: usize| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        let len = ops.len() / gcd(ops.len(), baseline.len()) * baseline.len();
+        let pairs: Vec<&dyn Timed> = (0..len)
+            .flat_map(|i| {
+                [
+                    &ops[i % ops.len()] as &dyn Timed,
+                    &baseline[i % baseline.len()],
+                ]
+            })
+            .collect();
+        let times = self.seconds(&pairs, warmup, 2 * runs);
+        self.last_end.set(Some(std::time::Instant::now()));
+        let times = times?;
+        let side = |parity: usize| {
+            let runs: Vec<f64> = times.iter().skip(parity).step_by(2).copied().collect();
+            self.statistic().of(&runs)
+        };
+        Ok((side(0), side(1)))
     }
 
     /// Run `ops` round-robin at least `warmup` times untimed, and for at least 0.2 s until the
@@ -636,6 +688,10 @@ pub fn run(
             (None, None)
         };
         let mut f32_time = std::collections::HashMap::new();
+        // On CPU adapters every other row's runs alternate with the f32 GEMV's of its batch,
+        // which it is compared with (Timer::time_paired); these are those f32 dispatches.
+        let mut baseline: std::collections::HashMap<usize, Vec<Dispatch>> = Default::default();
+        let paired = ctx.is_cpu();
         for &format in &formats {
             let q = QuantizedTensor::quantize(format, &weights, m, k)?;
             let kernels = Kernels::with_config(&ctx.device, format, cfg.kernels)?;
@@ -675,18 +731,16 @@ pub fn run(
                     .iter()
                     .map(|w| kernels.matmul(w, &x, &y, n))
                     .collect::<Result<Vec<_>>>()?;
-                let seconds = timer.time_per_run(&ops, cfg.warmup, cfg.iterations)?;
+                let (seconds, f32_seconds) =
+                    time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n))?;
+                let name = ops[0].kernel_name();
                 if format == Format::F32 {
                     f32_time.insert(n, seconds);
+                    if paired {
+                        baseline.insert(n, ops);
+                    }
                 }
-                rows.push(row(
-                    n,
-                    ops[0].kernel_name(),
-                    seconds,
-                    f32_time[&n],
-                    false,
-                    ActType::F32,
-                ));
+                rows.push(row(n, name, seconds, f32_seconds, false, ActType::F32));
                 done += 1;
                 progress(done, total, &rows[rows.len() - 1]);
             }
@@ -696,9 +750,10 @@ pub fn run(
                         .iter()
                         .map(|w| kernels.matmul_f16(w, x16, y16, n))
                         .collect::<Result<Vec<_>>>()?;
-                    let seconds = timer.time_per_run(&ops, cfg.warmup, cfg.iterations)?;
+                    let (seconds, f32_seconds) =
+                        time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n))?;
                     let name = ops[0].kernel_name();
-                    rows.push(row(n, name, seconds, f32_time[&n], false, ActType::F16));
+                    rows.push(row(n, name, seconds, f32_seconds, false, ActType::F16));
                     done += 1;
                     progress(done, total, &rows[rows.len() - 1]);
                 }
@@ -710,8 +765,9 @@ pub fn run(
                         .iter()
                         .map(|w| kernels.matmul(w, &x, &y, n, &ActQuant::Dynamic))
                         .collect::<Result<Vec<_>>>()?;
-                    let seconds = timer.time_per_run(&ops, cfg.warmup, cfg.iterations)?;
-                    rows.push(row(n, "gemv_a8", seconds, f32_time[&n], true, ActType::F32));
+                    let (seconds, f32_seconds) =
+                        time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n))?;
+                    rows.push(row(n, "gemv_a8", seconds, f32_seconds, true, ActType::F32));
                     done += 1;
                     progress(done, total, &rows[rows.len() - 1]);
                 }
@@ -719,6 +775,25 @@ pub fn run(
         }
     }
     Ok(rows)
+}
+
+/// Seconds of `ops` and of the f32 kernel they compare with: timed alternately with the f32
+/// dispatches `baseline` where given (CPU adapters, [`Timer::time_paired`]), else alone and
+/// against `f32_seconds` measured before (or themselves, for the f32 rows).
+fn time_against_f32<T: Timed>(
+    timer: &Timer,
+    cfg: &BenchConfig,
+    ops: &[T],
+    baseline: Option<&Vec<Dispatch>>,
+    f32_seconds: Option<&f64>,
+) -> Result<(f64, f64)> {
+    match baseline {
+        Some(base) => timer.time_paired(ops, base, cfg.warmup, cfg.iterations),
+        None => {
+            let seconds = timer.time_per_run(ops, cfg.warmup, cfg.iterations)?;
+            Ok((seconds, f32_seconds.copied().unwrap_or(seconds)))
+        }
+    }
 }
 
 /// Whether warm-up submissions (wall-clock seconds per run, oldest first) have stopped

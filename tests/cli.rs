@@ -184,10 +184,14 @@ fn bench_json_has_the_documented_keys() {
             "gflops",
             "ratio_to_f32",
             "adapter",
+            "statistic",
         ] {
             assert!(r.get(key).is_some(), "missing {key}: {r}");
         }
         assert!(r["seconds"].as_f64().unwrap() > 0.0);
+        // The fastest run on CPU adapters (lavapipe), the median on GPUs.
+        assert!(["median", "fastest"].contains(&r["statistic"].as_str().unwrap()));
+        assert!(r["ratio_to_f32"].as_f64().unwrap() > 0.0, "{r}");
         let kernel = r["kernel"].as_str().unwrap();
         let family = kernel.strip_suffix("_f16").unwrap_or(kernel);
         // gemm_coop: the tensor-core GEMM, where the device has cooperative matrices.
