@@ -32,9 +32,14 @@ fn load_chunk(i: u32) -> vec4<u32> {
 override PARAM_TEXEL_CHUNKS: u32 = 0u;
 var<private> param_texels: array<vec4<u32>, MAX_ROWS>;
 
+// Words of params per row in the texture: the plane's, padded to whole texels.
+fn param_texture_row_words() -> u32 {
+    return (param_row_words() + 3u) & ~3u;
+}
+
 // Texel `t` of row `row`'s params.
 fn load_param_texel(row: u32, t: u32) -> vec4<u32> {
-    return textureLoad(params_tex, texel(row * ((param_row_words() + 3u) / 4u) + t), 0);
+    return textureLoad(params_tex, texel(row * param_texture_row_words() / 4u + t), 0);
 }
 
 // `row` is a row's slot in param_texels where PARAM_TEXEL_CHUNKS > 0 (see gemv_lanes.wgsl).
@@ -42,11 +47,15 @@ fn load_row_param_word4(row: u32, w: u32) -> vec4<u32> {
     if PARAM_TEXEL_CHUNKS > 0u {
         return param_texels[row];
     }
-    return load_param_texel(row, w / 4u);
+    return textureLoad(params_tex, texel((row * param_texture_row_words() + w) / 4u), 0);
 }
 
 fn load_row_param_word(row: u32, w: u32) -> u32 {
-    return load_row_param_word4(row, w & ~3u)[w % 4u];
+    if PARAM_TEXEL_CHUNKS > 0u {
+        return param_texels[row][w % 4u];
+    }
+    let i = row * param_texture_row_words() + w;
+    return textureLoad(params_tex, texel(i / 4u), 0)[i % 4u];
 }
 
 fn load_x4(i: u32) -> vec4<f32> {
