@@ -5,6 +5,14 @@
 // adapters. Workgroups are small so that a few hundred rows still spread over all cores.
 
 const LANES_WG: u32 = 16u;
+// Most weight rows per invocation. Above GEMV's MAX_ROWS only through lanes_partial
+// (PARAM_TEXEL_CHUNKS > 0): the host checks. More rows share each x fetch, which on lavapipe
+// is a gather of its own; the host picks 16 only where the format's decoding still fits.
+const LANES_MAX_ROWS: u32 = 16u;
+
+struct LanesPartial {
+    v: array<array<f32, MAX_N>, LANES_MAX_ROWS>,
+}
 
 @compute @workgroup_size(LANES_WG)
 fn gemv_lanes(
@@ -17,9 +25,12 @@ fn gemv_lanes(
     if row0 >= dims.rows {
         return;
     }
-    var part: Partial;
+    var part: LanesPartial;
     if PARAM_TEXEL_CHUNKS == 0u {
-        part = gemv_partial(row0, col0, 0u, 1u);
+        let plain = gemv_partial(row0, col0, 0u, 1u);
+        for (var r = 0u; r < min(ROWS, MAX_ROWS); r++) {
+            part.v[r] = plain.v[r];
+        }
     } else {
         part = lanes_partial(row0, col0);
     }
@@ -33,25 +44,25 @@ fn gemv_lanes(
 // gemv_partial's plain loop for formats whose params come a texel per PARAM_TEXEL_CHUNKS
 // chunks: each row's texel is fetched once for those chunks (into param_texels) instead of
 // once per chunk, and chunk_params gets the row's slot there.
-fn lanes_partial(row0: u32, col0: u32) -> Partial {
+fn lanes_partial(row0: u32, col0: u32) -> LanesPartial {
     let cpr = chunks_per_row();
     var xbase: array<u32, MAX_N>;
     for (var col = 0u; col < N_COLS; col++) {
         xbase[col] = min(col0 + col, dims.n - 1u) * (dims.k / 4u);
     }
-    var rows: array<u32, MAX_ROWS>;
+    var rows: array<u32, LANES_MAX_ROWS>;
     for (var r = 0u; r < ROWS; r++) {
         rows[r] = min(row0 + r, dims.rows - 1u);
     }
-    var acc: Partial;
+    var acc: LanesPartial;
     for (var t = 0u; t * PARAM_TEXEL_CHUNKS < cpr; t++) {
         for (var r = 0u; r < ROWS; r++) {
             param_texels[r] = load_param_texel(rows[r], t);
         }
         let end = min((t + 1u) * PARAM_TEXEL_CHUNKS, cpr);
         for (var c = t * PARAM_TEXEL_CHUNKS; c < end; c++) {
-            var cw: array<vec4<u32>, MAX_ROWS>;
-            var p: array<ChunkParams, MAX_ROWS>;
+            var cw: array<vec4<u32>, LANES_MAX_ROWS>;
+            var p: array<ChunkParams, LANES_MAX_ROWS>;
             for (var r = 0u; r < ROWS; r++) {
                 cw[r] = load_chunk(rows[r] * cpr + c);
                 p[r] = chunk_params(r, c);

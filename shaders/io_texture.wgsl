@@ -30,7 +30,7 @@ fn load_chunk(i: u32) -> vec4<u32> {
 // which the GEMV fills for each of its rows, and the format's `row` argument is the row's
 // slot in it.
 override PARAM_TEXEL_CHUNKS: u32 = 0u;
-var<private> param_texels: array<vec4<u32>, MAX_ROWS>;
+var<private> param_texels: array<vec4<u32>, LANES_MAX_ROWS>;
 
 // Words of params per row in the texture: the plane's, padded to whole texels.
 fn param_texture_row_words() -> u32 {

@@ -127,3 +127,29 @@ fn coop_matrix_kernels_need_the_features() {
         assert!(!KernelConfig::for_device(&ctx.device).coop_matrix);
     }
 }
+
+/// The texture GEMV with one activation column, every format: light formats run it with
+/// twice the rows there (`lanes_row_factor`: 16 per invocation by default), the others with
+/// 8, each against the CPU reference with row tails (no multiple of 16, more than one
+/// workgroup of 16 invocations x 16 rows) and an odd number of chunks per row.
+#[test]
+fn texture_gemv_one_column_every_format() {
+    let ctx = ctx();
+    let config = common::variant_config(false, true, true);
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for (f, format) in Format::all().into_iter().enumerate() {
+        let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
+        let k = 3 * format.k_multiple();
+        for (i, m) in [37, 291].into_iter().enumerate() {
+            let seed = 9100 + 10 * f as u64 + i as u64;
+            let r = verify::matmul_case(ctx, &kernels, m, k, 1, seed).unwrap();
+            cases += 1;
+            if !r.passed() {
+                failures.push(format!("{r:?}"));
+            }
+        }
+    }
+    assert!(cases > 0);
+    common::assert_no_failures(&failures);
+}

@@ -357,7 +357,7 @@ impl Kernels {
             }
             (0, constants, entry.entry_point().to_string())
         } else {
-            let rows = self.config.gemv_rows.rows(entry, cols);
+            let rows = self.config.gemv_rows.rows_for(entry, self.format, cols);
             let info = self.device.adapter_info();
             let split = shaders::gemv_split(
                 entry,

@@ -155,7 +155,8 @@ impl Entry {
     /// per-lane loop, 8 rows run GEMV about 1.3x and 8 columns 1.8x faster than 4); the
     /// workgroup-memory reduction holds at most GEMV_SHARED_MAX_ROWS. The texture GEMV keeps
     /// rows x columns accumulators per invocation: above 2 columns 4 rows keep them in
-    /// registers (at 8 columns, 4 rows ran 2.1x faster than 8 on lavapipe).
+    /// registers (at 8 columns, 4 rows ran 2.1x faster than 8 on lavapipe), and at one
+    /// column light formats take twice the setting ([`lanes_row_factor`]).
     ///
     /// These are the fixed defaults (the only place that defines them); a tuned
     /// [`GemvRows`] in [`KernelConfig::gemv_rows`] replaces them.
@@ -408,13 +409,19 @@ impl GemvRows {
         }
     }
 
-    /// The rows `entry` runs with for `cols` columns: the setting (clamped to the entry's
-    /// maximum) or the entry's default.
+    /// The rows setting `entry` runs with for `cols` columns: the setting (clamped to the
+    /// entry's maximum) or the entry's default.
     pub fn rows(self, entry: Entry, cols: usize) -> u32 {
         self.for_cols(cols).map_or_else(
             || entry.default_gemv_rows(cols),
             |r| r.clamp(1, entry.max_gemv_rows()),
         )
+    }
+
+    /// The rows per lane group (the `ROWS` override) `entry` runs with for `format` and
+    /// `cols` columns: [`GemvRows::rows`] times [`lanes_row_factor`].
+    pub fn rows_for(self, entry: Entry, format: Format, cols: usize) -> u32 {
+        self.rows(entry, cols) * lanes_row_factor(entry, format, cols)
     }
 
     /// Check that every setting lies in 1..=[`GEMV_MAX_ROWS`].
@@ -526,11 +533,13 @@ impl KernelConfig {
     pub fn gemv_summary(&self) -> String {
         let bucket = |cols: usize| {
             let e = self.gemv_entry(cols);
-            format!(
-                "{} with {} rows",
-                e.entry_point(),
-                self.gemv_rows.rows(e, cols)
-            )
+            let rows = self.gemv_rows.rows(e, cols);
+            let mut s = format!("{} with {rows} rows", e.entry_point());
+            let one_column = self.gemv_rows.rows_for(e, Format::Q4_0, 1);
+            if cols == 1 && one_column != rows {
+                s += &format!(" ({one_column} at one column for light formats such as q4_0)");
+            }
+            s
         };
         let mut line = format!(
             "GEMV 1-2 columns: {}; 3-8 columns: {}",
@@ -690,8 +699,54 @@ pub fn gemv_split(entry: Entry, format: Format, steps: Option<u32>, min_lanes: u
 
 /// Most activation rows one GEMV pipeline handles (`MAX_N` in `shaders/gemv.wgsl`).
 pub const GEMV_MAX_COLS: u32 = 8;
-/// Most weight rows per GEMV lane group (`MAX_ROWS` in `shaders/gemv.wgsl`).
+/// Most weight rows per GEMV lane group (`MAX_ROWS` in `shaders/gemv.wgsl`), and the most a
+/// setting ([`GemvRows`]) may ask for.
 pub const GEMV_MAX_ROWS: u32 = 8;
+/// Most weight rows per invocation of the texture GEMV (`LANES_MAX_ROWS` in
+/// `shaders/gemv_lanes.wgsl`), where it fetches params once per texel
+/// ([`param_texel_chunks`] > 0); [`GEMV_MAX_ROWS`] otherwise.
+pub const GEMV_LANES_MAX_ROWS: u32 = 16;
+
+/// How many times the rows setting ([`GemvRows::rows`]) the texture GEMV runs for `format`
+/// and `cols` columns: 2 at one column for light formats, else 1 (and 1 for other entries).
+/// Each invocation fetches an x texel once for all its rows, and on lavapipe every texel
+/// fetch is a gather of its own (q4_0 at 4096 x 4096 on one thread: 5.1 ms, 4.1 without any
+/// x fetch), so twice the rows halve those fetches. That pays where the format's decoding
+/// stays small enough for 16 rows to unroll into registers. One thread, 4096 x 4096, 8 -> 16
+/// rows: q4_0 5.15 -> 4.52 ms, q4_1 5.52 -> 4.81, q8_0 6.96 -> 6.02, q4_k 5.40 -> 4.84, int4
+/// g128 4.98 -> 4.33, int8 g128 7.53 -> 5.98, tq2_0 3.85 -> 3.24, nf4 28.2 -> 24.5. The others
+/// ran 1.2-3x slower with 16 (iq4_nl 7.5 -> 22.4, q6_k 10.6 -> 28.6, b1 g128 3.3 -> 3.9), as did
+/// two columns (q4_0 6.8 -> 23.0 ms). Needs the texel-shared params ([`param_texel_chunks`]):
+/// only `lanes_partial` holds more than [`GEMV_MAX_ROWS`] rows.
+pub fn lanes_row_factor(entry: Entry, format: Format, cols: usize) -> u32 {
+    let light = matches!(
+        format,
+        Format::Q8_0
+            | Format::Q4_0
+            | Format::Q4_1
+            | Format::Q4_K
+            | Format::TQ1_0
+            | Format::TQ2_0
+            | Format::NF4
+            | Format::Int(_)
+    );
+    if entry == Entry::GemvLanes && cols == 1 && light && param_texel_chunks(format) > 0 {
+        GEMV_LANES_MAX_ROWS / GEMV_MAX_ROWS
+    } else {
+        1
+    }
+}
+
+/// The most weight rows per lane group `entry` can run for `format`: [`GEMV_LANES_MAX_ROWS`]
+/// for the texture GEMV where it fetches params per texel, else [`Entry::max_gemv_rows`].
+pub fn gemv_rows_limit(entry: Entry, format: Format) -> u32 {
+    if entry == Entry::GemvLanes && param_texel_chunks(format) > 0 {
+        GEMV_LANES_MAX_ROWS
+    } else {
+        entry.max_gemv_rows()
+    }
+}
+
 /// Most weight rows per workgroup of the workgroup-memory GEMV (`SHARED_MAX_ROWS`).
 pub const GEMV_SHARED_MAX_ROWS: u32 = 4;
 /// Values per lane the workgroup-memory lane sums hold (`SUM_VALUES` in
@@ -803,9 +858,12 @@ pub fn gemv_constants(
     split: u32,
     unroll: u32,
 ) -> Vec<(&'static str, f64)> {
-    assert!((1..=GEMV_MAX_COLS).contains(&cols) && (1..=GEMV_MAX_ROWS).contains(&rows));
+    assert!((1..=GEMV_MAX_COLS).contains(&cols));
+    assert!((1..=gemv_rows_limit(entry, format)).contains(&rows));
     assert!(split.is_power_of_two() && split <= format.codec().word_values() as u32);
-    assert!((1..=GEMV_MAX_UNROLL).contains(&unroll) && rows * unroll <= GEMV_MAX_LOADS);
+    // The texture GEMV loads one chunk per row at a time (UNROLL = 1, gemv_unroll).
+    let loads = if entry.reads_textures() { 1 } else { rows };
+    assert!((1..=GEMV_MAX_UNROLL).contains(&unroll) && loads * unroll <= GEMV_MAX_LOADS);
     let mut v = constants(format);
     v.push(("N_COLS", cols as f64));
     v.push(("ROWS", rows as f64));
@@ -1036,7 +1094,9 @@ mod tests {
                     }
                     if entry.is_gemv() {
                         let settings = [(1, 1, 1), (3, 2, 2), (8, 4, 4), (1, 8, 8), (8, 8, 1)];
-                        for (cols, rows, steps) in settings.into_iter().chain([(5, 3, 4)]) {
+                        // The texture GEMV's most rows, where the format allows them.
+                        let most = (1, gemv_rows_limit(entry, format), 1);
+                        for (cols, rows, steps) in settings.into_iter().chain([(5, 3, 4), most]) {
                             if entry == Entry::Gemv && rows > GEMV_SHARED_MAX_ROWS {
                                 continue;
                             }
@@ -1250,11 +1310,50 @@ mod tests {
         ] {
             assert!(src.contains(&width), "expected `{width}` in {what}");
         }
-        let line = format!("const LANES_WG: u32 = {GEMV_LANES_WG}u;");
-        assert!(
-            lanes.contains(&line),
-            "expected `{line}` in the texture GEMV"
+        for line in [
+            format!("const LANES_WG: u32 = {GEMV_LANES_WG}u;"),
+            format!("const LANES_MAX_ROWS: u32 = {GEMV_LANES_MAX_ROWS}u;"),
+        ] {
+            assert!(
+                lanes.contains(&line),
+                "expected `{line}` in the texture GEMV"
+            );
+        }
+    }
+
+    #[test]
+    fn lanes_rows_stay_within_the_kernels_limits() {
+        let mut doubled = Vec::new();
+        for format in Format::all() {
+            for entry in Entry::ALL.into_iter().filter(|e| e.is_gemv()) {
+                for cols in 1..=GEMV_MAX_COLS as usize {
+                    for setting in [None].into_iter().chain((1..=GEMV_MAX_ROWS).map(Some)) {
+                        let rows = GemvRows {
+                            narrow: setting,
+                            wide: setting,
+                        };
+                        let r = rows.rows_for(entry, format, cols);
+                        assert!(r <= gemv_rows_limit(entry, format), "{format} {entry:?}");
+                        if r > rows.rows(entry, cols) {
+                            assert_eq!((entry, cols), (Entry::GemvLanes, 1), "{format}");
+                            doubled.push(format);
+                        }
+                    }
+                }
+            }
+        }
+        // The default for one column: 16 rows for q4_0, 8 for q6_k (no texel-shared params)
+        // and iq4_nl (its table lookups do not fit 16 rows' registers).
+        let one = |f| GemvRows::default().rows_for(Entry::GemvLanes, f, 1);
+        assert_eq!(
+            (one(Format::Q4_0), one(Format::Q6_K), one(Format::IQ4_NL)),
+            (16, 8, 8)
         );
+        assert_eq!(
+            GemvRows::default().rows_for(Entry::GemvLanes, Format::Q4_0, 2),
+            8
+        );
+        assert!(!doubled.contains(&Format::F32));
     }
 
     #[test]
