@@ -2,8 +2,9 @@
 // A kernel module is composed as: common.wgsl + where its operands live + formats/<format>.wgsl
 // + <kernel>.wgsl. Operands are either weights_buffer.wgsl (codes and params in storage
 // buffers) followed by act_<type>.wgsl (x and y, with `enable f16;` first when the type is
-// f16), or io_texture.wgsl alone (weights and x in textures, f32 y: CPU adapters). Between
-// them they define:
+// f16), or io_texture.wgsl (weights in textures, f32 y: CPU adapters) followed by
+// x_texture.wgsl or x_uniform.wgsl (x in a texture or a uniform buffer). Between them they
+// define:
 //   fn load_chunk(i: u32) -> vec4<u32>  chunk i of the codes plane
 //   fn load_row_param_word(row: u32, w: u32) -> u32         word w of row `row`'s params
 //   fn load_row_param_word4(row: u32, w: u32) -> vec4<u32>  its words w .. w + 3 (w a

@@ -1,6 +1,6 @@
 // GEMV entry for CPU adapters (lavapipe), composed with io_texture.wgsl: every invocation
-// computes ROWS whole rows on its own, walking k in order, so all lanes fetch the same x
-// texel at the same time and no reduction is needed (no workgroup memory, no barriers, no
+// computes ROWS whole rows on its own, walking k in order, so all lanes load the same x
+// values at the same time and no reduction is needed (no workgroup memory, no barriers, no
 // subgroups). On a GPU this access pattern would not coalesce: it is chosen only for CPU
 // adapters. Workgroups are small so that a few hundred rows still spread over all cores.
 

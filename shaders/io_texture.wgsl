@@ -1,4 +1,5 @@
-// Weights and activations in 2-D textures, outputs in an f32 storage buffer (CPU adapters).
+// Weights in 2-D textures, outputs in an f32 storage buffer (CPU adapters); x comes from
+// x_texture.wgsl or x_uniform.wgsl, composed after this file.
 // On lavapipe every storage-buffer load is a loop over the SIMD lanes with a bounds check per
 // lane, while a texel fetch is one gather: a GEMV that reads its operands from textures runs
 // several times faster there.
@@ -13,8 +14,6 @@ const TEXTURE_WIDTH: u32 = 4096u;
 // Rgba32Uint: four param words per texel (a k-quant super-block's scales in one fetch), each
 // weight row's params starting at a texel (rows padded to whole texels).
 @group(0) @binding(1) var params_tex: texture_2d<u32>;
-// Rgba32Float: four values of x per texel.
-@group(0) @binding(2) var x_tex: texture_2d<f32>;
 
 fn texel(i: u32) -> vec2<u32> {
     return vec2<u32>(i % TEXTURE_WIDTH, i / TEXTURE_WIDTH);
@@ -56,10 +55,6 @@ fn load_row_param_word(row: u32, w: u32) -> u32 {
     }
     let i = row * param_texture_row_words() + w;
     return textureLoad(params_tex, texel(i / 4u), 0)[i % 4u];
-}
-
-fn load_x4(i: u32) -> vec4<f32> {
-    return textureLoad(x_tex, texel(i), 0);
 }
 
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;

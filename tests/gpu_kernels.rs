@@ -103,7 +103,8 @@ fn weights_split_across_bindings_still_match() {
 }
 
 /// On CPU adapters weights get a texture copy and the GEMV reads textures (x is copied into
-/// one first); elsewhere, or with the variant switched off, the buffer GEMV runs.
+/// a uniform buffer first where it fits, else into a texture); elsewhere, or with the
+/// variant switched off, the buffer GEMV runs.
 #[test]
 fn the_texture_gemv_runs_on_cpu_adapters_only() {
     let ctx = ctx();
@@ -117,7 +118,22 @@ fn the_texture_gemv_runs_on_cpu_adapters_only() {
     assert_eq!(kernels.config().texture_gemv, cpu);
     let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
     if cpu {
-        assert_eq!(steps, ["x_to_texture", "gemv_lanes"]);
+        assert_eq!(steps, ["x_to_uniform", "gemv_lanes"]);
+        // x of at most 64 KiB (n x k f32) is read from a uniform buffer, larger x from a
+        // texture: both sides of the boundary against the reference.
+        let k = 4096;
+        let gw = common::random_weight(Format::Q4_0, 37, k, 7);
+        for (i, (n, copy)) in [(4, "x_to_uniform"), (5, "x_to_texture")]
+            .into_iter()
+            .enumerate()
+        {
+            let x = ctx.storage_buffer("x", &Rng::new(8).normal_vec(n * k));
+            let y = ctx.output_buffer("y", n * 37);
+            let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
+            assert_eq!(steps, [copy, "gemv_lanes"], "n = {n}");
+            let r = verify::matmul_case(ctx, &kernels, 37, k, n, 70 + i as u64).unwrap();
+            assert!(r.passed(), "{r:?}");
+        }
     } else {
         assert!(!steps.contains(&"gemv_lanes"), "{steps:?}");
     }

@@ -74,7 +74,7 @@ pub struct Kernels {
     /// use. One tensor-core pipeline serves every shape: its cooperative loads and stores
     /// touch only workgroup memory, with constant strides.
     matmul: Mutex<HashMap<(Entry, ActType, usize), MatmulPipeline>>,
-    /// The texture GEMV's layouts and the copy of x into a texture (CPU adapters).
+    /// The texture GEMV's layouts and the copies of x to where it reads it (CPU adapters).
     texture: Option<TexturePipelines>,
     dequantize: wgpu::ComputePipeline,
     gather_layout: wgpu::BindGroupLayout,
@@ -87,9 +87,14 @@ pub struct Kernels {
 
 #[derive(Debug)]
 struct TexturePipelines {
+    /// The texture GEMV's, x in a texture ([`Entry::GemvLanes`]).
     matmul_layout: wgpu::BindGroupLayout,
+    /// The texture GEMV's, x in a uniform buffer ([`Entry::GemvLanesUniformX`]).
+    matmul_uniform_x_layout: wgpu::BindGroupLayout,
     x_layout: wgpu::BindGroupLayout,
     x_to_texture: wgpu::ComputePipeline,
+    x_uniform_layout: wgpu::BindGroupLayout,
+    x_to_uniform: wgpu::ComputePipeline,
 }
 
 impl TexturePipelines {
@@ -104,16 +109,21 @@ impl TexturePipelines {
             },
             count: None,
         };
-        let matmul_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("wgquant texture matmul"),
-            entries: &[
-                texture(0, wgpu::TextureSampleType::Uint),
-                texture(1, wgpu::TextureSampleType::Uint),
-                texture(2, wgpu::TextureSampleType::Float { filterable: false }),
-                storage_entry(3, false),
-                uniform_entry(4),
-            ],
-        });
+        let matmul_layout = |label, x| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &[
+                    texture(0, wgpu::TextureSampleType::Uint),
+                    texture(1, wgpu::TextureSampleType::Uint),
+                    x,
+                    storage_entry(3, false),
+                    uniform_entry(4),
+                ],
+            })
+        };
+        let x_texture = texture(2, wgpu::TextureSampleType::Float { filterable: false });
+        let uniform_x_layout = matmul_layout("wgquant texture matmul, uniform x", uniform_entry(2));
+        let matmul_layout = matmul_layout("wgquant texture matmul", x_texture);
         let x_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("wgquant x to texture"),
             entries: &[
@@ -131,30 +141,61 @@ impl TexturePipelines {
                 uniform_entry(2),
             ],
         });
-        let module = shaders::shader_module(
-            device,
-            "x_to_texture",
-            shaders::X_TO_TEXTURE_WGSL.into(),
-            false,
-        );
+        let x_uniform_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("wgquant x to uniform"),
+            entries: &[
+                storage_entry(0, true),
+                uniform_entry(2),
+                storage_entry(3, false),
+            ],
+        });
+        let module = shaders::shader_module(device, "x_copy", shaders::X_COPY_WGSL.into(), false);
         let x_to_texture = compute_pipeline(device, &module, "x_to_texture", &x_layout, &[]);
+        let x_to_uniform =
+            compute_pipeline(device, &module, "x_to_uniform", &x_uniform_layout, &[]);
         TexturePipelines {
             matmul_layout,
+            matmul_uniform_x_layout: uniform_x_layout,
             x_layout,
             x_to_texture,
+            x_uniform_layout,
+            x_to_uniform,
+        }
+    }
+}
+
+/// Where the texture GEMV reads x: a folded texture of this extent, or a uniform buffer of
+/// [`shaders::X_UNIFORM_BYTES`] ([`Entry::GemvLanesUniformX`]).
+#[derive(Clone, Copy)]
+enum XCopy {
+    Texture(wgpu::Extent3d),
+    Uniform,
+}
+
+/// x copied for the texture GEMV, to bind as its binding 2.
+enum XCopied {
+    Texture(wgpu::TextureView),
+    Uniform(wgpu::Buffer),
+}
+
+impl XCopied {
+    fn resource(&self) -> wgpu::BindingResource<'_> {
+        match self {
+            XCopied::Texture(view) => wgpu::BindingResource::TextureView(view),
+            XCopied::Uniform(buffer) => buffer.as_entire_binding(),
         }
     }
 }
 
 /// The kernel a prepared matmul runs (see [`Kernels::matmul_kernel`]).
 enum MatmulKernel {
-    /// A GEMV entry, `cols` activation rows per dispatch; the texture GEMV copies x into a
-    /// texture of extent `x_texture` first.
+    /// A GEMV entry, `cols` activation rows per dispatch; the texture GEMV copies x to
+    /// where it reads it first (`x_copy`).
     Gemv {
         entry: Entry,
         pipeline: MatmulPipeline,
         cols: usize,
-        x_texture: Option<wgpu::Extent3d>,
+        x_copy: Option<XCopy>,
     },
     /// A tiled GEMM (FMA or tensor-core) with `tile` (weight rows, activation rows) per
     /// workgroup.
@@ -371,8 +412,9 @@ impl Kernels {
                 shaders::gemv_constants(entry, self.format, cols as u32, rows, split, unroll);
             (rows, constants, format!("GEMV kernel for {cols} columns"))
         };
-        let layout = match (&self.texture, entry.reads_textures()) {
-            (Some(t), true) => &t.matmul_layout,
+        let layout = match (&self.texture, entry) {
+            (Some(t), Entry::GemvLanes) => &t.matmul_layout,
+            (Some(t), Entry::GemvLanesUniformX) => &t.matmul_uniform_x_layout,
             _ => &self.matmul_layout,
         };
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -480,27 +522,30 @@ impl Kernels {
         let kind = kernel_for_batch(n);
         let kernel = self.matmul_kernel(w, n, act)?;
         let mut steps = Vec::new();
-        let x_view = match (&self.texture, &kernel) {
+        let x_copied = match (&self.texture, &kernel) {
             (
                 Some(t),
                 MatmulKernel::Gemv {
-                    x_texture: Some(size),
-                    ..
+                    x_copy: Some(to), ..
                 },
-            ) => Some(self.x_to_texture(t, &x, x_bytes, n * k / 4, *size, &mut steps)?),
+            ) => Some(self.copy_x(t, &x, x_bytes, n * k / 4, *to, &mut steps)?),
             _ => None,
         };
         for chunk in w.chunks() {
             let uniform = self.uniform(Dims::for_chunk(self.format, k, chunk, n, m));
-            let bind_group = match (&self.texture, &x_view, &chunk.textures) {
-                (Some(t), Some(x_view), Some(tex)) => {
+            let bind_group = match (&self.texture, &x_copied, &chunk.textures) {
+                (Some(t), Some(x_copied), Some(tex)) => {
+                    let layout = match x_copied {
+                        XCopied::Texture(_) => &t.matmul_layout,
+                        XCopied::Uniform(_) => &t.matmul_uniform_x_layout,
+                    };
                     self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some("wgquant texture matmul"),
-                        layout: &t.matmul_layout,
+                        layout,
                         entries: &[
                             entry(0, wgpu::BindingResource::TextureView(&tex.codes)),
                             entry(1, wgpu::BindingResource::TextureView(&tex.params)),
-                            entry(2, wgpu::BindingResource::TextureView(x_view)),
+                            entry(2, x_copied.resource()),
                             entry(3, y.binding(y_bytes)),
                             entry(4, uniform.as_entire_binding()),
                         ],
@@ -527,7 +572,9 @@ impl Kernels {
                 } => {
                     let row_groups = chunk.rows.div_ceil(pipeline.rows as usize);
                     let wgs = match e {
-                        Entry::GemvLanes => row_groups.div_ceil(shaders::GEMV_LANES_WG as usize),
+                        e if e.reads_textures() => {
+                            row_groups.div_ceil(shaders::GEMV_LANES_WG as usize)
+                        }
                         Entry::GemvSubgroup => row_groups.div_ceil(self.gemv_groups_per_wg),
                         _ => row_groups,
                     };
@@ -579,47 +626,70 @@ impl Kernels {
             });
         }
         let cols = n.min(GEMV_MAX_N);
-        let x_texture = match &self.texture {
+        let limits = self.device.limits();
+        let x_copy = match &self.texture {
             Some(_) if act == ActType::F32 && w.chunks().iter().all(|c| c.textures.is_some()) => {
-                folded_extent(n * w.k() / 4, &self.device.limits())
+                let x_bytes = (n * w.k() * 4) as u64;
+                let uniform_fits = shaders::X_UNIFORM_BYTES
+                    <= limits.max_uniform_buffer_binding_size
+                    && x_bytes <= shaders::X_UNIFORM_BYTES;
+                if uniform_fits {
+                    Some(XCopy::Uniform)
+                } else {
+                    folded_extent(n * w.k() / 4, &limits).map(XCopy::Texture)
+                }
             }
             _ => None,
         };
-        let entry = if x_texture.is_some() {
-            Entry::GemvLanes
-        } else {
-            self.config.buffer_gemv_entry(cols)
+        let entry = match x_copy {
+            Some(XCopy::Texture(_)) => Entry::GemvLanes,
+            Some(XCopy::Uniform) => Entry::GemvLanesUniformX,
+            None => self.config.buffer_gemv_entry(cols),
         };
         Ok(MatmulKernel::Gemv {
             entry,
             pipeline: self.matmul_pipeline(entry, act, cols)?,
             cols,
-            x_texture,
+            x_copy,
         })
     }
 
-    /// Add the step that copies x (`texels` texels of 4 f32) into a new folded texture of
-    /// `size` for the texture GEMV, and return the texture's view.
-    fn x_to_texture(
+    /// Add the step that copies x (`texels` vec4s of f32) to where the texture GEMV reads it
+    /// (`to`: a new folded texture, or a new uniform-capable buffer of
+    /// [`shaders::X_UNIFORM_BYTES`]), and return that.
+    fn copy_x(
         &self,
         t: &TexturePipelines,
         x: &Operand<'_>,
         x_bytes: u64,
         texels: usize,
-        size: wgpu::Extent3d,
+        to: XCopy,
         steps: &mut Vec<Step>,
-    ) -> Result<wgpu::TextureView> {
-        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("wgquant x texture"),
-            size,
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::STORAGE_BINDING,
-            view_formats: &[],
-        });
-        let view = texture.create_view(&Default::default());
+    ) -> Result<XCopied> {
+        let copied = match to {
+            XCopy::Texture(size) => {
+                let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                    label: Some("wgquant x texture"),
+                    size,
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    usage: wgpu::TextureUsages::TEXTURE_BINDING
+                        | wgpu::TextureUsages::STORAGE_BINDING,
+                    view_formats: &[],
+                });
+                XCopied::Texture(texture.create_view(&Default::default()))
+            }
+            XCopy::Uniform => {
+                XCopied::Uniform(self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgquant x uniform"),
+                    size: shaders::X_UNIFORM_BYTES,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+                    mapped_at_creation: false,
+                }))
+            }
+        };
         let uniform = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -627,24 +697,28 @@ impl Kernels {
                 contents: bytemuck::cast_slice(&[texels as u32, 0, 0, 0]),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
+        let (entry_point, pipeline, layout, out_binding) = match &copied {
+            XCopied::Texture(_) => ("x_to_texture", &t.x_to_texture, &t.x_layout, 1),
+            XCopied::Uniform(_) => ("x_to_uniform", &t.x_to_uniform, &t.x_uniform_layout, 3),
+        };
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("wgquant x to texture"),
-            layout: &t.x_layout,
+            label: Some(entry_point),
+            layout,
             entries: &[
                 entry(0, x.binding(x_bytes)),
-                entry(1, wgpu::BindingResource::TextureView(&view)),
+                entry(out_binding, copied.resource()),
                 entry(2, uniform.as_entire_binding()),
             ],
         });
         let [gx, gy, _] = grid_1d(texels.div_ceil(64), &self.device.limits())?;
         steps.push(Step {
-            entry: "x_to_texture",
-            pipeline: t.x_to_texture.clone(),
+            entry: entry_point,
+            pipeline: pipeline.clone(),
             bind_group,
             groups: [gx, gy, 1],
             _uniform: uniform,
         });
-        Ok(view)
+        Ok(copied)
     }
 
     /// Prepare dequantization of `w` into `out` (`rows * k` f32, row-major).
@@ -990,7 +1064,7 @@ fn build_pipeline(
         device,
         entry.entry_point(),
         shaders::compose_variant(format, entry, act),
-        entry == Entry::GemvLanes,
+        entry.reads_textures(),
     );
     compute_pipeline(device, &module, entry.entry_point(), layout, constants)
 }

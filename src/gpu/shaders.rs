@@ -1,7 +1,9 @@
-//! Shader composition: a kernel module is `common.wgsl`, then the activation type's file
-//! (`act_f32.wgsl` or `act_f16.wgsl`, which declare x and y and define `load_x4` and
-//! `store_y`), then the format's WGSL file, then the entry point's files, concatenated in that
-//! order; an f16 module starts with `enable f16;`. Variants differ by pipeline override
+//! Shader composition: a kernel module is `common.wgsl`, then where its operands live
+//! (`weights_buffer.wgsl` and the activation type's file, `act_f32.wgsl` or `act_f16.wgsl`,
+//! which declare x and y and define `load_x4` and `store_y`; for the texture GEMV
+//! `io_texture.wgsl` and `x_texture.wgsl` or `x_uniform.wgsl`), then the format's WGSL file,
+//! then the entry point's files, concatenated in that order; an f16 module starts with
+//! `enable f16;`. Variants differ by pipeline override
 //! constants: the format's layout constants from its codec, plus the GEMV column and row
 //! counts.
 
@@ -10,10 +12,13 @@ use crate::format::Format;
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const WEIGHTS_BUFFER: &str = include_str!("../../shaders/weights_buffer.wgsl");
 const IO_TEXTURE: &str = include_str!("../../shaders/io_texture.wgsl");
-/// The copy of x into the texture that texture-reading kernels use (a module of its own).
-pub const X_TO_TEXTURE_WGSL: &str = include_str!("../../shaders/x_to_texture.wgsl");
+const X_TEXTURE: &str = include_str!("../../shaders/x_texture.wgsl");
+const X_UNIFORM: &str = include_str!("../../shaders/x_uniform.wgsl");
+/// The copies of x to where the texture GEMV reads it (a module of its own, entry points
+/// `x_to_texture` and `x_to_uniform`).
+pub const X_COPY_WGSL: &str = include_str!("../../shaders/x_copy.wgsl");
 /// Texels per row of the folded textures (`TEXTURE_WIDTH` in `shaders/io_texture.wgsl` and
-/// `shaders/x_to_texture.wgsl`): plane element i sits at (i % width, i / width).
+/// `shaders/x_copy.wgsl`): plane element i sits at (i % width, i / width).
 pub const TEXTURE_WIDTH: u32 = 4096;
 const ACT_F32: &str = include_str!("../../shaders/act_f32.wgsl");
 const ACT_F16: &str = include_str!("../../shaders/act_f16.wgsl");
@@ -97,6 +102,10 @@ pub enum Entry {
     /// GEMV with one invocation per row group, reading weights and x from textures
     /// (CPU adapters).
     GemvLanes,
+    /// The texture GEMV with x in a uniform buffer, for batches whose x fits one
+    /// ([`X_UNIFORM_BYTES`]): [`KernelConfig::gemv_entry`] names [`Entry::GemvLanes`] and
+    /// the kernels pick this variant per matmul.
+    GemvLanesUniformX,
     /// Workgroup-memory tiled GEMM.
     Gemm,
     /// Tensor-core GEMM: f16 tiles in workgroup memory, 16x16x16 cooperative-matrix
@@ -112,10 +121,11 @@ pub enum Entry {
 }
 
 impl Entry {
-    pub const ALL: [Entry; 8] = [
+    pub const ALL: [Entry; 9] = [
         Entry::Gemv,
         Entry::GemvSubgroup,
         Entry::GemvLanes,
+        Entry::GemvLanesUniformX,
         Entry::Gemm,
         Entry::GemmCoop16,
         Entry::GemmCoop8,
@@ -128,7 +138,7 @@ impl Entry {
         match self {
             Entry::Gemv => "gemv",
             Entry::GemvSubgroup => "gemv_subgroup",
-            Entry::GemvLanes => "gemv_lanes",
+            Entry::GemvLanes | Entry::GemvLanesUniformX => "gemv_lanes",
             Entry::Gemm => "gemm",
             Entry::GemmCoop16 | Entry::GemmCoop8 => "gemm_coop",
             Entry::Dequantize => "dequantize",
@@ -139,7 +149,8 @@ impl Entry {
     /// The family it belongs to.
     pub fn kind(self) -> KernelKind {
         match self {
-            Entry::Gemv | Entry::GemvSubgroup | Entry::GemvLanes => KernelKind::Gemv,
+            Entry::Gemv | Entry::GemvSubgroup => KernelKind::Gemv,
+            Entry::GemvLanes | Entry::GemvLanesUniformX => KernelKind::Gemv,
             Entry::Gemm | Entry::GemmCoop16 | Entry::GemmCoop8 => KernelKind::Gemm,
             Entry::Dequantize | Entry::GatherRows => KernelKind::Dequantize,
         }
@@ -163,7 +174,7 @@ impl Entry {
     pub fn default_gemv_rows(self, cols: usize) -> u32 {
         match self {
             Entry::Gemv => GEMV_SHARED_MAX_ROWS,
-            Entry::GemvLanes if cols > 2 => GEMV_MAX_ROWS / 2,
+            e if e.reads_textures() && cols > 2 => GEMV_MAX_ROWS / 2,
             _ => GEMV_MAX_ROWS,
         }
     }
@@ -178,10 +189,10 @@ impl Entry {
         }
     }
 
-    /// Whether the module reads its weights and x from textures (`io_texture.wgsl`) rather
-    /// than storage buffers.
+    /// Whether the module reads its weights from textures (`io_texture.wgsl`; x from a
+    /// texture or a uniform buffer) rather than storage buffers: the texture GEMV.
     pub fn reads_textures(self) -> bool {
-        matches!(self, Entry::GemvLanes)
+        matches!(self, Entry::GemvLanes | Entry::GemvLanesUniformX)
     }
 
     /// Whether the module uses cooperative matrices and f16 (its source starts with their
@@ -213,7 +224,9 @@ impl Entry {
                 include_str!("../../shaders/gemv_shared.wgsl"),
             ],
             Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
-            Entry::GemvLanes => &[GEMV_CORE, include_str!("../../shaders/gemv_lanes.wgsl")],
+            Entry::GemvLanes | Entry::GemvLanesUniformX => {
+                &[GEMV_CORE, include_str!("../../shaders/gemv_lanes.wgsl")]
+            }
             Entry::Gemm => &[GEMM_SLICES, include_str!("../../shaders/gemm.wgsl")],
             Entry::GemmCoop16 => &[GEMM_SLICES, COOP_FRAGMENT_16, GEMM_COOP],
             Entry::GemmCoop8 => &[GEMM_SLICES, COOP_FRAGMENT_8, GEMM_COOP],
@@ -227,7 +240,8 @@ impl Entry {
     pub fn workgroup_memory_bytes(self) -> u32 {
         match self {
             Entry::Gemv => GEMV_WG_SIZE * WORKGROUP_SUM_VALUES * 4,
-            Entry::GemvSubgroup | Entry::GemvLanes | Entry::Dequantize | Entry::GatherRows => 0,
+            Entry::GemvSubgroup | Entry::GemvLanes | Entry::GemvLanesUniformX => 0,
+            Entry::Dequantize | Entry::GatherRows => 0,
             Entry::Gemm => 2 * 32 * 64 * 4,
             // f16 weight and activation tiles (rows padded to 40; the activations' sized for
             // the wide tile), one f32 fragment per subgroup.
@@ -678,7 +692,7 @@ pub fn validate_gemv_steps(steps: Option<u32>) -> crate::Result<()> {
 pub fn gemv_min_lanes(entry: Entry, info: &wgpu::AdapterInfo) -> u32 {
     match entry {
         Entry::GemvSubgroup => info.subgroup_min_size.clamp(4, GEMV_WG_SIZE),
-        Entry::GemvLanes => 1,
+        e if e.reads_textures() => 1,
         _ => GEMV_WG_SIZE,
     }
 }
@@ -730,7 +744,7 @@ pub fn lanes_row_factor(entry: Entry, format: Format, cols: usize) -> u32 {
             | Format::NF4
             | Format::Int(_)
     );
-    if entry == Entry::GemvLanes && cols == 1 && light && param_texel_chunks(format) > 0 {
+    if entry.reads_textures() && cols == 1 && light && param_texel_chunks(format) > 0 {
         GEMV_LANES_MAX_ROWS / GEMV_MAX_ROWS
     } else {
         1
@@ -740,12 +754,17 @@ pub fn lanes_row_factor(entry: Entry, format: Format, cols: usize) -> u32 {
 /// The most weight rows per lane group `entry` can run for `format`: [`GEMV_LANES_MAX_ROWS`]
 /// for the texture GEMV where it fetches params per texel, else [`Entry::max_gemv_rows`].
 pub fn gemv_rows_limit(entry: Entry, format: Format) -> u32 {
-    if entry == Entry::GemvLanes && param_texel_chunks(format) > 0 {
+    if entry.reads_textures() && param_texel_chunks(format) > 0 {
         GEMV_LANES_MAX_ROWS
     } else {
         entry.max_gemv_rows()
     }
 }
+
+/// Bytes of x the texture GEMV reads from a uniform buffer ([`Entry::GemvLanesUniformX`],
+/// `X_UNIFORM_VEC4S` vec4s in `shaders/x_uniform.wgsl`): batches whose whole x fits (n x k
+/// f32) on devices whose uniform bindings take it; larger ones copy x into a texture.
+pub const X_UNIFORM_BYTES: u64 = 64 << 10;
 
 /// Most weight rows per workgroup of the workgroup-memory GEMV (`SHARED_MAX_ROWS`).
 pub const GEMV_SHARED_MAX_ROWS: u32 = 4;
@@ -790,6 +809,13 @@ pub fn compose_variant(format: Format, entry: Entry, act: ActType) -> String {
         );
         s.push_str("\n// ---- operands: textures ----\n");
         s.push_str(IO_TEXTURE);
+        if entry == Entry::GemvLanesUniformX {
+            s.push_str("\n// ---- x: uniform buffer ----\n");
+            s.push_str(X_UNIFORM);
+        } else {
+            s.push_str("\n// ---- x: texture ----\n");
+            s.push_str(X_TEXTURE);
+        }
     } else {
         s.push_str("\n// ---- weights: buffers ----\n");
         s.push_str(WEIGHTS_BUFFER);
@@ -1304,10 +1330,7 @@ mod tests {
         // The texture GEMV and the copy of x into its texture fold planes at the same width.
         let lanes = compose_entry(Format::Q4_0, Entry::GemvLanes);
         let width = format!("const TEXTURE_WIDTH: u32 = {TEXTURE_WIDTH}u;");
-        for (what, src) in [
-            ("gemv_lanes", &lanes[..]),
-            ("x_to_texture", X_TO_TEXTURE_WGSL),
-        ] {
+        for (what, src) in [("gemv_lanes", &lanes[..]), ("x_copy", X_COPY_WGSL)] {
             assert!(src.contains(&width), "expected `{width}` in {what}");
         }
         for line in [
@@ -1319,6 +1342,12 @@ mod tests {
                 "expected `{line}` in the texture GEMV"
             );
         }
+        // The uniform x binding holds X_UNIFORM_BYTES; the texture variant has no uniform x.
+        let uniform_x = compose_entry(Format::Q4_0, Entry::GemvLanesUniformX);
+        let line = format!("const X_UNIFORM_VEC4S: u32 = {}u;", X_UNIFORM_BYTES / 16);
+        assert!(uniform_x.contains(&line), "expected `{line}`");
+        assert!(uniform_x.contains("var<uniform> x_uniform") && !uniform_x.contains("var x_tex"));
+        assert!(lanes.contains("var x_tex") && !lanes.contains("var<uniform> x_uniform"));
     }
 
     #[test]
@@ -1335,7 +1364,7 @@ mod tests {
                         let r = rows.rows_for(entry, format, cols);
                         assert!(r <= gemv_rows_limit(entry, format), "{format} {entry:?}");
                         if r > rows.rows(entry, cols) {
-                            assert_eq!((entry, cols), (Entry::GemvLanes, 1), "{format}");
+                            assert!(entry.reads_textures() && cols == 1, "{format}");
                             doubled.push(format);
                         }
                     }

@@ -1,0 +1,47 @@
+// Copies x (n rows of k f32, a storage buffer) to where the texture GEMV reads it, one vec4
+// per invocation, before each texture GEMV: into the folded Rgba32Float texture of
+// x_texture.wgsl (x_to_texture), or into the buffer x_uniform.wgsl binds as a uniform
+// (x_to_uniform, where all of x fits it).
+
+const TEXTURE_WIDTH: u32 = 4096u;
+
+struct XDims {
+    // vec4s to copy (n * k / 4).
+    texels: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x_in: array<vec4<f32>>;
+@group(0) @binding(1) var x_out: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(2) var<uniform> x_dims: XDims;
+@group(0) @binding(3) var<storage, read_write> x_out_buffer: array<vec4<f32>>;
+
+fn copy_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 64u + lid;
+}
+
+@compute @workgroup_size(64)
+fn x_to_texture(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = copy_index(wid, nwg, lid);
+    if i < x_dims.texels {
+        textureStore(x_out, vec2<u32>(i % TEXTURE_WIDTH, i / TEXTURE_WIDTH), x_in[i]);
+    }
+}
+
+@compute @workgroup_size(64)
+fn x_to_uniform(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = copy_index(wid, nwg, lid);
+    if i < x_dims.texels {
+        x_out_buffer[i] = x_in[i];
+    }
+}
