@@ -1,14 +1,15 @@
-// Copies x (n rows of k f32, a storage buffer) to where the texture GEMV reads it, one vec4
-// per invocation, before each texture GEMV: into the folded Rgba32Float texture of
-// x_texture.wgsl (x_to_texture), or into the buffer x_uniform.wgsl binds as a uniform
-// (x_to_uniform, where all of x fits it).
+// Copies x (n rows of k f32, a storage buffer), or the rows of one block of columns, to
+// where the texture GEMV reads it, one vec4 per invocation, before each texture GEMV
+// dispatch: into the folded Rgba32Float texture of x_texture.wgsl (x_to_texture, all of x),
+// or into the buffer x_uniform.wgsl binds as a uniform (x_to_uniform, a block's x).
 
 const TEXTURE_WIDTH: u32 = 4096u;
 
 struct XDims {
-    // vec4s to copy (n * k / 4).
+    // vec4s to copy (a block of columns' k / 4 each).
     texels: u32,
-    _pad0: u32,
+    // The first of them in x.
+    first: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -30,7 +31,7 @@ fn x_to_texture(
 ) {
     let i = copy_index(wid, nwg, lid);
     if i < x_dims.texels {
-        textureStore(x_out, vec2<u32>(i % TEXTURE_WIDTH, i / TEXTURE_WIDTH), x_in[i]);
+        textureStore(x_out, vec2<u32>(i % TEXTURE_WIDTH, i / TEXTURE_WIDTH), x_in[x_dims.first + i]);
     }
 }
 
@@ -42,6 +43,6 @@ fn x_to_uniform(
 ) {
     let i = copy_index(wid, nwg, lid);
     if i < x_dims.texels {
-        x_out_buffer[i] = x_in[i];
+        x_out_buffer[i] = x_in[x_dims.first + i];
     }
 }

@@ -1,7 +1,10 @@
-// x for the texture GEMV in a uniform buffer, where all of it fits: every lane of an
-// invocation group loads the same x values, and lavapipe loads a uniform at one offset for
-// all lanes once, where a texel fetch gathers per lane (q4_0 4096x4096, one thread: 5.2 ms
-// with x in a texture, 4.8-4.9 here). Filled by x_to_uniform in x_copy.wgsl.
+// x for the texture GEMV in a uniform buffer, a block of columns per dispatch (as many as
+// fit; the host copies each block's x into its own buffer): all lanes load the same
+// x values at the same time, and lavapipe loads them from a uniform faster than it fetches a
+// texel, a gather per lane (q4_0 4096x4096, one thread, 8 rows per invocation: 5.2 ms with x
+// in a texture, 4.8-4.9 here). Filled by x_to_uniform in x_copy.wgsl. The module is built
+// without bounds checks: the host binds it only for blocks of at most X_UNIFORM_VEC4S vec4s,
+// and the GEMV reads x only below n * k / 4 (n the block's columns).
 
 // vec4s of x the binding holds: 64 KiB, the uniform binding size every wgpu device offers
 // beyond the downlevel defaults (the host checks the device's limit).

@@ -103,8 +103,8 @@ fn weights_split_across_bindings_still_match() {
 }
 
 /// On CPU adapters weights get a texture copy and the GEMV reads textures (x is copied into
-/// a uniform buffer first where it fits, else into a texture); elsewhere, or with the
-/// variant switched off, the buffer GEMV runs.
+/// uniform buffers first, as many columns each as fit, where 8 columns' x fits one, else all
+/// of it into a texture); elsewhere, or with the variant switched off, the buffer GEMV runs.
 #[test]
 fn the_texture_gemv_runs_on_cpu_adapters_only() {
     let ctx = ctx();
@@ -134,6 +134,16 @@ fn the_texture_gemv_runs_on_cpu_adapters_only() {
             let r = verify::matmul_case(ctx, &kernels, 37, k, n, 70 + i as u64).unwrap();
             assert!(r.passed(), "{r:?}");
         }
+        // Larger batches run a copy and a GEMV per block of columns that fits (here 24, three
+        // dispatches of 8 columns each, then 16).
+        let (k, n) = (576, 40);
+        let gw = common::random_weight(Format::Q4_0, 37, k, 9);
+        let x = ctx.storage_buffer("x", &Rng::new(10).normal_vec(n * k));
+        let y = ctx.output_buffer("y", n * 37);
+        let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
+        assert_eq!(steps, ["x_to_uniform", "gemv_lanes"].repeat(2));
+        let r = verify::matmul_case(ctx, &kernels, 37, k, n, 72).unwrap();
+        assert!(r.passed(), "{r:?}");
     } else {
         assert!(!steps.contains(&"gemv_lanes"), "{steps:?}");
     }

@@ -522,18 +522,71 @@ impl Kernels {
         let kind = kernel_for_batch(n);
         let kernel = self.matmul_kernel(w, n, act)?;
         let mut steps = Vec::new();
-        let x_copied = match (&self.texture, &kernel) {
-            (
-                Some(t),
-                MatmulKernel::Gemv {
-                    x_copy: Some(to), ..
-                },
-            ) => Some(self.copy_x(t, &x, x_bytes, n * k / 4, *to, &mut steps)?),
-            _ => None,
+        // The texture GEMV with x in uniform buffers runs as many columns per dispatch as
+        // fill one (a multiple of its `cols`), each such block's x in its own buffer; every
+        // other kernel one dispatch for all n columns.
+        let blocks: Vec<(usize, usize)> = match &kernel {
+            MatmulKernel::Gemv {
+                cols,
+                x_copy: Some(XCopy::Uniform),
+                ..
+            } => {
+                let fit = (shaders::X_UNIFORM_BYTES / (k as u64 * 4)) as usize;
+                let block = (fit / cols * cols).max(*cols);
+                (0..n)
+                    .step_by(block)
+                    .map(|c| (c, (n - c).min(block)))
+                    .collect()
+            }
+            _ => vec![(0, n)],
         };
+        for (col_start, block_n) in blocks {
+            let x_copied = match (&self.texture, &kernel) {
+                (
+                    Some(t),
+                    MatmulKernel::Gemv {
+                        x_copy: Some(to), ..
+                    },
+                ) => {
+                    let texels = col_start * k / 4..(col_start + block_n) * k / 4;
+                    Some(self.copy_x(t, &x, x_bytes, texels, *to, &mut steps)?)
+                }
+                _ => None,
+            };
+            self.add_matmul_steps(
+                w,
+                &kernel,
+                (&x, x_bytes, x_copied.as_ref()),
+                (&y, y_bytes),
+                (col_start, block_n),
+                &mut steps,
+            )?;
+        }
+        Ok(Dispatch { kind, steps })
+    }
+
+    /// Add `kernel`'s dispatches over each binding chunk of `w` for the `block_n` columns
+    /// from `col_start` (x copied for the texture GEMV, or the caller's).
+    fn add_matmul_steps(
+        &self,
+        w: &GpuWeight,
+        kernel: &MatmulKernel,
+        (x, x_bytes, x_copied): (&Operand<'_>, u64, Option<&XCopied>),
+        (y, y_bytes): (&Operand<'_>, u64),
+        (col_start, block_n): (usize, usize),
+        steps: &mut Vec<Step>,
+    ) -> Result<()> {
+        let (k, m) = (w.k(), w.rows());
+        let limits = self.device.limits();
+        // A block's outputs start col_start rows of y further on (y_stride = m): the GEMV
+        // adds row_offset to every output index.
+        let y_block = u32::try_from(col_start * m)
+            .map_err(|_| Error::Shape("y must have fewer than 2^32 elements".into()))?;
         for chunk in w.chunks() {
-            let uniform = self.uniform(Dims::for_chunk(self.format, k, chunk, n, m));
-            let bind_group = match (&self.texture, &x_copied, &chunk.textures) {
+            let mut dims = Dims::for_chunk(self.format, k, chunk, block_n, m);
+            dims.row_offset += y_block;
+            let uniform = self.uniform(dims);
+            let bind_group = match (&self.texture, x_copied, &chunk.textures) {
                 (Some(t), Some(x_copied), Some(tex)) => {
                     let layout = match x_copied {
                         XCopied::Texture(_) => &t.matmul_layout,
@@ -563,7 +616,7 @@ impl Kernels {
                     ],
                 }),
             };
-            let (step_entry, pipeline, groups) = match &kernel {
+            let (step_entry, pipeline, groups) = match kernel {
                 MatmulKernel::Gemv {
                     entry: e,
                     pipeline,
@@ -579,7 +632,7 @@ impl Kernels {
                         _ => row_groups,
                     };
                     let [gx, gy, _] = grid_1d(wgs, &limits)?;
-                    let gz = n.div_ceil(*cols);
+                    let gz = block_n.div_ceil(*cols);
                     check_grid(gz, 1, &limits)?;
                     (*e, &pipeline.pipeline, [gx, gy, gz as u32])
                 }
@@ -589,7 +642,7 @@ impl Kernels {
                     tile,
                 } => {
                     let gx = chunk.rows.div_ceil(tile.0);
-                    let gy = n.div_ceil(tile.1);
+                    let gy = block_n.div_ceil(tile.1);
                     check_grid(gx, gy, &limits)?;
                     (*e, pipeline, [gx as u32, gy as u32, 1])
                 }
@@ -602,7 +655,7 @@ impl Kernels {
                 _uniform: uniform,
             });
         }
-        Ok(Dispatch { kind, steps })
+        Ok(())
     }
 
     /// Which kernel a matmul of batch `n` with `act` activations runs on `w`: the tensor-core
@@ -629,10 +682,11 @@ impl Kernels {
         let limits = self.device.limits();
         let x_copy = match &self.texture {
             Some(_) if act == ActType::F32 && w.chunks().iter().all(|c| c.textures.is_some()) => {
-                let x_bytes = (n * w.k() * 4) as u64;
+                // Per dispatch of `cols` columns (matmul_as runs one per block of them).
+                let block_bytes = (cols * w.k() * 4) as u64;
                 let uniform_fits = shaders::X_UNIFORM_BYTES
                     <= limits.max_uniform_buffer_binding_size
-                    && x_bytes <= shaders::X_UNIFORM_BYTES;
+                    && block_bytes <= shaders::X_UNIFORM_BYTES;
                 if uniform_fits {
                     Some(XCopy::Uniform)
                 } else {
@@ -654,7 +708,7 @@ impl Kernels {
         })
     }
 
-    /// Add the step that copies x (`texels` vec4s of f32) to where the texture GEMV reads it
+    /// Add the step that copies the vec4s `texels` of x to where the texture GEMV reads them
     /// (`to`: a new folded texture, or a new uniform-capable buffer of
     /// [`shaders::X_UNIFORM_BYTES`]), and return that.
     fn copy_x(
@@ -662,7 +716,7 @@ impl Kernels {
         t: &TexturePipelines,
         x: &Operand<'_>,
         x_bytes: u64,
-        texels: usize,
+        texels: std::ops::Range<usize>,
         to: XCopy,
         steps: &mut Vec<Step>,
     ) -> Result<XCopied> {
@@ -694,7 +748,7 @@ impl Kernels {
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("wgquant x texels"),
-                contents: bytemuck::cast_slice(&[texels as u32, 0, 0, 0]),
+                contents: bytemuck::cast_slice(&[texels.len() as u32, texels.start as u32, 0, 0]),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
         let (entry_point, pipeline, layout, out_binding) = match &copied {
@@ -710,7 +764,7 @@ impl Kernels {
                 entry(2, uniform.as_entire_binding()),
             ],
         });
-        let [gx, gy, _] = grid_1d(texels.div_ceil(64), &self.device.limits())?;
+        let [gx, gy, _] = grid_1d(texels.len().div_ceil(64), &self.device.limits())?;
         steps.push(Step {
             entry: entry_point,
             pipeline: pipeline.clone(),

@@ -102,9 +102,9 @@ pub enum Entry {
     /// GEMV with one invocation per row group, reading weights and x from textures
     /// (CPU adapters).
     GemvLanes,
-    /// The texture GEMV with x in a uniform buffer, for batches whose x fits one
-    /// ([`X_UNIFORM_BYTES`]): [`KernelConfig::gemv_entry`] names [`Entry::GemvLanes`] and
-    /// the kernels pick this variant per matmul.
+    /// The texture GEMV with x in a uniform buffer ([`X_UNIFORM_BYTES`]), for rows of x
+    /// short enough: [`KernelConfig::gemv_entry`] names [`Entry::GemvLanes`] and the kernels
+    /// pick this variant per matmul.
     GemvLanesUniformX,
     /// Workgroup-memory tiled GEMM.
     Gemm,
@@ -762,8 +762,10 @@ pub fn gemv_rows_limit(entry: Entry, format: Format) -> u32 {
 }
 
 /// Bytes of x the texture GEMV reads from a uniform buffer ([`Entry::GemvLanesUniformX`],
-/// `X_UNIFORM_VEC4S` vec4s in `shaders/x_uniform.wgsl`): batches whose whole x fits (n x k
-/// f32) on devices whose uniform bindings take it; larger ones copy x into a texture.
+/// `X_UNIFORM_VEC4S` vec4s in `shaders/x_uniform.wgsl`), on devices whose uniform bindings
+/// take it: a batch runs one dispatch per block of as many columns as fit (a multiple of
+/// the GEMV's columns per invocation, k x 4 bytes each); where not even those fit, x goes
+/// into a texture.
 pub const X_UNIFORM_BYTES: u64 = 64 << 10;
 
 /// Most weight rows per workgroup of the workgroup-memory GEMV (`SHARED_MAX_ROWS`).
