@@ -128,12 +128,13 @@ fn coop_matrix_kernels_need_the_features() {
     }
 }
 
-/// The texture GEMV with one activation column, every format: light formats run it with
-/// twice the rows there (`lanes_row_factor`: 16 per invocation by default), the others with
-/// 8, each against the CPU reference with row tails (no multiple of 16, more than one
-/// workgroup of 16 invocations x 16 rows) and an odd number of chunks per row.
+/// The texture GEMV at the widths where it raises the rows setting, every format: one column
+/// (16 rows per invocation by default for the light formats, 8 for the others) and four (8
+/// rows, 4 for the table formats): `texture_gemv_rows`. Each against the CPU reference with
+/// row tails (no multiple of 16, more than one workgroup of 16 invocations x 16 rows) and an
+/// odd number of chunks per row.
 #[test]
-fn texture_gemv_one_column_every_format() {
+fn texture_gemv_every_format_at_its_row_counts() {
     let ctx = ctx();
     let config = common::variant_config(false, true, true);
     let mut failures = Vec::new();
@@ -141,9 +142,12 @@ fn texture_gemv_one_column_every_format() {
     for (f, format) in Format::all().into_iter().enumerate() {
         let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
         let k = 3 * format.k_multiple();
-        for (i, m) in [37, 291].into_iter().enumerate() {
+        for (i, (m, n)) in [(37, 1), (291, 1), (37, 4), (291, 4)]
+            .into_iter()
+            .enumerate()
+        {
             let seed = 9100 + 10 * f as u64 + i as u64;
-            let r = verify::matmul_case(ctx, &kernels, m, k, 1, seed).unwrap();
+            let r = verify::matmul_case(ctx, &kernels, m, k, n, seed).unwrap();
             cases += 1;
             if !r.passed() {
                 failures.push(format!("{r:?}"));

@@ -348,7 +348,7 @@ fn every_rows_value_matches_the_reference() {
         // Every value in both buckets, and two mixed settings.
         let mut settings: Vec<GemvRows> = (1..=GEMV_MAX_ROWS).map(GemvRows::fixed).collect();
         // The last runs one column (the narrow bucket alternates 1 and 2 columns): the texture
-        // GEMV's twice the most rows for q4_0 (lanes_row_factor).
+        // GEMV's twice the most rows for q4_0 (texture_gemv_rows).
         for (narrow, wide) in [(1, GEMV_MAX_ROWS), (GEMV_MAX_ROWS, 3), (GEMV_MAX_ROWS, 2)] {
             settings.push(GemvRows {
                 narrow: Some(narrow),

@@ -166,8 +166,8 @@ impl Entry {
     /// per-lane loop, 8 rows run GEMV about 1.3x and 8 columns 1.8x faster than 4); the
     /// workgroup-memory reduction holds at most GEMV_SHARED_MAX_ROWS. The texture GEMV keeps
     /// rows x columns accumulators per invocation: above 2 columns 4 rows keep them in
-    /// registers (at 8 columns, 4 rows ran 2.1x faster than 8 on lavapipe), and at one
-    /// column light formats take twice the setting ([`lanes_row_factor`]).
+    /// registers (at 8 columns, 4 rows ran 2.1x faster than 8 on lavapipe); it runs more
+    /// than the setting at one column and at 3-4 for most formats ([`texture_gemv_rows`]).
     ///
     /// These are the fixed defaults (the only place that defines them); a tuned
     /// [`GemvRows`] in [`KernelConfig::gemv_rows`] replaces them.
@@ -433,9 +433,15 @@ impl GemvRows {
     }
 
     /// The rows per lane group (the `ROWS` override) `entry` runs with for `format` and
-    /// `cols` columns: [`GemvRows::rows`] times [`lanes_row_factor`].
+    /// `cols` columns: [`GemvRows::rows`], for the texture GEMV through
+    /// [`texture_gemv_rows`].
     pub fn rows_for(self, entry: Entry, format: Format, cols: usize) -> u32 {
-        self.rows(entry, cols) * lanes_row_factor(entry, format, cols)
+        let rows = self.rows(entry, cols);
+        if entry.reads_textures() {
+            texture_gemv_rows(format, cols, rows)
+        } else {
+            rows
+        }
     }
 
     /// Check that every setting lies in 1..=[`GEMV_MAX_ROWS`].
@@ -721,18 +727,29 @@ pub const GEMV_MAX_ROWS: u32 = 8;
 /// ([`param_texel_chunks`] > 0); [`GEMV_MAX_ROWS`] otherwise.
 pub const GEMV_LANES_MAX_ROWS: u32 = 16;
 
-/// How many times the rows setting ([`GemvRows::rows`]) the texture GEMV runs for `format`
-/// and `cols` columns: 2 at one column for light formats, else 1 (and 1 for other entries).
-/// Each invocation fetches an x texel once for all its rows, and on lavapipe every texel
-/// fetch is a gather of its own (q4_0 at 4096 x 4096 on one thread: 5.1 ms, 4.1 without any
-/// x fetch), so twice the rows halve those fetches. That pays where the format's decoding
-/// stays small enough for 16 rows to unroll into registers. One thread, 4096 x 4096, 8 -> 16
-/// rows: q4_0 5.15 -> 4.52 ms, q4_1 5.52 -> 4.81, q8_0 6.96 -> 6.02, q4_k 5.40 -> 4.84, int4
-/// g128 4.98 -> 4.33, int8 g128 7.53 -> 5.98, tq2_0 3.85 -> 3.24, nf4 28.2 -> 24.5. The others
-/// ran 1.2-3x slower with 16 (iq4_nl 7.5 -> 22.4, q6_k 10.6 -> 28.6, b1 g128 3.3 -> 3.9), as did
-/// two columns (q4_0 6.8 -> 23.0 ms). Needs the texel-shared params ([`param_texel_chunks`]):
-/// only `lanes_partial` holds more than [`GEMV_MAX_ROWS`] rows.
-pub fn lanes_row_factor(entry: Entry, format: Format, cols: usize) -> u32 {
+/// The rows per invocation the texture GEMV runs for `format` and `cols` columns, given the
+/// rows setting `rows` ([`GemvRows::rows`]): twice that where the format's decoding leaves
+/// room, at most 16 at one column (the light formats, with texel-shared params) and 8 at
+/// 3-4 columns (all but the table formats); else the setting.
+///
+/// Each invocation fetches x once for all its rows, and on lavapipe every texel fetch is a
+/// gather of its own (q4_0 at 4096 x 4096 on one thread: 5.1 ms, 4.1 without any x fetch),
+/// so more rows mean fewer x fetches per weight, until the rows' codes, params and
+/// accumulators no longer unroll into registers and the kernel runs 2-3x slower. One
+/// thread, 4096 x 4096 (BENCHMARKS, "lavapipe: 16 rows per invocation"):
+/// - one column, 8 -> 16 rows: q4_0 5.15 -> 4.52 ms, q4_1 5.52 -> 4.81, q8_0 6.96 -> 6.02,
+///   q4_k 5.40 -> 4.84, int4 g128 4.98 -> 4.33, int8 g128 7.53 -> 5.98, tq2_0 3.85 -> 3.24,
+///   nf4 28.2 -> 24.5; the others 1.2-3x slower (iq4_nl 7.5 -> 22.4, q6_k 10.6 -> 28.6, b1
+///   g128 3.3 -> 3.9), and every format at two columns (q4_0 6.8 -> 23.0 ms);
+/// - 3-4 columns, 4 -> 8 rows: 4 columns q4_0 11.8 -> 9.0 ms, q8_0 14.1 -> 11.0, q6_k 17.1
+///   -> 14.1, f32 17.6 -> 15.3, 3 columns q4_0 9.9 -> 7.6, f32 16.1 -> 14.2, every format but
+///   the table ones (iq4_nl, mxfp4, nf4 at 4 columns: 14-16 -> 37-39 ms); at 5 columns all
+///   but q5_k were faster (q5_k 20.1 -> 49.1), at 6 q5_0 and q6_k 2-3x slower, at 8 nearly
+///   all.
+///
+/// Only `lanes_partial` (formats with [`param_texel_chunks`] > 0) holds more than
+/// [`GEMV_MAX_ROWS`] rows.
+pub fn texture_gemv_rows(format: Format, cols: usize, rows: u32) -> u32 {
     let light = matches!(
         format,
         Format::Q8_0
@@ -744,11 +761,13 @@ pub fn lanes_row_factor(entry: Entry, format: Format, cols: usize) -> u32 {
             | Format::NF4
             | Format::Int(_)
     );
-    if entry.reads_textures() && cols == 1 && light && param_texel_chunks(format) > 0 {
-        GEMV_LANES_MAX_ROWS / GEMV_MAX_ROWS
-    } else {
-        1
-    }
+    let table = matches!(format, Format::IQ4_NL | Format::MXFP4 | Format::NF4);
+    let most = match cols {
+        1 if light && param_texel_chunks(format) > 0 => GEMV_LANES_MAX_ROWS,
+        3..=4 if !table => GEMV_MAX_ROWS,
+        _ => return rows,
+    };
+    (2 * rows).min(most).max(rows)
 }
 
 /// The most weight rows per lane group `entry` can run for `format`: [`GEMV_LANES_MAX_ROWS`]
@@ -1353,8 +1372,8 @@ mod tests {
     }
 
     #[test]
-    fn lanes_rows_stay_within_the_kernels_limits() {
-        let mut doubled = Vec::new();
+    fn texture_gemv_rows_stay_within_the_kernels_limits() {
+        let mut raised = Vec::new();
         for format in Format::all() {
             for entry in Entry::ALL.into_iter().filter(|e| e.is_gemv()) {
                 for cols in 1..=GEMV_MAX_COLS as usize {
@@ -1363,28 +1382,29 @@ mod tests {
                             narrow: setting,
                             wide: setting,
                         };
-                        let r = rows.rows_for(entry, format, cols);
+                        let (r, set) = (rows.rows_for(entry, format, cols), rows.rows(entry, cols));
                         assert!(r <= gemv_rows_limit(entry, format), "{format} {entry:?}");
-                        if r > rows.rows(entry, cols) {
-                            assert!(entry.reads_textures() && cols == 1, "{format}");
-                            doubled.push(format);
+                        assert!(r >= set && r <= 2 * set, "{format} {entry:?} {cols}");
+                        if r > set {
+                            assert!(entry.reads_textures(), "{format} {entry:?}");
+                            assert!(cols == 1 || (3..=4).contains(&cols), "{format} {cols}");
+                            assert!(cols == 1 || r <= GEMV_MAX_ROWS, "{format} {cols}");
+                            raised.push(format);
                         }
                     }
                 }
             }
         }
-        // The default for one column: 16 rows for q4_0, 8 for q6_k (no texel-shared params)
-        // and iq4_nl (its table lookups do not fit 16 rows' registers).
-        let one = |f| GemvRows::default().rows_for(Entry::GemvLanes, f, 1);
-        assert_eq!(
-            (one(Format::Q4_0), one(Format::Q6_K), one(Format::IQ4_NL)),
-            (16, 8, 8)
-        );
-        assert_eq!(
-            GemvRows::default().rows_for(Entry::GemvLanes, Format::Q4_0, 2),
-            8
-        );
-        assert!(!doubled.contains(&Format::F32));
+        // The defaults: 16 rows at one column for q4_0, 8 for q6_k (no texel-shared params)
+        // and iq4_nl (its table lookups do not fit 16 rows' registers); 8 at two columns;
+        // 8 at 3-4 columns but for the table formats, 4 above.
+        let rows = |f, cols| GemvRows::default().rows_for(Entry::GemvLanes, f, cols);
+        let (q4, q6, iq4) = (Format::Q4_0, Format::Q6_K, Format::IQ4_NL);
+        assert_eq!((rows(q4, 1), rows(q6, 1), rows(iq4, 1)), (16, 8, 8));
+        assert_eq!((rows(q4, 2), rows(q6, 2), rows(iq4, 2)), (8, 8, 8));
+        assert_eq!((rows(q4, 4), rows(q6, 3), rows(iq4, 4)), (8, 8, 4));
+        assert_eq!((rows(q4, 5), rows(q6, 8), rows(Format::F32, 8)), (4, 4, 4));
+        assert!(raised.contains(&Format::F32) && raised.contains(&Format::Q6_K));
     }
 
     #[test]
