@@ -555,9 +555,15 @@ impl KernelConfig {
             let e = self.gemv_entry(cols);
             let rows = self.gemv_rows.rows(e, cols);
             let mut s = format!("{} with {rows} rows", e.entry_point());
-            let one_column = self.gemv_rows.rows_for(e, Format::Q4_0, 1);
-            if cols == 1 && one_column != rows {
-                s += &format!(" ({one_column} at one column for light formats such as q4_0)");
+            // Where the texture GEMV raises them (texture_gemv_rows), q4_0 for an example.
+            let (more, at) = if cols == 1 {
+                (1, "one column for light formats such as q4_0")
+            } else {
+                (4, "3-4 columns for all but the table formats")
+            };
+            let raised = self.gemv_rows.rows_for(e, Format::Q4_0, more);
+            if raised != rows {
+                s += &format!(" ({raised} at {at})");
             }
             s
         };
