@@ -531,7 +531,7 @@ impl Kernels {
                 x_copy: Some(XCopy::Uniform),
                 ..
             } => {
-                let fit = (shaders::X_UNIFORM_BYTES / (k as u64 * 4)) as usize;
+                let fit = (shaders::X_UNIFORM_BYTES / (k.max(1) as u64 * 4)) as usize;
                 let block = (fit / cols * cols).max(*cols);
                 (0..n)
                     .step_by(block)
