@@ -98,6 +98,16 @@ struct TexturePipelines {
 }
 
 impl TexturePipelines {
+    /// The bind group layout of texture GEMV `entry` (x in a texture or a uniform buffer),
+    /// `None` for other entries.
+    fn gemv_layout(&self, entry: Entry) -> Option<&wgpu::BindGroupLayout> {
+        match entry {
+            Entry::GemvLanes => Some(&self.matmul_layout),
+            Entry::GemvLanesUniformX => Some(&self.matmul_uniform_x_layout),
+            _ => None,
+        }
+    }
+
     fn new(device: &wgpu::Device) -> Self {
         let texture = |binding, sample_type| wgpu::BindGroupLayoutEntry {
             binding,
@@ -165,11 +175,12 @@ impl TexturePipelines {
 }
 
 /// Where the texture GEMV reads x: a folded texture of this extent, or a uniform buffer of
-/// [`shaders::X_UNIFORM_BYTES`] ([`Entry::GemvLanesUniformX`]).
+/// [`shaders::X_UNIFORM_BYTES`] ([`Entry::GemvLanesUniformX`]) per block of `block_cols`
+/// columns (a dispatch each).
 #[derive(Clone, Copy)]
 enum XCopy {
     Texture(wgpu::Extent3d),
-    Uniform,
+    Uniform { block_cols: usize },
 }
 
 /// x copied for the texture GEMV, to bind as its binding 2.
@@ -412,11 +423,9 @@ impl Kernels {
                 shaders::gemv_constants(entry, self.format, cols as u32, rows, split, unroll);
             (rows, constants, format!("GEMV kernel for {cols} columns"))
         };
-        let layout = match (&self.texture, entry) {
-            (Some(t), Entry::GemvLanes) => &t.matmul_layout,
-            (Some(t), Entry::GemvLanesUniformX) => &t.matmul_uniform_x_layout,
-            _ => &self.matmul_layout,
-        };
+        let layout = (self.texture.as_ref())
+            .and_then(|t| t.gemv_layout(entry))
+            .unwrap_or(&self.matmul_layout);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = build_pipeline(&self.device, self.format, entry, act, layout, &constants);
         if let Some(e) = pollster::block_on(scope.pop()) {
@@ -522,22 +531,16 @@ impl Kernels {
         let kind = kernel_for_batch(n);
         let kernel = self.matmul_kernel(w, n, act)?;
         let mut steps = Vec::new();
-        // The texture GEMV with x in uniform buffers runs as many columns per dispatch as
-        // fill one (a multiple of its `cols`), each such block's x in its own buffer; every
-        // other kernel one dispatch for all n columns.
+        // The texture GEMV with x in uniform buffers runs a dispatch per block of columns,
+        // each block's x in its own buffer; every other kernel one for all n columns.
         let blocks: Vec<(usize, usize)> = match &kernel {
             MatmulKernel::Gemv {
-                cols,
-                x_copy: Some(XCopy::Uniform),
+                x_copy: Some(XCopy::Uniform { block_cols }),
                 ..
-            } => {
-                let fit = (shaders::X_UNIFORM_BYTES / (k.max(1) as u64 * 4)) as usize;
-                let block = (fit / cols * cols).max(*cols);
-                (0..n)
-                    .step_by(block)
-                    .map(|c| (c, (n - c).min(block)))
-                    .collect()
-            }
+            } => (0..n)
+                .step_by(*block_cols)
+                .map(|c| (c, (n - c).min(*block_cols)))
+                .collect(),
             _ => vec![(0, n)],
         };
         for (col_start, block_n) in blocks {
@@ -586,12 +589,12 @@ impl Kernels {
             let mut dims = Dims::for_chunk(self.format, k, chunk, block_n, m);
             dims.row_offset += y_block;
             let uniform = self.uniform(dims);
-            let bind_group = match (&self.texture, x_copied, &chunk.textures) {
-                (Some(t), Some(x_copied), Some(tex)) => {
-                    let layout = match x_copied {
-                        XCopied::Texture(_) => &t.matmul_layout,
-                        XCopied::Uniform(_) => &t.matmul_uniform_x_layout,
-                    };
+            let texture_layout = match (&self.texture, kernel) {
+                (Some(t), MatmulKernel::Gemv { entry: e, .. }) => t.gemv_layout(*e),
+                _ => None,
+            };
+            let bind_group = match (texture_layout, x_copied, &chunk.textures) {
+                (Some(layout), Some(x_copied), Some(tex)) => {
                     self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some("wgquant texture matmul"),
                         layout,
@@ -682,13 +685,16 @@ impl Kernels {
         let limits = self.device.limits();
         let x_copy = match &self.texture {
             Some(_) if act == ActType::F32 && w.chunks().iter().all(|c| c.textures.is_some()) => {
-                // Per dispatch of `cols` columns (matmul_as runs one per block of them).
-                let block_bytes = (cols * w.k() * 4) as u64;
+                // Columns of x one uniform buffer holds; a dispatch takes a multiple of `cols`
+                // of them (matmul_as runs one per block).
+                let fit = (shaders::X_UNIFORM_BYTES / (w.k().max(1) as u64 * 4)) as usize;
                 let uniform_fits = shaders::X_UNIFORM_BYTES
                     <= limits.max_uniform_buffer_binding_size
-                    && block_bytes <= shaders::X_UNIFORM_BYTES;
+                    && fit >= cols;
                 if uniform_fits {
-                    Some(XCopy::Uniform)
+                    Some(XCopy::Uniform {
+                        block_cols: fit / cols * cols,
+                    })
                 } else {
                     folded_extent(n * w.k() / 4, &limits).map(XCopy::Texture)
                 }
@@ -697,7 +703,7 @@ impl Kernels {
         };
         let entry = match x_copy {
             Some(XCopy::Texture(_)) => Entry::GemvLanes,
-            Some(XCopy::Uniform) => Entry::GemvLanesUniformX,
+            Some(XCopy::Uniform { .. }) => Entry::GemvLanesUniformX,
             None => self.config.buffer_gemv_entry(cols),
         };
         Ok(MatmulKernel::Gemv {
@@ -735,7 +741,7 @@ impl Kernels {
                 });
                 XCopied::Texture(texture.create_view(&Default::default()))
             }
-            XCopy::Uniform => {
+            XCopy::Uniform { .. } => {
                 XCopied::Uniform(self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("wgquant x uniform"),
                     size: shaders::X_UNIFORM_BYTES,

@@ -742,7 +742,7 @@ pub const GEMV_LANES_MAX_ROWS: u32 = 16;
 /// gather of its own (q4_0 at 4096 x 4096 on one thread: 5.1 ms, 4.1 without any x fetch),
 /// so more rows mean fewer x fetches per weight, until the rows' codes, params and
 /// accumulators no longer unroll into registers and the kernel runs 2-3x slower. One
-/// thread, 4096 x 4096 (BENCHMARKS, "lavapipe: 16 rows per invocation"):
+/// thread, 4096 x 4096 (BENCHMARKS, "lavapipe: more rows per invocation"):
 /// - one column, 8 -> 16 rows: q4_0 5.15 -> 4.52 ms, q4_1 5.52 -> 4.81, q8_0 6.96 -> 6.02,
 ///   q4_k 5.40 -> 4.84, int4 g128 4.98 -> 4.33, int8 g128 7.53 -> 5.98, tq2_0 3.85 -> 3.24,
 ///   nf4 28.2 -> 24.5; the others 1.2-3x slower (iq4_nl 7.5 -> 22.4, q6_k 10.6 -> 28.6, b1

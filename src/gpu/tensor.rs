@@ -182,15 +182,13 @@ impl GpuWeight {
                 );
                 // Four words per texel, each row's padded to whole texels.
                 let row_words = params.len() / (end - start);
+                let pad = row_words.next_multiple_of(4) - row_words;
                 let param_texels: Vec<u32> = if row_words == 0 {
                     vec![0; 4]
                 } else {
                     params
                         .chunks_exact(row_words)
-                        .flat_map(|row| {
-                            let pad = row_words.next_multiple_of(4) - row_words;
-                            row.iter().copied().chain(std::iter::repeat_n(0, pad))
-                        })
+                        .flat_map(|row| row.iter().copied().chain(std::iter::repeat_n(0, pad)))
                         .collect()
                 };
                 let param_tex = folded_texture(
