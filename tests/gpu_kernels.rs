@@ -103,8 +103,9 @@ fn weights_split_across_bindings_still_match() {
 }
 
 /// On CPU adapters weights get a texture copy and the GEMV reads textures (x is copied into
-/// uniform buffers first, as many columns each as fit, where 8 columns' x fits one, else all
-/// of it into a texture); elsewhere, or with the variant switched off, the buffer GEMV runs.
+/// uniform buffers first, as many columns each as fit, where a group of columns per
+/// invocation fits one, else into a texture); elsewhere, or with the variant switched off,
+/// the buffer GEMV runs.
 #[test]
 fn the_texture_gemv_runs_on_cpu_adapters_only() {
     let ctx = ctx();
@@ -119,31 +120,36 @@ fn the_texture_gemv_runs_on_cpu_adapters_only() {
     let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
     if cpu {
         assert_eq!(steps, ["x_to_uniform", "gemv_lanes"]);
+        let (uniform, texture) = (
+            ["x_to_uniform", "gemv_lanes"],
+            ["x_to_texture", "gemv_lanes"],
+        );
         // x of at most 64 KiB (n x k f32) is read from a uniform buffer, larger x from a
-        // texture: both sides of the boundary against the reference.
-        let k = 4096;
-        let gw = common::random_weight(Format::Q4_0, 37, k, 7);
-        for (i, (n, copy)) in [(4, "x_to_uniform"), (5, "x_to_texture")]
-            .into_iter()
-            .enumerate()
-        {
+        // texture; q4_0 runs 4 columns per invocation from 5 on, each further block with
+        // its own copy (columns after the last whole group in a block of their own), f32 up
+        // to 8. Every plan against the reference.
+        let cases = [
+            (Format::Q4_0, 4096, 4, uniform.to_vec()),
+            (Format::Q4_0, 4096, 5, uniform.repeat(2)),
+            (Format::Q4_0, 4096, 8, uniform.repeat(2)),
+            (Format::F32, 4096, 5, texture.to_vec()),
+            (Format::Q4_0, 8192, 6, [texture, uniform].concat()),
+            // 28 columns per buffer at k = 576: 7 groups of 4, then 12 (3 groups).
+            (Format::Q4_0, 576, 40, uniform.repeat(2)),
+            // Columns after the last whole group: 12 + 1 for q4_0, 8 + 5 for f32.
+            (Format::Q4_0, 576, 13, uniform.repeat(2)),
+            (Format::F32, 576, 13, uniform.repeat(2)),
+        ];
+        for (i, (format, k, n, want)) in cases.into_iter().enumerate() {
+            let kernels = Kernels::new(&ctx.device, format).unwrap();
+            let gw = common::random_weight(format, 37, k, 7 + i as u64);
             let x = ctx.storage_buffer("x", &Rng::new(8).normal_vec(n * k));
             let y = ctx.output_buffer("y", n * 37);
             let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
-            assert_eq!(steps, [copy, "gemv_lanes"], "n = {n}");
+            assert_eq!(steps, want, "{format} k = {k}, n = {n}");
             let r = verify::matmul_case(ctx, &kernels, 37, k, n, 70 + i as u64).unwrap();
             assert!(r.passed(), "{r:?}");
         }
-        // Larger batches run a copy and a GEMV per block of columns that fits (here 24, three
-        // dispatches of 8 columns each, then 16).
-        let (k, n) = (576, 40);
-        let gw = common::random_weight(Format::Q4_0, 37, k, 9);
-        let x = ctx.storage_buffer("x", &Rng::new(10).normal_vec(n * k));
-        let y = ctx.output_buffer("y", n * 37);
-        let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
-        assert_eq!(steps, ["x_to_uniform", "gemv_lanes"].repeat(2));
-        let r = verify::matmul_case(ctx, &kernels, 37, k, n, 72).unwrap();
-        assert!(r.passed(), "{r:?}");
     } else {
         assert!(!steps.contains(&"gemv_lanes"), "{steps:?}");
     }

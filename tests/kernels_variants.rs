@@ -130,9 +130,11 @@ fn coop_matrix_kernels_need_the_features() {
 
 /// The texture GEMV at the widths where it raises the rows setting, every format: one column
 /// (16 rows per invocation by default for the light formats, 8 for the others) and four (8
-/// rows, 4 for the table formats): `texture_gemv_rows`. Each against the CPU reference with
-/// row tails (no multiple of 16, more than one workgroup of 16 invocations x 16 rows) and an
-/// odd number of chunks per row.
+/// rows, 4 for the table formats): `texture_gemv_rows`; and the batches it splits into
+/// blocks (`texture_gemv_cols`: 4 or up to 8 columns per invocation, columns after the last
+/// whole group in a block of their own), x in uniform buffers and, at k = 8192, in a texture.
+/// Each against the CPU reference with row tails (no multiple of 16, more than one workgroup
+/// of 16 invocations x 16 rows) and an odd number of chunks per row.
 #[test]
 fn texture_gemv_every_format_at_its_row_counts() {
     let ctx = ctx();
@@ -141,11 +143,12 @@ fn texture_gemv_every_format_at_its_row_counts() {
     let mut cases = 0;
     for (f, format) in Format::all().into_iter().enumerate() {
         let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
-        let k = 3 * format.k_multiple();
-        for (i, (m, n)) in [(37, 1), (291, 1), (37, 4), (291, 4)]
+        let k3 = 3 * format.k_multiple();
+        let shapes = [(37, 1), (291, 1), (37, 4), (291, 4), (37, 7), (37, 13)]
+            .map(|(m, n)| (m, k3, n))
             .into_iter()
-            .enumerate()
-        {
+            .chain([(37, 8192, 5)]);
+        for (i, (m, k, n)) in shapes.enumerate() {
             let seed = 9100 + 10 * f as u64 + i as u64;
             let r = verify::matmul_case(ctx, &kernels, m, k, n, seed).unwrap();
             cases += 1;

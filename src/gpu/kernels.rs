@@ -174,13 +174,12 @@ impl TexturePipelines {
     }
 }
 
-/// Where the texture GEMV reads x: a folded texture of this extent, or a uniform buffer of
-/// [`shaders::X_UNIFORM_BYTES`] ([`Entry::GemvLanesUniformX`]) per block of `block_cols`
-/// columns (a dispatch each).
+/// Where the texture GEMV reads a block's x: a folded texture of this extent, or a uniform
+/// buffer of [`shaders::X_UNIFORM_BYTES`] ([`Entry::GemvLanesUniformX`]).
 #[derive(Clone, Copy)]
 enum XCopy {
     Texture(wgpu::Extent3d),
-    Uniform { block_cols: usize },
+    Uniform,
 }
 
 /// x copied for the texture GEMV, to bind as its binding 2.
@@ -200,14 +199,8 @@ impl XCopied {
 
 /// The kernel a prepared matmul runs (see [`Kernels::matmul_kernel`]).
 enum MatmulKernel {
-    /// A GEMV entry, `cols` activation rows per dispatch; the texture GEMV copies x to
-    /// where it reads it first (`x_copy`).
-    Gemv {
-        entry: Entry,
-        pipeline: MatmulPipeline,
-        cols: usize,
-        x_copy: Option<XCopy>,
-    },
+    /// GEMV dispatches, one per block of activation columns.
+    Gemv(Vec<GemvBlock>),
     /// A tiled GEMM (FMA or tensor-core) with `tile` (weight rows, activation rows) per
     /// workgroup.
     Tiled {
@@ -215,6 +208,26 @@ enum MatmulKernel {
         pipeline: wgpu::ComputePipeline,
         tile: (usize, usize),
     },
+}
+
+/// One GEMV dispatch over the activation columns `cols`, `group` of them per invocation
+/// (workgroup_id.z walks the groups); the texture GEMV first copies the block's x to where
+/// it reads it (`x_copy`), so x's column 0 there is the block's first.
+struct GemvBlock {
+    cols: std::ops::Range<usize>,
+    group: usize,
+    entry: Entry,
+    pipeline: MatmulPipeline,
+    x_copy: Option<XCopy>,
+}
+
+/// How a dispatch's grid follows a weight chunk's rows.
+#[derive(Clone, Copy)]
+enum Grid {
+    /// GEMV: `rows` weight rows per lane group, `group` columns per invocation.
+    Gemv { rows: u32, group: usize },
+    /// Tiled GEMM: (weight rows, activation rows) per workgroup.
+    Tiles((usize, usize)),
 }
 
 #[derive(Clone, Debug)]
@@ -529,70 +542,72 @@ impl Kernels {
             return Err(Error::Shape("dimensions must fit in 32 bits".into()));
         }
         let kind = kernel_for_batch(n);
-        let kernel = self.matmul_kernel(w, n, act)?;
         let mut steps = Vec::new();
-        // The texture GEMV with x in uniform buffers runs a dispatch per block of columns,
-        // each block's x in its own buffer; every other kernel one for all n columns.
-        let blocks: Vec<(usize, usize)> = match &kernel {
-            MatmulKernel::Gemv {
-                x_copy: Some(XCopy::Uniform { block_cols }),
-                ..
-            } => (0..n)
-                .step_by(*block_cols)
-                .map(|c| (c, (n - c).min(*block_cols)))
-                .collect(),
-            _ => vec![(0, n)],
-        };
-        for (col_start, block_n) in blocks {
-            let x_copied = match (&self.texture, &kernel) {
-                (
-                    Some(t),
-                    MatmulKernel::Gemv {
-                        x_copy: Some(to), ..
-                    },
-                ) => {
-                    let texels = col_start * k / 4..(col_start + block_n) * k / 4;
-                    Some(self.copy_x(t, &x, x_bytes, texels, *to, &mut steps)?)
+        match self.matmul_kernel(w, n, act)? {
+            MatmulKernel::Gemv(blocks) => {
+                for block in &blocks {
+                    let x_copied = match (&self.texture, block.x_copy) {
+                        (Some(t), Some(to)) => {
+                            let texels = block.cols.start * k / 4..block.cols.end * k / 4;
+                            Some(self.copy_x(t, &x, x_bytes, texels, to, &mut steps)?)
+                        }
+                        _ => None,
+                    };
+                    let grid = Grid::Gemv {
+                        rows: block.pipeline.rows,
+                        group: block.group,
+                    };
+                    self.add_matmul_steps(
+                        w,
+                        (block.entry, &block.pipeline.pipeline, grid),
+                        (&x, x_bytes, x_copied.as_ref()),
+                        (&y, y_bytes),
+                        block.cols.clone(),
+                        &mut steps,
+                    )?;
                 }
-                _ => None,
-            };
-            self.add_matmul_steps(
+            }
+            MatmulKernel::Tiled {
+                entry,
+                pipeline,
+                tile,
+            } => self.add_matmul_steps(
                 w,
-                &kernel,
-                (&x, x_bytes, x_copied.as_ref()),
+                (entry, &pipeline, Grid::Tiles(tile)),
+                (&x, x_bytes, None),
                 (&y, y_bytes),
-                (col_start, block_n),
+                0..n,
                 &mut steps,
-            )?;
+            )?,
         }
         Ok(Dispatch { kind, steps })
     }
 
-    /// Add `kernel`'s dispatches over each binding chunk of `w` for the `block_n` columns
-    /// from `col_start` (x copied for the texture GEMV, or the caller's).
+    /// Add `kernel_entry`'s dispatches over each binding chunk of `w` for the activation columns
+    /// `cols` (x copied for the texture GEMV, or the caller's).
     fn add_matmul_steps(
         &self,
         w: &GpuWeight,
-        kernel: &MatmulKernel,
+        (kernel_entry, pipeline, grid): (Entry, &wgpu::ComputePipeline, Grid),
         (x, x_bytes, x_copied): (&Operand<'_>, u64, Option<&XCopied>),
         (y, y_bytes): (&Operand<'_>, u64),
-        (col_start, block_n): (usize, usize),
+        cols: std::ops::Range<usize>,
         steps: &mut Vec<Step>,
     ) -> Result<()> {
         let (k, m) = (w.k(), w.rows());
         let limits = self.device.limits();
-        // A block's outputs start col_start rows of y further on (y_stride = m): the GEMV
+        // A block's outputs start cols.start rows of y further on (y_stride = m): the GEMV
         // adds row_offset to every output index.
-        let y_block = u32::try_from(col_start * m)
+        let y_block = u32::try_from(cols.start * m)
             .map_err(|_| Error::Shape("y must have fewer than 2^32 elements".into()))?;
         for chunk in w.chunks() {
-            let mut dims = Dims::for_chunk(self.format, k, chunk, block_n, m);
+            let mut dims = Dims::for_chunk(self.format, k, chunk, cols.len(), m);
             dims.row_offset += y_block;
             let uniform = self.uniform(dims);
-            let texture_layout = match (&self.texture, kernel) {
-                (Some(t), MatmulKernel::Gemv { entry: e, .. }) => t.gemv_layout(*e),
-                _ => None,
-            };
+            let texture_layout = self
+                .texture
+                .as_ref()
+                .and_then(|t| t.gemv_layout(kernel_entry));
             let bind_group = match (texture_layout, x_copied, &chunk.textures) {
                 (Some(layout), Some(x_copied), Some(tex)) => {
                     self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -619,15 +634,10 @@ impl Kernels {
                     ],
                 }),
             };
-            let (step_entry, pipeline, groups) = match kernel {
-                MatmulKernel::Gemv {
-                    entry: e,
-                    pipeline,
-                    cols,
-                    ..
-                } => {
-                    let row_groups = chunk.rows.div_ceil(pipeline.rows as usize);
-                    let wgs = match e {
+            let groups = match grid {
+                Grid::Gemv { rows, group } => {
+                    let row_groups = chunk.rows.div_ceil(rows as usize);
+                    let wgs = match kernel_entry {
                         e if e.reads_textures() => {
                             row_groups.div_ceil(shaders::GEMV_LANES_WG as usize)
                         }
@@ -635,23 +645,19 @@ impl Kernels {
                         _ => row_groups,
                     };
                     let [gx, gy, _] = grid_1d(wgs, &limits)?;
-                    let gz = block_n.div_ceil(*cols);
+                    let gz = cols.len().div_ceil(group);
                     check_grid(gz, 1, &limits)?;
-                    (*e, &pipeline.pipeline, [gx, gy, gz as u32])
+                    [gx, gy, gz as u32]
                 }
-                MatmulKernel::Tiled {
-                    entry: e,
-                    pipeline,
-                    tile,
-                } => {
+                Grid::Tiles(tile) => {
                     let gx = chunk.rows.div_ceil(tile.0);
-                    let gy = block_n.div_ceil(tile.1);
+                    let gy = cols.len().div_ceil(tile.1);
                     check_grid(gx, gy, &limits)?;
-                    (*e, pipeline, [gx as u32, gy as u32, 1])
+                    [gx as u32, gy as u32, 1]
                 }
             };
             steps.push(Step {
-                entry: step_entry.entry_point(),
+                entry: kernel_entry.entry_point(),
                 pipeline: pipeline.clone(),
                 bind_group,
                 groups,
@@ -663,9 +669,9 @@ impl Kernels {
 
     /// Which kernel a matmul of batch `n` with `act` activations runs on `w`: the tensor-core
     /// GEMM for large f32 batches where the config enables it; else GEMV for batches up to
-    /// GEMV_MAX_N (and, without the tiled GEMM, for larger ones in blocks of GEMV_MAX_N
-    /// columns on workgroup_id.z), reading textures where the device uses them and every
-    /// operand fits one; else the tiled GEMM.
+    /// GEMV_MAX_N (and, without the tiled GEMM, for larger ones in groups of columns on
+    /// workgroup_id.z), reading textures where the device uses them and every operand fits
+    /// one (in blocks, [`Self::texture_gemv_plan`]); else the tiled GEMM.
     fn matmul_kernel(&self, w: &GpuWeight, n: usize, act: ActType) -> Result<MatmulKernel> {
         if let Some(coop) = self.coop.filter(|_| n >= super::COOP_MIN_N) {
             return Ok(MatmulKernel::Tiled {
@@ -681,37 +687,74 @@ impl Kernels {
                 tile: GEMM_TILE,
             });
         }
-        let cols = n.min(GEMV_MAX_N);
-        let limits = self.device.limits();
-        let x_copy = match &self.texture {
-            Some(_) if act == ActType::F32 && w.chunks().iter().all(|c| c.textures.is_some()) => {
-                // Columns of x one uniform buffer holds; a dispatch takes a multiple of `cols`
-                // of them (matmul_as runs one per block).
-                let fit = (shaders::X_UNIFORM_BYTES / (w.k().max(1) as u64 * 4)) as usize;
-                let uniform_fits = shaders::X_UNIFORM_BYTES
-                    <= limits.max_uniform_buffer_binding_size
-                    && fit >= cols;
-                if uniform_fits {
-                    Some(XCopy::Uniform {
-                        block_cols: fit / cols * cols,
-                    })
-                } else {
-                    folded_extent(n * w.k() / 4, &limits).map(XCopy::Texture)
-                }
-            }
-            _ => None,
-        };
-        let entry = match x_copy {
-            Some(XCopy::Texture(_)) => Entry::GemvLanes,
-            Some(XCopy::Uniform { .. }) => Entry::GemvLanesUniformX,
-            None => self.config.buffer_gemv_entry(cols),
-        };
-        Ok(MatmulKernel::Gemv {
+        let textures = self.texture.is_some()
+            && act == ActType::F32
+            && w.chunks().iter().all(|c| c.textures.is_some());
+        if let Some(plan) = textures.then(|| self.texture_gemv_plan(w.k(), n)).flatten() {
+            let blocks = plan.into_iter().map(|(cols, group, x_copy)| {
+                let entry = match x_copy {
+                    XCopy::Texture(_) => Entry::GemvLanes,
+                    XCopy::Uniform => Entry::GemvLanesUniformX,
+                };
+                Ok(GemvBlock {
+                    cols,
+                    group,
+                    entry,
+                    pipeline: self.matmul_pipeline(entry, act, group)?,
+                    x_copy: Some(x_copy),
+                })
+            });
+            return Ok(MatmulKernel::Gemv(blocks.collect::<Result<_>>()?));
+        }
+        let group = n.min(GEMV_MAX_N);
+        let entry = self.config.buffer_gemv_entry(group);
+        Ok(MatmulKernel::Gemv(vec![GemvBlock {
+            cols: 0..n,
+            group,
             entry,
-            pipeline: self.matmul_pipeline(entry, act, cols)?,
-            cols,
-            x_copy,
-        })
+            pipeline: self.matmul_pipeline(entry, act, group)?,
+            x_copy: None,
+        }]))
+    }
+
+    /// The texture GEMV's blocks for a batch of `n` columns at row length `k`: (columns,
+    /// columns per invocation, where x goes), or None where x does not fit a texture.
+    ///
+    /// Columns go [`shaders::texture_gemv_cols`] per invocation; x goes into uniform buffers
+    /// where that many columns fit one (a block, and a dispatch, per buffer: as many
+    /// columns as fit), else into one texture. Columns left over after the last whole group
+    /// get a block of their own with a pipeline of their width, since a group reads and
+    /// computes all its columns (beyond the batch it repeats the last).
+    fn texture_gemv_plan(
+        &self,
+        k: usize,
+        n: usize,
+    ) -> Option<Vec<(std::ops::Range<usize>, usize, XCopy)>> {
+        let limits = self.device.limits();
+        let fit = if shaders::X_UNIFORM_BYTES <= limits.max_uniform_buffer_binding_size {
+            (shaders::X_UNIFORM_BYTES / (k.max(1) as u64 * 4)) as usize
+        } else {
+            0
+        };
+        let group = shaders::texture_gemv_cols(self.format, n, fit >= GEMV_MAX_N);
+        let whole = n / group * group;
+        let mut plan = Vec::new();
+        for (cols, group) in [(0..whole, group), (whole..n, n - whole)] {
+            if cols.is_empty() {
+                continue;
+            }
+            if fit >= group {
+                let per_buffer = fit / group * group;
+                for start in cols.clone().step_by(per_buffer) {
+                    let end = (start + per_buffer).min(cols.end);
+                    plan.push((start..end, group, XCopy::Uniform));
+                }
+            } else {
+                let size = folded_extent(cols.len() * k / 4, &limits)?;
+                plan.push((cols, group, XCopy::Texture(size)));
+            }
+        }
+        Some(plan)
     }
 
     /// Add the step that copies the vec4s `texels` of x to where the texture GEMV reads them
@@ -741,7 +784,7 @@ impl Kernels {
                 });
                 XCopied::Texture(texture.create_view(&Default::default()))
             }
-            XCopy::Uniform { .. } => {
+            XCopy::Uniform => {
                 XCopied::Uniform(self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("wgquant x uniform"),
                     size: shaders::X_UNIFORM_BYTES,

@@ -572,7 +572,10 @@ impl KernelConfig {
             bucket(1),
             bucket(8)
         );
-        if !self.texture_gemv {
+        if self.texture_gemv {
+            // texture_gemv_cols: q4_0 takes 4 columns per invocation whatever k.
+            line += "; 5 columns or more: 4 per invocation for formats such as q4_0";
+        } else {
             let name = |s: Option<u32>| s.map_or("a whole chunk".into(), |s| s.to_string());
             let mut steps = name(self.gemv_steps.narrow);
             if self.gemv_steps.wide != self.gemv_steps.narrow {
@@ -774,6 +777,38 @@ pub fn texture_gemv_rows(format: Format, cols: usize, rows: u32) -> u32 {
         _ => return rows,
     };
     (2 * rows).min(most).max(rows)
+}
+
+/// Columns per invocation of the texture GEMV for a batch of `n` columns of `format`:
+/// at most 4 where two dispatches of 4 columns (8 rows per invocation, see
+/// [`texture_gemv_rows`]) beat one of 8 (4 rows), else up to [`GEMV_MAX_COLS`].
+/// `x8_uniform`: 8 columns of x fit the uniform buffer ([`X_UNIFORM_BYTES`]), else a
+/// batch of 5-8 columns would read x from a texture, which 4 columns at a time avoid up
+/// to k = 4096.
+///
+/// Each narrower dispatch reads the weights again, so only formats that decode cheaply
+/// gain. One thread, Mesa 22.3, 4-column split against one dispatch (BENCHMARKS, "lavapipe:
+/// four columns per dispatch"):
+/// - 4096 x 4096 (x of 5-8 columns in a texture): n = 8 q4_0 24.9 -> 18.0 ms, q8_0 28.4 ->
+///   22.1, int4 g128 24.5 -> 17.7, q5_k 27.8 -> 23.4; n = 5 q4_0 16.9 -> 13.3; slower for
+///   f32 (n = 5 22.3 -> 28.5, the weights stream twice), the table formats and q6_k;
+/// - 8192 x 2048 (x of 8 columns in a uniform): n = 8 q4_0 20.6 -> 18.0, int4 g128 20.4 ->
+///   17.6, tq2_0 19.3 -> 15.5, but q8_0 and int8 about even (n = 5 3% slower) and q5_0, q5_k,
+///   q6_k, the table formats and f32 slower (f32 n = 5 19.4 -> 29.4).
+pub fn texture_gemv_cols(format: Format, n: usize, x8_uniform: bool) -> usize {
+    let narrow = match format {
+        Format::Q4_0 | Format::Q4_1 | Format::Q4_K | Format::TQ1_0 | Format::TQ2_0 => true,
+        Format::Binary(_) => true,
+        Format::Int(f) if f.bits <= 4 => true,
+        Format::Q8_0
+        | Format::Q5_0
+        | Format::Q5_1
+        | Format::Q5_K
+        | Format::Q2_K
+        | Format::Int(_) => !x8_uniform,
+        _ => false,
+    };
+    n.min(if narrow { 4 } else { GEMV_MAX_COLS as usize })
 }
 
 /// The most weight rows per lane group `entry` can run for `format`: [`GEMV_LANES_MAX_ROWS`]
