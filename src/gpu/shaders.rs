@@ -748,7 +748,7 @@ pub const GEMV_LANES_MAX_ROWS: u32 = 16;
 /// thread, 4096 x 4096 (BENCHMARKS, "lavapipe: more rows per invocation"):
 /// - one column, 8 -> 16 rows: q4_0 5.15 -> 4.52 ms, q4_1 5.52 -> 4.81, q8_0 6.96 -> 6.02,
 ///   q4_k 5.40 -> 4.84, int4 g128 4.98 -> 4.33, int8 g128 7.53 -> 5.98, tq2_0 3.85 -> 3.24,
-///   nf4 28.2 -> 24.5; the others 1.2-3x slower (iq4_nl 7.5 -> 22.4, q6_k 10.6 -> 28.6, b1
+///   (nf4 28.2 -> 24.5, but 10.0 at 4 rows, below); the others 1.2-3x slower (iq4_nl 7.5 -> 22.4, q6_k 10.6 -> 28.6, b1
 ///   g128 3.3 -> 3.9), and every format at two columns (q4_0 6.8 -> 23.0 ms);
 /// - 3-4 columns, 4 -> 8 rows: 4 columns q4_0 11.8 -> 9.0 ms, q8_0 14.1 -> 11.0, q6_k 17.1
 ///   -> 14.1, f32 17.6 -> 15.3, 3 columns q4_0 9.9 -> 7.6, f32 16.1 -> 14.2, every format but
@@ -756,9 +756,17 @@ pub const GEMV_LANES_MAX_ROWS: u32 = 16;
 ///   but q5_k were faster (q5_k 20.1 -> 49.1), at 6 q5_0 and q6_k 2-3x slower, at 8 nearly
 ///   all.
 ///
+/// nf4 runs at most [`NF4_TEXTURE_GEMV_ROWS`] at any width: its table lookups (vec4
+/// selects) of more rows do not fit registers (one thread, 4096 x 4096, one column: 2 rows
+/// 12.3 ms, 4 rows 10.0, 8 rows 27.9, 16 rows 24.7; two columns: 4 rows 12.2, 8 rows 29.2).
+///
 /// Only `lanes_partial` (formats with [`param_texel_chunks`] > 0) holds more than
 /// [`GEMV_MAX_ROWS`] rows.
 pub fn texture_gemv_rows(format: Format, cols: usize, rows: u32) -> u32 {
+    if format == Format::NF4 {
+        let raised = if cols == 1 { 2 * rows } else { rows };
+        return raised.min(NF4_TEXTURE_GEMV_ROWS);
+    }
     let light = matches!(
         format,
         Format::Q8_0
@@ -767,10 +775,9 @@ pub fn texture_gemv_rows(format: Format, cols: usize, rows: u32) -> u32 {
             | Format::Q4_K
             | Format::TQ1_0
             | Format::TQ2_0
-            | Format::NF4
             | Format::Int(_)
     );
-    let table = matches!(format, Format::IQ4_NL | Format::MXFP4 | Format::NF4);
+    let table = matches!(format, Format::IQ4_NL | Format::MXFP4);
     let most = match cols {
         1 if light && param_texel_chunks(format) > 0 => GEMV_LANES_MAX_ROWS,
         3..=4 if !table => GEMV_MAX_ROWS,
@@ -778,6 +785,9 @@ pub fn texture_gemv_rows(format: Format, cols: usize, rows: u32) -> u32 {
     };
     (2 * rows).min(most).max(rows)
 }
+
+/// Most rows per invocation of the texture GEMV for nf4 ([`texture_gemv_rows`]).
+pub const NF4_TEXTURE_GEMV_ROWS: u32 = 4;
 
 /// Columns per invocation of the texture GEMV for a batch of `n` columns of `format`:
 /// at most 4 where two dispatches of 4 columns (8 rows per invocation, see
@@ -1425,6 +1435,11 @@ mod tests {
                         };
                         let (r, set) = (rows.rows_for(entry, format, cols), rows.rows(entry, cols));
                         assert!(r <= gemv_rows_limit(entry, format), "{format} {entry:?}");
+                        if format == Format::NF4 && entry.reads_textures() {
+                            assert!(r <= NF4_TEXTURE_GEMV_ROWS, "{cols} {setting:?}");
+                            assert!(r >= set.min(NF4_TEXTURE_GEMV_ROWS), "{cols} {setting:?}");
+                            continue;
+                        }
                         assert!(r >= set && r <= 2 * set, "{format} {entry:?} {cols}");
                         if r > set {
                             assert!(entry.reads_textures(), "{format} {entry:?}");
@@ -1446,6 +1461,14 @@ mod tests {
         assert_eq!((rows(q4, 4), rows(q6, 3), rows(iq4, 4)), (8, 8, 4));
         assert_eq!((rows(q4, 5), rows(q6, 8), rows(Format::F32, 8)), (4, 4, 4));
         assert!(raised.contains(&Format::F32) && raised.contains(&Format::Q6_K));
+        // nf4: 4 rows at every width by default, 2 from a setting of 1 at one column.
+        let nf4 = |cols| rows(Format::NF4, cols);
+        assert_eq!([1, 2, 3, 4, 8].map(nf4), [4; 5]);
+        let one = GemvRows {
+            narrow: Some(1),
+            wide: Some(1),
+        };
+        assert_eq!(one.rows_for(Entry::GemvLanes, Format::NF4, 1), 2);
     }
 
     #[test]
