@@ -1,7 +1,7 @@
-// Copies x (n rows of k f32, a storage buffer), or the rows of one block of columns, to
-// where the texture GEMV reads it, one vec4 per invocation, before each texture GEMV
-// dispatch: into the folded Rgba32Float texture of x_texture.wgsl (x_to_texture, all of x),
-// or into the buffer x_uniform.wgsl binds as a uniform (x_to_uniform, a block's x).
+// Copies the rows of x (n rows of k f32, a storage buffer) of one block of columns to where
+// the texture GEMV reads them, one vec4 per invocation, before that block's texture GEMV
+// dispatch: into the folded Rgba32Float texture of x_texture.wgsl (x_to_texture) or into
+// the buffer x_uniform.wgsl binds as a uniform (x_to_uniform).
 
 const TEXTURE_WIDTH: u32 = 4096u;
 

@@ -583,8 +583,8 @@ impl Kernels {
         Ok(Dispatch { kind, steps })
     }
 
-    /// Add `kernel_entry`'s dispatches over each binding chunk of `w` for the activation columns
-    /// `cols` (x copied for the texture GEMV, or the caller's).
+    /// Add `kernel_entry`'s dispatches over each binding chunk of `w` for the activation
+    /// columns `cols` (x copied for the texture GEMV, or the caller's).
     fn add_matmul_steps(
         &self,
         w: &GpuWeight,
@@ -600,14 +600,11 @@ impl Kernels {
         // adds row_offset to every output index.
         let y_block = u32::try_from(cols.start * m)
             .map_err(|_| Error::Shape("y must have fewer than 2^32 elements".into()))?;
+        let texture_layout = (self.texture.as_ref()).and_then(|t| t.gemv_layout(kernel_entry));
         for chunk in w.chunks() {
             let mut dims = Dims::for_chunk(self.format, k, chunk, cols.len(), m);
             dims.row_offset += y_block;
             let uniform = self.uniform(dims);
-            let texture_layout = self
-                .texture
-                .as_ref()
-                .and_then(|t| t.gemv_layout(kernel_entry));
             let bind_group = match (texture_layout, x_copied, &chunk.textures) {
                 (Some(layout), Some(x_copied), Some(tex)) => {
                     self.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -167,7 +167,8 @@ impl Entry {
     /// workgroup-memory reduction holds at most GEMV_SHARED_MAX_ROWS. The texture GEMV keeps
     /// rows x columns accumulators per invocation: above 2 columns 4 rows keep them in
     /// registers (at 8 columns, 4 rows ran 2.1x faster than 8 on lavapipe); it runs more
-    /// than the setting at one column and at 3-4 for most formats ([`texture_gemv_rows`]).
+    /// than the setting at one column and at 3-4 for most formats, nf4 at most 4
+    /// ([`texture_gemv_rows`]).
     ///
     /// These are the fixed defaults (the only place that defines them); a tuned
     /// [`GemvRows`] in [`KernelConfig::gemv_rows`] replaces them.
@@ -748,8 +749,9 @@ pub const GEMV_LANES_MAX_ROWS: u32 = 16;
 /// thread, 4096 x 4096 (BENCHMARKS, "lavapipe: more rows per invocation"):
 /// - one column, 8 -> 16 rows: q4_0 5.15 -> 4.52 ms, q4_1 5.52 -> 4.81, q8_0 6.96 -> 6.02,
 ///   q4_k 5.40 -> 4.84, int4 g128 4.98 -> 4.33, int8 g128 7.53 -> 5.98, tq2_0 3.85 -> 3.24,
-///   (nf4 28.2 -> 24.5, but 10.0 at 4 rows, below); the others 1.2-3x slower (iq4_nl 7.5 -> 22.4, q6_k 10.6 -> 28.6, b1
-///   g128 3.3 -> 3.9), and every format at two columns (q4_0 6.8 -> 23.0 ms);
+///   (nf4 28.2 -> 24.5, but 10.0 at 4 rows, below); the others 1.2-3x slower (iq4_nl 7.5
+///   -> 22.4, q6_k 10.6 -> 28.6, b1 g128 3.3 -> 3.9), and every format at two columns (q4_0
+///   6.8 -> 23.0 ms);
 /// - 3-4 columns, 4 -> 8 rows: 4 columns q4_0 11.8 -> 9.0 ms, q8_0 14.1 -> 11.0, q6_k 17.1
 ///   -> 14.1, f32 17.6 -> 15.3, 3 columns q4_0 9.9 -> 7.6, f32 16.1 -> 14.2, every format but
 ///   the table ones (iq4_nl, mxfp4, nf4 at 4 columns: 14-16 -> 37-39 ms); at 5 columns all
@@ -833,9 +835,10 @@ pub fn gemv_rows_limit(entry: Entry, format: Format) -> u32 {
 
 /// Bytes of x the texture GEMV reads from a uniform buffer ([`Entry::GemvLanesUniformX`],
 /// `X_UNIFORM_VEC4S` vec4s in `shaders/x_uniform.wgsl`), on devices whose uniform bindings
-/// take it: a batch runs one dispatch per block of as many columns as fit (a multiple of
-/// the GEMV's columns per invocation, k x 4 bytes each); where not even those fit, x goes
-/// into a texture.
+/// take it: a batch runs one dispatch per block of as many columns as fit (whole groups of
+/// the GEMV's columns per invocation, [`texture_gemv_cols`], k x 4 bytes each; the columns
+/// after the last whole group in a block of their own); where not even one group fits, x
+/// goes into a texture.
 pub const X_UNIFORM_BYTES: u64 = 64 << 10;
 
 /// Most weight rows per workgroup of the workgroup-memory GEMV (`SHARED_MAX_ROWS`).
