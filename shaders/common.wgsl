@@ -21,6 +21,9 @@
 //   fn chunk_params(row: u32, chunk: u32) -> ChunkParams    loads it (chunk index within row)
 //   fn dequant4(c: vec4<u32>, j: u32, p: ChunkParams) -> vec4<f32>
 //                                                    weights 4j .. 4j+3 of the chunk, j < WORD_VALUES
+// and, where its codec gathers a chunk's params into a texel of their own (Rust's
+// `Codec::chunk_param_texel`), `chunk_params_from_texel(t: vec4<u32>) -> ChunkParams`,
+// which its chunk_params calls when CHUNK_PARAM_TEXELS is set.
 
 // Weights per u32 code word: 8 (4-bit), 4 (8-bit), 1 (f32). Set by the host from the codec.
 override WORD_VALUES: u32 = 8u;
@@ -28,6 +31,10 @@ override WORD_VALUES: u32 = 8u;
 override BLOCK_VALUES: u32 = 32u;
 // 16-bit params per block.
 override PARAM_HALVES: u32 = 1u;
+// The params are one texel (four words) per chunk, in the format's texel layout instead of
+// the params plane's: the texture GEMV's, for formats that have such a layout. Set by the
+// host; buffers always hold the params plane.
+override CHUNK_PARAM_TEXELS: bool = false;
 
 struct Dims {
     // Row length (inner dimension).

@@ -12,7 +12,8 @@ const TEXTURE_WIDTH: u32 = 4096u;
 // Rgba32Uint: one 16-byte chunk per texel.
 @group(0) @binding(0) var codes_tex: texture_2d<u32>;
 // Rgba32Uint: four param words per texel (a k-quant super-block's scales in one fetch), each
-// weight row's params starting at a texel (rows padded to whole texels).
+// weight row's params starting at a texel (rows padded to whole texels); with
+// CHUNK_PARAM_TEXELS one texel per chunk, indexed as the codes are.
 @group(0) @binding(1) var params_tex: texture_2d<u32>;
 
 fn texel(i: u32) -> vec2<u32> {
@@ -31,8 +32,12 @@ fn load_chunk(i: u32) -> vec4<u32> {
 override PARAM_TEXEL_CHUNKS: u32 = 0u;
 var<private> param_texels: array<vec4<u32>, LANES_MAX_ROWS>;
 
-// Words of params per row in the texture: the plane's, padded to whole texels.
+// Words of params per row in the texture: the plane's, padded to whole texels, or a texel
+// per chunk.
 fn param_texture_row_words() -> u32 {
+    if CHUNK_PARAM_TEXELS {
+        return 4u * chunks_per_row();
+    }
     return (param_row_words() + 3u) & ~3u;
 }
 

@@ -10,12 +10,24 @@ struct ChunkParams {
     ml: vec4<f32>,
 }
 
-fn chunk_params(row: u32, chunk: u32) -> ChunkParams {
-    let base = chunk_block(chunk) * 5u;
-    let sw = param_word(row, base + chunk % 4u);
+// The params of a chunk whose four scale bytes are `sw` in a block whose d | dmin << 16 is `dw`.
+fn q2_k_params(sw: u32, dw: u32) -> ChunkParams {
     let sc = vec4<u32>(sw, sw >> 8u, sw >> 16u, sw >> 24u) & vec4<u32>(255u);
-    let dd = unpack2x16float(param_word(row, base + 4u));
+    let dd = unpack2x16float(dw);
     return ChunkParams(dd.x * vec4<f32>(sc & vec4<u32>(15u)), dd.y * vec4<f32>(sc >> vec4<u32>(4u)));
+}
+
+// Chunk texel (src/format/q2_k.rs): the chunk's scale bytes, then its block's d | dmin << 16.
+fn chunk_params_from_texel(t: vec4<u32>) -> ChunkParams {
+    return q2_k_params(t.x, t.y);
+}
+
+fn chunk_params(row: u32, chunk: u32) -> ChunkParams {
+    if CHUNK_PARAM_TEXELS {
+        return chunk_params_from_texel(param_word4(row, 4u * chunk));
+    }
+    let base = chunk_block(chunk) * 5u;
+    return q2_k_params(param_word(row, base + chunk % 4u), param_word(row, base + 4u));
 }
 
 fn dequant4(c: vec4<u32>, j: u32, p: ChunkParams) -> vec4<f32> {

@@ -6,7 +6,15 @@ struct ChunkParams {
     qh: u32,
 }
 
+// Chunk texel (src/format/q5.rs): the f32 bits of d, then qh.
+fn chunk_params_from_texel(t: vec4<u32>) -> ChunkParams {
+    return ChunkParams(bitcast<f32>(t.x), t.y);
+}
+
 fn chunk_params(row: u32, chunk: u32) -> ChunkParams {
+    if CHUNK_PARAM_TEXELS {
+        return chunk_params_from_texel(param_word4(row, 4u * chunk));
+    }
     let b = chunk_block(chunk);
     let first = 3u * b / 2u;
     let w0 = param_word(row, first);

@@ -13,7 +13,15 @@ struct ChunkParams {
     h: u32,
 }
 
+// Chunk texel (src/format/q5_k.rs): the f32 bits of d and m, then h.
+fn chunk_params_from_texel(t: vec4<u32>) -> ChunkParams {
+    return ChunkParams(bitcast<f32>(t.x), bitcast<f32>(t.y), t.z);
+}
+
 fn chunk_params(row: u32, chunk: u32) -> ChunkParams {
+    if CHUNK_PARAM_TEXELS {
+        return chunk_params_from_texel(param_word4(row, 4u * chunk));
+    }
     let base = (chunk / 8u) * 12u;
     let sub = chunk % 8u;
     let dm = kquant_sub_block(param_word4(row, base), sub);

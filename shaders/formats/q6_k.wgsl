@@ -10,7 +10,15 @@ struct ChunkParams {
     ds: vec2<f32>,
 }
 
+// Chunk texel (src/format/q6_k.rs): the two words of high bits, then the f32 bits of ds.
+fn chunk_params_from_texel(t: vec4<u32>) -> ChunkParams {
+    return ChunkParams(t.xy, bitcast<vec2<f32>>(t.zw));
+}
+
 fn chunk_params(row: u32, chunk: u32) -> ChunkParams {
+    if CHUNK_PARAM_TEXELS {
+        return chunk_params_from_texel(param_word4(row, 4u * chunk));
+    }
     let base = chunk_block(chunk) * 21u;
     let c = chunk % 8u;
     let hi = vec2<u32>(param_word(row, base + 2u * c), param_word(row, base + 2u * c + 1u));

@@ -193,7 +193,20 @@ pub trait Codec: Sync {
     fn ggml_type(&self) -> Option<GgmlType> {
         None
     }
+
+    /// For formats whose chunks read several scattered param words: how to gather one
+    /// chunk's params into a texel of its own for the texture GEMV of CPU adapters
+    /// (`CHUNK_PARAM_TEXELS` in `shaders/common.wgsl`, [`Format::chunk_param_texels`]).
+    /// `None` (the default) keeps the params plane's layout there too.
+    fn chunk_param_texel(&self) -> Option<ChunkParamTexel> {
+        None
+    }
 }
+
+/// Gathers the params chunk `chunk` of a block needs (its index in the block) into four
+/// words, from the block's GPU params (`params`, [`Codec::param_halves`] of them), in the
+/// layout the format's `chunk_params_from_texel` in WGSL reads.
+pub type ChunkParamTexel = fn(params: &[u16], chunk: usize) -> [u32; 4];
 
 /// A weight format wgquant can quantize to and run kernels on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -538,6 +551,44 @@ impl QuantizedTensor {
     }
 }
 
+impl Format {
+    /// The params plane `params` of whole rows of length `k` (as [`QuantizedTensor::gpu_planes`]
+    /// returns it) rearranged into one texel (four words) per code chunk, row after row, where
+    /// the format has such a layout ([`Codec::chunk_param_texel`]): the texture GEMV of CPU
+    /// adapters then fetches a chunk's params once (q6_k: four fetches before), where on
+    /// lavapipe every fetch costs about as much as the arithmetic of a few weights (see
+    /// `docs/BENCHMARKS.md`, "a texel of params per chunk"). Only chunks within a block
+    /// (`4 * word_values() <= block_values()`) can have one.
+    pub fn chunk_param_texels(self, k: usize, params: &[u32]) -> Option<Vec<u32>> {
+        let c = self.codec();
+        let texel = c.chunk_param_texel()?;
+        let chunk_values = 4 * c.word_values();
+        assert!(
+            chunk_values <= c.block_values(),
+            "{self}: chunks span blocks"
+        );
+        let (blocks, halves) = (k / c.block_values(), c.param_halves());
+        let row_words = (blocks * halves).div_ceil(2);
+        if row_words == 0 {
+            return Some(Vec::new());
+        }
+        let rows = params.len() / row_words;
+        let chunks = c.block_values() / chunk_values;
+        let mut out = Vec::with_capacity(rows * blocks * chunks * 4);
+        let mut row_halves = Vec::with_capacity(2 * row_words);
+        for row in params.chunks_exact(row_words).take(rows) {
+            row_halves.clear();
+            row_halves.extend(row.iter().flat_map(|&w| [w as u16, (w >> 16) as u16]));
+            for block in row_halves.chunks_exact(halves).take(blocks) {
+                for chunk in 0..chunks {
+                    out.extend(texel(block, chunk));
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
 /// Check that a row-major buffer holds `rows` x `cols` values.
 pub(crate) fn check_len(what: &str, len: usize, rows: usize, cols: usize) -> Result<()> {
     match rows.checked_mul(cols) {
@@ -563,4 +614,100 @@ pub(crate) fn pack_nibbles(q: &[u8]) -> u32 {
 /// Pack 4 bytes (first byte lowest) into a GPU code word.
 pub(crate) fn pack_bytes(q: &[u8]) -> u32 {
     u32::from_le_bytes([q[0], q[1], q[2], q[3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Texels of a random `rows` x `k` weight of `format`, one per chunk, each with its
+    /// block's canonical bytes and its index in the block.
+    fn chunk_texels(format: Format, rows: usize, k: usize) -> Vec<([u32; 4], Vec<u8>, usize)> {
+        let mut s = 0x2545_f491u32;
+        let w: Vec<f32> = (0..rows * k)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect();
+        let t = QuantizedTensor::quantize(format, &w, rows, k).unwrap();
+        let (_, params) = t.gpu_planes(0..rows);
+        let texels = format.chunk_param_texels(k, &params).unwrap();
+        let c = format.codec();
+        let per_block = c.block_values() / (4 * c.word_values());
+        assert_eq!(texels.len(), 4 * rows * k / (4 * c.word_values()));
+        texels
+            .chunks_exact(4)
+            .enumerate()
+            .map(|(i, tx)| {
+                let block = &t.bytes()[i / per_block * c.block_bytes()..][..c.block_bytes()];
+                (tx.try_into().unwrap(), block.to_vec(), i % per_block)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn q6_k_chunk_texels_hold_high_bits_and_scaled_d() {
+        for (tx, block, c) in chunk_texels(Format::Q6_K, 3, 512) {
+            let b = BlockQ6_K::unpack(&block);
+            for j in 0..32 {
+                let hi = (tx[j / 16] >> (2 * (j % 16))) & 3;
+                assert_eq!(hi as u8, b.code(32 * c + j) >> 4);
+            }
+            for g in 0..2 {
+                let ds = b.d.to_f32() * b.scales[2 * c + g] as f32;
+                assert_eq!(f32::from_bits(tx[2 + g]), ds);
+            }
+        }
+    }
+
+    #[test]
+    fn q5_k_chunk_texels_hold_scaled_d_and_min_and_fifth_bits() {
+        for (tx, block, j) in chunk_texels(Format::Q5_K, 3, 512) {
+            let b = BlockQ5_K::unpack(&block);
+            let (sc, m) = b.scale_min(j);
+            assert_eq!(f32::from_bits(tx[0]), b.d.to_f32() * sc as f32);
+            assert_eq!(f32::from_bits(tx[1]), b.dmin.to_f32() * m as f32);
+            for l in 0..32 {
+                assert_eq!(((tx[2] >> l) & 1) as u8, b.code(32 * j + l) >> 4);
+            }
+            assert_eq!(tx[3], 0);
+        }
+    }
+
+    #[test]
+    fn q5_0_chunk_texels_hold_d_and_fifth_bits() {
+        for (tx, block, _) in chunk_texels(Format::Q5_0, 3, 96) {
+            let b = BlockQ5_0::unpack(&block);
+            assert_eq!(f32::from_bits(tx[0]), b.d.to_f32());
+            assert_eq!(tx[1], b.qh);
+            assert_eq!(tx[2..], [0, 0]);
+        }
+    }
+
+    #[test]
+    fn q2_k_chunk_texels_hold_scales_and_both_ds() {
+        for (tx, block, c) in chunk_texels(Format::Q2_K, 3, 512) {
+            let b = BlockQ2_K::unpack(&block);
+            assert_eq!(tx[0].to_le_bytes(), b.scales[4 * c..4 * c + 4]);
+            assert_eq!(
+                tx[1],
+                b.d.to_bits() as u32 | (b.dmin.to_bits() as u32) << 16
+            );
+            assert_eq!(tx[2..], [0, 0]);
+        }
+    }
+
+    #[test]
+    fn only_formats_with_scattered_params_have_chunk_texels() {
+        let with: Vec<Format> = Format::all()
+            .into_iter()
+            .filter(|f| f.codec().chunk_param_texel().is_some())
+            .collect();
+        assert_eq!(
+            with,
+            [Format::Q5_0, Format::Q2_K, Format::Q5_K, Format::Q6_K]
+        );
+        assert_eq!(Format::Q4_0.chunk_param_texels(32, &[0]), None);
+    }
 }

@@ -37,7 +37,7 @@
 //! of the block, byte `s % 4` of the word), word 4 holds `d` (low half) and `dmin`.
 
 use super::kquants::{make_qkx2_quants, nearest_int, SearchError};
-use super::{Codec, GgmlType};
+use super::{ChunkParamTexel, Codec, GgmlType};
 use half::f16;
 
 /// Weights per Q2_K super-block.
@@ -216,6 +216,16 @@ impl Codec for Q2_K {
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::Q2_K)
     }
+    fn chunk_param_texel(&self) -> Option<ChunkParamTexel> {
+        Some(chunk_param_texel)
+    }
+}
+
+/// Chunk `c`'s texel (64 weights, four sub-blocks): its four scale bytes, then d | dmin << 16,
+/// two words the params plane keeps apart.
+fn chunk_param_texel(p: &[u16], c: usize) -> [u32; 4] {
+    let word = |h: usize| p[h] as u32 | (p[h + 1] as u32) << 16;
+    [word(2 * c), word(8), 0, 0]
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@
 //!   `u32` words; the shader loads the two words that hold them).
 //! - Q5_1: 4 halves (two words): `d`, `m`, `qh & 0xffff`, `qh >> 16`.
 
-use super::{pack_nibbles, Codec, GgmlType};
+use super::{pack_nibbles, ChunkParamTexel, Codec, GgmlType};
 use half::f16;
 
 /// Weights per Q5_0 / Q5_1 block.
@@ -267,6 +267,16 @@ impl Codec for Q5_0 {
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::Q5_0)
     }
+    fn chunk_param_texel(&self) -> Option<ChunkParamTexel> {
+        Some(q5_0_chunk_param_texel)
+    }
+}
+
+/// A Q5_0 block's texel (one chunk per block): d as f32 bits and the 32 fifth bits, whose
+/// three halves straddle two words in the params plane.
+fn q5_0_chunk_param_texel(p: &[u16], _chunk: usize) -> [u32; 4] {
+    let d = f16::from_bits(p[0]).to_f32();
+    [d.to_bits(), p[1] as u32 | (p[2] as u32) << 16, 0, 0]
 }
 
 /// The Q5_1 format.

@@ -34,7 +34,7 @@
 //! `4 + j` the 5th bits of sub-block `j` (bit `l` = weight `32j + l`), gathered from `qh`.
 
 use super::q4_k::{quantize_k_super_block, scale_min_k4, K_SCALE_SIZE, QK_K};
-use super::{pack_nibbles, Codec, GgmlType};
+use super::{pack_nibbles, ChunkParamTexel, Codec, GgmlType};
 use half::f16;
 
 /// One Q5_K block, exactly as ggml lays it out (176 bytes).
@@ -166,4 +166,18 @@ impl Codec for Q5_K {
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::Q5_K)
     }
+    fn chunk_param_texel(&self) -> Option<ChunkParamTexel> {
+        Some(chunk_param_texel)
+    }
+}
+
+/// Sub-block `j`'s texel (one chunk per sub-block): d * scale and dmin * min as f32 bits
+/// (exact: 11-bit by 6-bit products), then its word of fifth bits, what `chunk_params`
+/// computes from two fetches and the 6-bit unpacking (see `shaders/formats/q5_k.wgsl`).
+fn chunk_param_texel(p: &[u16], j: usize) -> [u32; 4] {
+    let scales: [u8; K_SCALE_SIZE] = std::array::from_fn(|i| p[2 + i / 2].to_le_bytes()[i % 2]);
+    let (sc, m) = scale_min_k4(&scales, j);
+    let (d, dmin) = (f16::from_bits(p[0]).to_f32(), f16::from_bits(p[1]).to_f32());
+    let h = p[8 + 2 * j] as u32 | (p[9 + 2 * j] as u32) << 16;
+    [(d * sc as f32).to_bits(), (dmin * m as f32).to_bits(), h, 0]
 }

@@ -40,7 +40,7 @@
 //! - word 20: the f16 bits of `d` in its low half, 0 in the high half.
 
 use super::kquants::nearest_int;
-use super::{pack_nibbles, Codec, GgmlType};
+use super::{pack_nibbles, ChunkParamTexel, Codec, GgmlType};
 use half::f16;
 
 /// Weights per Q6_K super-block.
@@ -266,6 +266,24 @@ impl Codec for Q6_K {
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::Q6_K)
     }
+    fn chunk_param_texel(&self) -> Option<ChunkParamTexel> {
+        Some(chunk_param_texel)
+    }
+}
+
+/// Chunk `c`'s texel: its two words of high bits, then d times the scales of its two groups
+/// of 16 as f32 bits (exact: an 11-bit by 8-bit product), what `chunk_params` computes from
+/// four fetches (see `shaders/formats/q6_k.wgsl`).
+fn chunk_param_texel(p: &[u16], c: usize) -> [u32; 4] {
+    let word = |h: usize| p[h] as u32 | (p[h + 1] as u32) << 16;
+    let d = f16::from_bits(p[40]).to_f32();
+    let [s0, s1] = p[32 + c].to_le_bytes().map(|s| s as i8 as f32);
+    [
+        word(4 * c),
+        word(4 * c + 2),
+        (d * s0).to_bits(),
+        (d * s1).to_bits(),
+    ]
 }
 
 #[cfg(test)]

@@ -803,10 +803,13 @@ pub const NF4_TEXTURE_GEMV_ROWS: u32 = 4;
 /// four columns per dispatch"):
 /// - 4096 x 4096 (x of 5-8 columns in a texture): n = 8 q4_0 24.9 -> 18.0 ms, q8_0 28.4 ->
 ///   22.1, int4 g128 24.5 -> 17.7, q5_k 27.8 -> 23.4; n = 5 q4_0 16.9 -> 13.3; slower for
-///   f32 (n = 5 22.3 -> 28.5, the weights stream twice), the table formats and q6_k;
+///   f32 (n = 5 22.3 -> 28.5, the weights stream twice) and the table formats; q6_k, slower
+///   too until its params came a texel per chunk, since then n = 8 26.6 -> 20.5-20.8, n = 5
+///   18.1-19.2 -> 16.4-16.7;
 /// - 8192 x 2048 (x of 8 columns in a uniform): n = 8 q4_0 20.6 -> 18.0, int4 g128 20.4 ->
 ///   17.6, tq2_0 19.3 -> 15.5, but q8_0 and int8 about even (n = 5 3% slower) and q5_0, q5_k,
-///   q6_k, the table formats and f32 slower (f32 n = 5 19.4 -> 29.4).
+///   q6_k, the table formats and f32 slower (f32 n = 5 19.4 -> 29.4; since q5_0, q5_k and
+///   q6_k fetch a params texel per chunk, n = 8 about 5% faster, n = 5 slower: kept).
 pub fn texture_gemv_cols(format: Format, n: usize, x8_uniform: bool) -> usize {
     let narrow = match format {
         Format::Q4_0 | Format::Q4_1 | Format::Q4_K | Format::TQ1_0 | Format::TQ2_0 => true,
@@ -817,6 +820,7 @@ pub fn texture_gemv_cols(format: Format, n: usize, x8_uniform: bool) -> usize {
         | Format::Q5_1
         | Format::Q5_K
         | Format::Q2_K
+        | Format::Q6_K
         | Format::Int(_) => !x8_uniform,
         _ => false,
     };
@@ -927,8 +931,9 @@ pub fn constants(format: Format) -> Vec<(&'static str, f64)> {
 /// (`PARAM_TEXEL_CHUNKS` in `shaders/io_texture.wgsl`), where no chunk's params straddle two
 /// texels: the texture GEMV then fetches each row's params once per texel instead of once per
 /// chunk (on lavapipe q4_0's per-chunk scale fetch was a third of its GEMV's time). 0 for the
-/// formats whose chunks' params straddle texels (q5_0, the k-quants but Q4_K) or that have
-/// none (f32). It assumes what every format's `chunk_params` does: a chunk reads the params of
+/// formats whose chunks' params straddle texels (q5_0, the k-quants but Q4_K: their textures
+/// hold a texel per chunk instead, [`Format::chunk_param_texels`]) or that have none (f32).
+/// It assumes what every format's `chunk_params` does: a chunk reads the params of
 /// its own block, or of the blocks it spans; `verify` and the kernel tests (every format
 /// through the texture GEMV on lavapipe) catch a format that reads others.
 pub fn param_texel_chunks(format: Format) -> u32 {
@@ -950,7 +955,9 @@ pub fn param_texel_chunks(format: Format) -> u32 {
 /// [`constants`] plus the GEMV overrides: `cols` activation rows per dispatch (1..=8),
 /// `rows` weight rows per lane group (1..=8), `split` lanes per chunk ([`gemv_split`]) and
 /// the chunks each lane loads ahead ([`gemv_unroll`]), and for the texture GEMV
-/// ([`Entry::reads_textures`]) the chunks per params texel ([`param_texel_chunks`]).
+/// ([`Entry::reads_textures`]) the chunks per params texel ([`param_texel_chunks`]) and
+/// whether the params texture holds a texel per chunk (`CHUNK_PARAM_TEXELS`,
+/// [`Format::chunk_param_texels`]).
 pub fn gemv_constants(
     entry: Entry,
     format: Format,
@@ -972,6 +979,8 @@ pub fn gemv_constants(
     v.push(("UNROLL", unroll as f64));
     if entry.reads_textures() {
         v.push(("PARAM_TEXEL_CHUNKS", param_texel_chunks(format) as f64));
+        let chunk_texels = format.codec().chunk_param_texel().is_some();
+        v.push(("CHUNK_PARAM_TEXELS", f64::from(u8::from(chunk_texels))));
     }
     v
 }

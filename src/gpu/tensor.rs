@@ -180,10 +180,14 @@ impl GpuWeight {
                     wgpu::TextureFormat::Rgba32Uint,
                     &codes,
                 );
-                // Four words per texel, each row's padded to whole texels.
+                // A texel per chunk where the format has that layout, else four words of
+                // the plane per texel, each row's padded to whole texels.
                 let row_words = params.len() / (end - start);
                 let pad = row_words.next_multiple_of(4) - row_words;
-                let param_texels: Vec<u32> = if row_words == 0 {
+                let param_texels: Vec<u32> = if let Some(t) = format.chunk_param_texels(k, &params)
+                {
+                    t
+                } else if row_words == 0 {
                     vec![0; 4]
                 } else {
                     params
