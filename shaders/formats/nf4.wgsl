@@ -17,16 +17,23 @@ fn chunk_params(row: u32, chunk: u32) -> ChunkParams {
     return ChunkParams(bitcast<f32>(param_word(row, chunk_block(chunk))));
 }
 
-fn nf4_value(q: u32) -> f32 {
-    let hi = q >> 2u;
-    var t = select(NF4_0, NF4_1, hi == 1u);
-    t = select(t, NF4_2, hi == 2u);
-    t = select(t, NF4_3, hi == 3u);
-    return t[q & 3u];
+// The table values of four codes: a tree of selects on the codes' bits, each a select
+// of four lanes, instead of picking a vec4 constant and a component per code.
+fn nf4_values(q: vec4<u32>) -> vec4<f32> {
+    let b0 = (q & vec4<u32>(1u)) != vec4<u32>(0u);
+    let b1 = (q & vec4<u32>(2u)) != vec4<u32>(0u);
+    let b2 = (q & vec4<u32>(4u)) != vec4<u32>(0u);
+    let b3 = (q & vec4<u32>(8u)) != vec4<u32>(0u);
+    // Each quarter of the table: its value for bits 0-1 of each code.
+    let q0 = select(select(vec4<f32>(NF4_0.x), vec4<f32>(NF4_0.y), b0), select(vec4<f32>(NF4_0.z), vec4<f32>(NF4_0.w), b0), b1);
+    let q1 = select(select(vec4<f32>(NF4_1.x), vec4<f32>(NF4_1.y), b0), select(vec4<f32>(NF4_1.z), vec4<f32>(NF4_1.w), b0), b1);
+    let q2 = select(select(vec4<f32>(NF4_2.x), vec4<f32>(NF4_2.y), b0), select(vec4<f32>(NF4_2.z), vec4<f32>(NF4_2.w), b0), b1);
+    let q3 = select(select(vec4<f32>(NF4_3.x), vec4<f32>(NF4_3.y), b0), select(vec4<f32>(NF4_3.z), vec4<f32>(NF4_3.w), b0), b1);
+    return select(select(q0, q1, b2), select(q2, q3, b2), b3);
 }
 
 fn dequant4(c: vec4<u32>, j: u32, p: ChunkParams) -> vec4<f32> {
     let word = c[j / 2u] >> (16u * (j & 1u));
     let q = vec4<u32>(word, word >> 4u, word >> 8u, word >> 12u) & vec4<u32>(15u);
-    return p.absmax * vec4<f32>(nf4_value(q.x), nf4_value(q.y), nf4_value(q.z), nf4_value(q.w));
+    return p.absmax * nf4_values(q);
 }

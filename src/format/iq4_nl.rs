@@ -183,7 +183,10 @@ impl Codec for IQ4_NL {
         BlockIQ4_NL::gpu_block(block, codes, params);
     }
     fn wgsl(&self) -> &'static str {
-        include_str!("../../shaders/formats/iq4_nl.wgsl")
+        concat!(
+            include_str!("../../shaders/formats/int8_table.wgsl"),
+            include_str!("../../shaders/formats/iq4_nl.wgsl")
+        )
     }
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::IQ4_NL)

@@ -173,7 +173,10 @@ impl Codec for MXFP4 {
         params[0] = b.e as u16;
     }
     fn wgsl(&self) -> &'static str {
-        include_str!("../../shaders/formats/mxfp4.wgsl")
+        concat!(
+            include_str!("../../shaders/formats/int8_table.wgsl"),
+            include_str!("../../shaders/formats/mxfp4.wgsl")
+        )
     }
     fn ggml_type(&self) -> Option<GgmlType> {
         Some(GgmlType::MXFP4)
