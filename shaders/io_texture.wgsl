@@ -1,5 +1,6 @@
-// Weights in 2-D textures, outputs in an f32 storage buffer (CPU adapters); x comes from
-// x_texture.wgsl or x_uniform.wgsl, composed after this file.
+// Weights in 2-D textures (CPU adapters); x comes from x_texture.wgsl or x_uniform.wgsl,
+// as f32 whatever the caller's activation type (x_copy.wgsl widens f16), and y goes to
+// y_f32.wgsl or y_f16.wgsl, both composed after this file.
 // On lavapipe every storage-buffer load is a loop over the SIMD lanes with a bounds check per
 // lane, while a texel fetch is one gather: a GEMV that reads its operands from textures runs
 // several times faster there.
@@ -62,8 +63,3 @@ fn load_row_param_word(row: u32, w: u32) -> u32 {
     return textureLoad(params_tex, texel(i / 4u), 0)[i % 4u];
 }
 
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-
-fn store_y(i: u32, v: f32) {
-    y[i] = v;
-}

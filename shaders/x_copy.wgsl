@@ -1,7 +1,8 @@
-// Copies the rows of x (n rows of k f32, a storage buffer) of one block of columns to where
-// the texture GEMV reads them, one vec4 per invocation, before that block's texture GEMV
-// dispatch: into the folded Rgba32Float texture of x_texture.wgsl (x_to_texture) or into
-// the buffer x_uniform.wgsl binds as a uniform (x_to_uniform).
+// Copies the rows of x (n rows of k values, a storage buffer) of one block of columns to
+// where the texture GEMV reads them, one vec4 per invocation, before that block's texture
+// GEMV dispatch: into the folded Rgba32Float texture of x_texture.wgsl (x_to_texture) or
+// into the buffer x_uniform.wgsl binds as a uniform (x_to_uniform), as f32. x_in_f32.wgsl
+// or x_in_f16.wgsl, composed before this file, reads x (`x_in4`).
 
 const TEXTURE_WIDTH: u32 = 4096u;
 
@@ -14,7 +15,6 @@ struct XDims {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x_in: array<vec4<f32>>;
 @group(0) @binding(1) var x_out: texture_storage_2d<rgba32float, write>;
 @group(0) @binding(2) var<uniform> x_dims: XDims;
 @group(0) @binding(3) var<storage, read_write> x_out_buffer: array<vec4<f32>>;
@@ -31,7 +31,7 @@ fn x_to_texture(
 ) {
     let i = copy_index(wid, nwg, lid);
     if i < x_dims.texels {
-        textureStore(x_out, vec2<u32>(i % TEXTURE_WIDTH, i / TEXTURE_WIDTH), x_in[x_dims.first + i]);
+        textureStore(x_out, vec2<u32>(i % TEXTURE_WIDTH, i / TEXTURE_WIDTH), x_in4(x_dims.first + i));
     }
 }
 
@@ -43,6 +43,6 @@ fn x_to_uniform(
 ) {
     let i = copy_index(wid, nwg, lid);
     if i < x_dims.texels {
-        x_out_buffer[i] = x_in[x_dims.first + i];
+        x_out_buffer[i] = x_in4(x_dims.first + i);
     }
 }

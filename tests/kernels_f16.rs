@@ -1,5 +1,6 @@
 //! f16 activations and outputs (`Kernels::matmul_f16`): every matmul variant (GEMV with
-//! workgroup-memory or subgroup reduction, GEMM tiled or as GEMV blocks) for Q4_0, the
+//! workgroup-memory or subgroup reduction, the texture GEMV of CPU adapters with x in a
+//! uniform buffer or, at k = 8192, a texture, GEMM tiled or as GEMV blocks) for Q4_0, the
 //! device's own variant for several other formats, batches 1..=9 and a GEMM batch with tails
 //! (`verify::matmul_case_f16`; `wgquant verify` runs the same check for every format on
 //! devices that prefer f16), rows and k off the tile sizes. Outputs are poisoned and
@@ -37,10 +38,14 @@ fn configs(ctx: &GpuContext) -> Vec<KernelConfig> {
             continue;
         }
         for tiled_gemm in [false, true] {
-            // f16 activations never take the texture GEMV; the tensor-core GEMM (f16
-            // products, its own bound) is checked by `wgquant verify` and kernels_variants.
+            // The tensor-core GEMM (f16 products, its own bound) is checked by `wgquant
+            // verify` and kernels_variants.
             v.push(common::variant_config(sg, tiled_gemm, false));
         }
+    }
+    // The texture GEMV (f16 x widened as it is copied, f16 outputs) where the device uses it.
+    if wgquant::gpu::shaders::uses_textures(&ctx.device) {
+        v.push(common::variant_config(false, false, true));
     }
     v
 }
@@ -89,10 +94,14 @@ fn f16_activations_match_the_reference_within_the_bound() {
         let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
         let km = format.k_multiple();
         let ks = [km, 3 * km, (640 / km).max(1) * km + km];
+        // The texture GEMV reads 5-8 columns of x from a texture where they exceed the
+        // uniform buffer.
+        let x_texture = config.texture_gemv.then_some((37, 8192, 5));
         let shapes = (1..=9)
             .chain([37])
             .enumerate()
-            .map(|(i, n)| ([67, 7, 130, 1][i % 4], ks[i % 3], n));
+            .map(|(i, n)| ([67, 7, 130, 1][i % 4], ks[i % 3], n))
+            .chain(x_texture);
         for (i, (rows, k, n)) in shapes.enumerate() {
             let c = verify::matmul_case_f16(ctx, &kernels, rows, k, n, 9000 + i as u64).unwrap();
             let exact = c.nmse_unrounded.unwrap().0;
@@ -156,6 +165,32 @@ fn f16_outputs_are_the_f32_outputs_rounded() {
                 "n={n} y[{i}]: f32 kernel {a}, f16 kernel {b}"
             );
         }
+    }
+}
+
+/// Where the device uses the texture GEMV, f16 batches take it too: x widened to f32 as it
+/// is copied into a uniform buffer or (5 columns at k = 8192) a texture.
+#[test]
+fn f16_takes_the_texture_gemv_where_the_device_uses_it() {
+    let ctx = ctx();
+    if !has_f16(ctx) {
+        return;
+    }
+    if !wgquant::gpu::shaders::uses_textures(&ctx.device) {
+        eprintln!("skipped: {} runs the buffer GEMV", ctx.describe());
+        return;
+    }
+    let kernels = Kernels::new(&ctx.device, Format::Q4_0).unwrap();
+    let rows = 37;
+    for (k, n, copy) in [(96, 1, "x_to_uniform"), (8192, 5, "x_to_texture")] {
+        let gw = common::random_weight(Format::Q4_0, rows, k, 5);
+        let x = ctx.output_buffer("x", n * k / 2);
+        let y = ctx.output_buffer("y", (n * rows).div_ceil(2));
+        let entries = kernels.matmul_f16(&gw, &x, &y, n).unwrap().entry_points();
+        assert!(
+            entries.contains(&copy) && entries.contains(&"gemv_lanes"),
+            "k = {k}, n = {n}: {entries:?}"
+        );
     }
 }
 

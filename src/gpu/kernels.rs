@@ -92,9 +92,18 @@ struct TexturePipelines {
     /// The texture GEMV's, x in a uniform buffer ([`Entry::GemvLanesUniformX`]).
     matmul_uniform_x_layout: wgpu::BindGroupLayout,
     x_layout: wgpu::BindGroupLayout,
-    x_to_texture: wgpu::ComputePipeline,
     x_uniform_layout: wgpu::BindGroupLayout,
-    x_to_uniform: wgpu::ComputePipeline,
+    /// The copies of f32 x, and of f16 x (built on first use).
+    x_copy_f32: XCopyPipelines,
+    x_copy_f16: std::sync::OnceLock<XCopyPipelines>,
+}
+
+/// The copies of x of one activation type to a texture and to a uniform buffer
+/// ([`ActType::x_copy_wgsl`]).
+#[derive(Debug)]
+struct XCopyPipelines {
+    to_texture: wgpu::ComputePipeline,
+    to_uniform: wgpu::ComputePipeline,
 }
 
 impl TexturePipelines {
@@ -159,17 +168,39 @@ impl TexturePipelines {
                 storage_entry(3, false),
             ],
         });
-        let module = shaders::shader_module(device, "x_copy", shaders::X_COPY_WGSL.into(), false);
-        let x_to_texture = compute_pipeline(device, &module, "x_to_texture", &x_layout, &[]);
-        let x_to_uniform =
-            compute_pipeline(device, &module, "x_to_uniform", &x_uniform_layout, &[]);
+        let x_copy_f32 = XCopyPipelines::new(device, ActType::F32, &x_layout, &x_uniform_layout);
         TexturePipelines {
             matmul_layout,
             matmul_uniform_x_layout: uniform_x_layout,
             x_layout,
-            x_to_texture,
             x_uniform_layout,
-            x_to_uniform,
+            x_copy_f32,
+            x_copy_f16: Default::default(),
+        }
+    }
+
+    /// The copies of x with `act` activations.
+    fn x_copy(&self, device: &wgpu::Device, act: ActType) -> &XCopyPipelines {
+        match act {
+            ActType::F32 => &self.x_copy_f32,
+            ActType::F16 => self.x_copy_f16.get_or_init(|| {
+                XCopyPipelines::new(device, act, &self.x_layout, &self.x_uniform_layout)
+            }),
+        }
+    }
+}
+
+impl XCopyPipelines {
+    fn new(
+        device: &wgpu::Device,
+        act: ActType,
+        texture_layout: &wgpu::BindGroupLayout,
+        uniform_layout: &wgpu::BindGroupLayout,
+    ) -> Self {
+        let module = shaders::shader_module(device, "x_copy", act.x_copy_wgsl(), false);
+        XCopyPipelines {
+            to_texture: compute_pipeline(device, &module, "x_to_texture", texture_layout, &[]),
+            to_uniform: compute_pipeline(device, &module, "x_to_uniform", uniform_layout, &[]),
         }
     }
 }
@@ -494,8 +525,8 @@ impl Kernels {
     /// of `w.rows()` f16 and must hold `2 n rows` bytes rounded up to a multiple of 4 (storage
     /// bindings are whole words; the padding is never written). Accumulation stays f32; each
     /// output is rounded to f16 once. Needs `Features::SHADER_F16` (else
-    /// [`Error::DeviceLimit`]). Runs the buffer GEMV (not the texture GEMV, which takes f32
-    /// activations), the FMA GEMM, or the tensor-core GEMM where the config enables it.
+    /// [`Error::DeviceLimit`]). Runs the same kernels as [`matmul`](Self::matmul); the
+    /// texture GEMV of CPU adapters widens x to f32 as it copies it.
     pub fn matmul_f16<'a>(
         &self,
         w: &GpuWeight,
@@ -549,7 +580,8 @@ impl Kernels {
                     let x_copied = match (&self.texture, block.x_copy) {
                         (Some(t), Some(to)) => {
                             let texels = block.cols.start * k / 4..block.cols.end * k / 4;
-                            Some(self.copy_x(t, &x, x_bytes, texels, to, &mut steps)?)
+                            let x = (&x, x_bytes, act);
+                            Some(self.copy_x(t, x, texels, to, &mut steps)?)
                         }
                         _ => None,
                     };
@@ -684,9 +716,7 @@ impl Kernels {
                 tile: GEMM_TILE,
             });
         }
-        let textures = self.texture.is_some()
-            && act == ActType::F32
-            && w.chunks().iter().all(|c| c.textures.is_some());
+        let textures = self.texture.is_some() && w.chunks().iter().all(|c| c.textures.is_some());
         if let Some(plan) = textures.then(|| self.texture_gemv_plan(w.k(), n)).flatten() {
             let blocks = plan.into_iter().map(|(cols, group, x_copy)| {
                 let entry = match x_copy {
@@ -754,18 +784,18 @@ impl Kernels {
         Some(plan)
     }
 
-    /// Add the step that copies the vec4s `texels` of x to where the texture GEMV reads them
-    /// (`to`: a new folded texture, or a new uniform-capable buffer of
+    /// Add the step that copies the vec4s `texels` of x (`act` values) to where the texture
+    /// GEMV reads them as f32 (`to`: a new folded texture, or a new uniform-capable buffer of
     /// [`shaders::X_UNIFORM_BYTES`]), and return that.
     fn copy_x(
         &self,
         t: &TexturePipelines,
-        x: &Operand<'_>,
-        x_bytes: u64,
+        (x, x_bytes, act): (&Operand<'_>, u64, ActType),
         texels: std::ops::Range<usize>,
         to: XCopy,
         steps: &mut Vec<Step>,
     ) -> Result<XCopied> {
+        let copies = t.x_copy(&self.device, act);
         let copied = match to {
             XCopy::Texture(size) => {
                 let texture = self.device.create_texture(&wgpu::TextureDescriptor {
@@ -798,8 +828,8 @@ impl Kernels {
                 usage: wgpu::BufferUsages::UNIFORM,
             });
         let (entry_point, pipeline, layout, out_binding) = match &copied {
-            XCopied::Texture(_) => ("x_to_texture", &t.x_to_texture, &t.x_layout, 1),
-            XCopied::Uniform(_) => ("x_to_uniform", &t.x_to_uniform, &t.x_uniform_layout, 3),
+            XCopied::Texture(_) => ("x_to_texture", &copies.to_texture, &t.x_layout, 1),
+            XCopied::Uniform(_) => ("x_to_uniform", &copies.to_uniform, &t.x_uniform_layout, 3),
         };
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry_point),

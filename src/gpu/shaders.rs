@@ -14,9 +14,7 @@ const WEIGHTS_BUFFER: &str = include_str!("../../shaders/weights_buffer.wgsl");
 const IO_TEXTURE: &str = include_str!("../../shaders/io_texture.wgsl");
 const X_TEXTURE: &str = include_str!("../../shaders/x_texture.wgsl");
 const X_UNIFORM: &str = include_str!("../../shaders/x_uniform.wgsl");
-/// The copies of x to where the texture GEMV reads it (a module of its own, entry points
-/// `x_to_texture` and `x_to_uniform`).
-pub const X_COPY_WGSL: &str = include_str!("../../shaders/x_copy.wgsl");
+const X_COPY: &str = include_str!("../../shaders/x_copy.wgsl");
 /// Texels per row of the folded textures (`TEXTURE_WIDTH` in `shaders/io_texture.wgsl` and
 /// `shaders/x_copy.wgsl`): plane element i sits at (i % width, i / width).
 pub const TEXTURE_WIDTH: u32 = 4096;
@@ -311,6 +309,24 @@ impl ActType {
             ActType::F32 => ACT_F32,
             ActType::F16 => ACT_F16,
         }
+    }
+
+    /// The texture GEMV's outputs of this type (`y` and `store_y`).
+    fn texture_y_source(self) -> &'static str {
+        match self {
+            ActType::F32 => include_str!("../../shaders/y_f32.wgsl"),
+            ActType::F16 => include_str!("../../shaders/y_f16.wgsl"),
+        }
+    }
+
+    /// The WGSL module that copies x of this type to where the texture GEMV reads it, as
+    /// f32 (entry points `x_to_texture` and `x_to_uniform`).
+    pub fn x_copy_wgsl(self) -> String {
+        let x_in = match self {
+            ActType::F32 => include_str!("../../shaders/x_in_f32.wgsl"),
+            ActType::F16 => include_str!("../../shaders/x_in_f16.wgsl"),
+        };
+        format!("{x_in}\n{X_COPY}")
     }
 }
 
@@ -881,11 +897,6 @@ pub fn compose_variant(format: Format, entry: Entry, act: ActType) -> String {
     }
     s.push_str(COMMON);
     if entry.reads_textures() {
-        assert_eq!(
-            act,
-            ActType::F32,
-            "the texture GEMV has f32 activations only"
-        );
         s.push_str("\n// ---- operands: textures ----\n");
         s.push_str(IO_TEXTURE);
         if entry == Entry::GemvLanesUniformX {
@@ -895,6 +906,10 @@ pub fn compose_variant(format: Format, entry: Entry, act: ActType) -> String {
             s.push_str("\n// ---- x: texture ----\n");
             s.push_str(X_TEXTURE);
         }
+        s.push_str("\n// ---- y: ");
+        s.push_str(act.name());
+        s.push_str(" ----\n");
+        s.push_str(act.texture_y_source());
     } else {
         s.push_str("\n// ---- weights: buffers ----\n");
         s.push_str(WEIGHTS_BUFFER);
@@ -1199,9 +1214,6 @@ mod tests {
         for format in Format::all() {
             for entry in Entry::ALL {
                 for act in ActType::ALL {
-                    if entry.reads_textures() && act == ActType::F16 {
-                        continue; // the texture GEMV has f32 activations only
-                    }
                     if entry.is_gemv() {
                         let settings = [(1, 1, 1), (3, 2, 2), (8, 4, 4), (1, 8, 8), (8, 8, 1)];
                         // The texture GEMV's most rows, where the format allows them.
@@ -1219,6 +1231,19 @@ mod tests {
                         validate(format, entry, act, &constants(format));
                     }
                 }
+            }
+        }
+    }
+
+    /// The copies of x to the texture GEMV, for each activation type.
+    #[test]
+    fn x_copies_validate_with_naga() {
+        for act in ActType::ALL {
+            let src = act.x_copy_wgsl();
+            let enables = src.lines().any(|l| l.starts_with("enable"));
+            assert!(!enables, "f16 x is unpacked, not an f16 type");
+            for entry_point in ["x_to_texture", "x_to_uniform"] {
+                validate_src(&src, entry_point, &[]);
             }
         }
     }
@@ -1414,7 +1439,7 @@ mod tests {
         // The texture GEMV and the copy of x into its texture fold planes at the same width.
         let lanes = compose_entry(Format::Q4_0, Entry::GemvLanes);
         let width = format!("const TEXTURE_WIDTH: u32 = {TEXTURE_WIDTH}u;");
-        for (what, src) in [("gemv_lanes", &lanes[..]), ("x_copy", X_COPY_WGSL)] {
+        for (what, src) in [("gemv_lanes", &lanes[..]), ("x_copy", X_COPY)] {
             assert!(src.contains(&width), "expected `{width}` in {what}");
         }
         for line in [
