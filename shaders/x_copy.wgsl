@@ -1,7 +1,7 @@
 // Copies the rows of x (n rows of k values, a storage buffer) of one block of columns to
 // where the texture GEMV reads them, one vec4 per invocation, before that block's texture
 // GEMV dispatch: into the folded Rgba32Float texture of x_texture.wgsl (x_to_texture) or
-// into the buffer x_uniform.wgsl binds as a uniform (x_to_uniform), as f32. x_in_f32.wgsl
+// into the buffer x_uniform.wgsl or x_storage.wgsl binds (x_to_buffer), as f32. x_in_f32.wgsl
 // or x_in_f16.wgsl, composed before this file, reads x (`x_in4`).
 
 const TEXTURE_WIDTH: u32 = 4096u;
@@ -36,7 +36,7 @@ fn x_to_texture(
 }
 
 @compute @workgroup_size(64)
-fn x_to_uniform(
+fn x_to_buffer(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,

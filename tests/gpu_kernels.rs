@@ -104,8 +104,8 @@ fn weights_split_across_bindings_still_match() {
 
 /// On CPU adapters weights get a texture copy and the GEMV reads textures (x is copied into
 /// uniform buffers first, as many columns each as fit, where a group of columns per
-/// invocation fits one, else into a texture); elsewhere, or with the variant switched off,
-/// the buffer GEMV runs.
+/// invocation fits one, else into a texture or, with `texture_x_storage`, a storage
+/// buffer); elsewhere, or with the variant switched off, the buffer GEMV runs.
 #[test]
 fn the_texture_gemv_runs_on_cpu_adapters_only() {
     let ctx = ctx();
@@ -119,13 +119,11 @@ fn the_texture_gemv_runs_on_cpu_adapters_only() {
     assert_eq!(kernels.config().texture_gemv, cpu);
     let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
     if cpu {
-        assert_eq!(steps, ["x_to_uniform", "gemv_lanes"]);
-        let (uniform, texture) = (
-            ["x_to_uniform", "gemv_lanes"],
-            ["x_to_texture", "gemv_lanes"],
-        );
+        assert_eq!(steps, ["x_to_buffer", "gemv_lanes"]);
+        let uniform = ["x_to_buffer", "gemv_lanes"];
+        let texture = ["x_to_texture", "gemv_lanes"];
         // x of at most 64 KiB (n x k f32) is read from a uniform buffer, larger x from a
-        // texture; q4_0 runs 4 columns per invocation from 5 on, each further block with
+        // texture (or a storage buffer, both names below); q4_0 runs 4 columns per invocation from 5 on, each further block with
         // its own copy (columns after the last whole group in a block of their own), f32 up
         // to 8. Every plan against the reference.
         let cases = [
@@ -141,14 +139,28 @@ fn the_texture_gemv_runs_on_cpu_adapters_only() {
             (Format::F32, 576, 13, uniform.repeat(2)),
         ];
         for (i, (format, k, n, want)) in cases.into_iter().enumerate() {
-            let kernels = Kernels::new(&ctx.device, format).unwrap();
             let gw = common::random_weight(format, 37, k, 7 + i as u64);
             let x = ctx.storage_buffer("x", &Rng::new(8).normal_vec(n * k));
             let y = ctx.output_buffer("y", n * 37);
-            let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
-            assert_eq!(steps, want, "{format} k = {k}, n = {n}");
-            let r = verify::matmul_case(ctx, &kernels, 37, k, n, 70 + i as u64).unwrap();
-            assert!(r.passed(), "{r:?}");
+            for texture_x_storage in [false, true] {
+                let config = KernelConfig {
+                    texture_x_storage,
+                    ..KernelConfig::for_device(&ctx.device)
+                };
+                let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
+                let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
+                // The storage buffer takes x where the texture would.
+                let want: Vec<&str> = want
+                    .iter()
+                    .map(|&s| match s {
+                        "x_to_texture" if texture_x_storage => "x_to_buffer",
+                        s => s,
+                    })
+                    .collect();
+                assert_eq!(steps, want, "{format} k = {k}, n = {n}, {config:?}");
+                let r = verify::matmul_case(ctx, &kernels, 37, k, n, 70 + i as u64).unwrap();
+                assert!(r.passed(), "{r:?}");
+            }
         }
     } else {
         assert!(!steps.contains(&"gemv_lanes"), "{steps:?}");

@@ -43,9 +43,15 @@ fn configs(ctx: &GpuContext) -> Vec<KernelConfig> {
             v.push(common::variant_config(sg, tiled_gemm, false));
         }
     }
-    // The texture GEMV (f16 x widened as it is copied, f16 outputs) where the device uses it.
+    // The texture GEMV (f16 x widened as it is copied, f16 outputs) where the device uses
+    // it, x too long for the uniform buffer in a texture or a storage buffer.
     if wgquant::gpu::shaders::uses_textures(&ctx.device) {
-        v.push(common::variant_config(false, false, true));
+        let texture = common::variant_config(false, false, true);
+        v.push(texture);
+        v.push(KernelConfig {
+            texture_x_storage: true,
+            ..texture
+        });
     }
     v
 }
@@ -169,7 +175,7 @@ fn f16_outputs_are_the_f32_outputs_rounded() {
 }
 
 /// Where the device uses the texture GEMV, f16 batches take it too: x widened to f32 as it
-/// is copied into a uniform buffer or (5 columns at k = 8192) a texture.
+/// is copied into a uniform buffer or (5 columns at k = 8192) a texture or storage buffer.
 #[test]
 fn f16_takes_the_texture_gemv_where_the_device_uses_it() {
     let ctx = ctx();
@@ -180,17 +186,28 @@ fn f16_takes_the_texture_gemv_where_the_device_uses_it() {
         eprintln!("skipped: {} runs the buffer GEMV", ctx.describe());
         return;
     }
-    let kernels = Kernels::new(&ctx.device, Format::Q4_0).unwrap();
     let rows = 37;
-    for (k, n, copy) in [(96, 1, "x_to_uniform"), (8192, 5, "x_to_texture")] {
-        let gw = common::random_weight(Format::Q4_0, rows, k, 5);
-        let x = ctx.output_buffer("x", n * k / 2);
-        let y = ctx.output_buffer("y", (n * rows).div_ceil(2));
-        let entries = kernels.matmul_f16(&gw, &x, &y, n).unwrap().entry_points();
-        assert!(
-            entries.contains(&copy) && entries.contains(&"gemv_lanes"),
-            "k = {k}, n = {n}: {entries:?}"
-        );
+    for texture_x_storage in [false, true] {
+        let config = KernelConfig {
+            texture_x_storage,
+            ..KernelConfig::for_device(&ctx.device)
+        };
+        let kernels = Kernels::with_config(&ctx.device, Format::Q4_0, config).unwrap();
+        let long_x = if texture_x_storage {
+            "x_to_buffer"
+        } else {
+            "x_to_texture"
+        };
+        for (k, n, copy) in [(96, 1, "x_to_buffer"), (8192, 5, long_x)] {
+            let gw = common::random_weight(Format::Q4_0, rows, k, 5);
+            let x = ctx.output_buffer("x", n * k / 2);
+            let y = ctx.output_buffer("y", (n * rows).div_ceil(2));
+            let entries = kernels.matmul_f16(&gw, &x, &y, n).unwrap().entry_points();
+            assert!(
+                entries.contains(&copy) && entries.contains(&"gemv_lanes"),
+                "k = {k}, n = {n}, {config:?}: {entries:?}"
+            );
+        }
     }
 }
 

@@ -34,6 +34,7 @@ fn configs() -> Vec<KernelConfig> {
                 subgroups,
                 tiled_gemm: true,
                 texture_gemv: false,
+                texture_x_storage: false,
                 coop_matrix: true,
                 coop_wide_tile,
                 gemv_rows: Default::default(),
@@ -92,6 +93,7 @@ fn subgroup_kernels_need_the_feature() {
         subgroups: true,
         tiled_gemm: true,
         texture_gemv: false,
+        texture_x_storage: false,
         coop_matrix: false,
         coop_wide_tile: false,
         gemv_rows: Default::default(),
@@ -132,28 +134,34 @@ fn coop_matrix_kernels_need_the_features() {
 /// (16 rows per invocation by default for the light formats, 8 for the others) and four (8
 /// rows, 4 for the table formats): `texture_gemv_rows`; and the batches it splits into
 /// blocks (`texture_gemv_cols`: 4 or up to 8 columns per invocation, columns after the last
-/// whole group in a block of their own), x in uniform buffers and, at k = 8192, in a texture.
+/// whole group in a block of their own), x in uniform buffers and, at k = 8192, in a texture
+/// or a storage buffer (`texture_x_storage`).
 /// Each against the CPU reference with row tails (no multiple of 16, more than one workgroup
 /// of 16 invocations x 16 rows) and an odd number of chunks per row.
 #[test]
 fn texture_gemv_every_format_at_its_row_counts() {
     let ctx = ctx();
     let config = common::variant_config(false, true, true);
+    let x_storage = KernelConfig {
+        texture_x_storage: true,
+        ..config
+    };
     let mut failures = Vec::new();
     let mut cases = 0;
     for (f, format) in Format::all().into_iter().enumerate() {
         let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
+        let kernels_x_storage = Kernels::with_config(&ctx.device, format, x_storage).unwrap();
         let k3 = 3 * format.k_multiple();
         let shapes = [(37, 1), (291, 1), (37, 4), (291, 4), (37, 7), (37, 13)]
-            .map(|(m, n)| (m, k3, n))
+            .map(|(m, n)| (&kernels, m, k3, n))
             .into_iter()
-            .chain([(37, 8192, 5)]);
-        for (i, (m, k, n)) in shapes.enumerate() {
+            .chain([(&kernels, 37, 8192, 5), (&kernels_x_storage, 37, 8192, 5)]);
+        for (i, (kernels, m, k, n)) in shapes.enumerate() {
             let seed = 9100 + 10 * f as u64 + i as u64;
-            let r = verify::matmul_case(ctx, &kernels, m, k, n, seed).unwrap();
+            let r = verify::matmul_case(ctx, kernels, m, k, n, seed).unwrap();
             cases += 1;
             if !r.passed() {
-                failures.push(format!("{r:?}"));
+                failures.push(format!("{:?} {r:?}", kernels.config().texture_x_storage));
             }
         }
     }

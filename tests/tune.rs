@@ -359,6 +359,7 @@ fn every_rows_value_matches_the_reference() {
             let config = KernelConfig {
                 subgroups: sg,
                 texture_gemv,
+                texture_x_storage: false,
                 tiled_gemm: true,
                 coop_matrix: false,
                 coop_wide_tile: false,
@@ -415,6 +416,7 @@ fn every_steps_value_matches_the_reference() {
             let config = KernelConfig {
                 subgroups: sg,
                 texture_gemv: false,
+                texture_x_storage: false,
                 tiled_gemm: true,
                 coop_matrix: false,
                 coop_wide_tile: false,

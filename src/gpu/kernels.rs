@@ -91,28 +91,32 @@ struct TexturePipelines {
     matmul_layout: wgpu::BindGroupLayout,
     /// The texture GEMV's, x in a uniform buffer ([`Entry::GemvLanesUniformX`]).
     matmul_uniform_x_layout: wgpu::BindGroupLayout,
+    /// The texture GEMV's, x in a storage buffer ([`Entry::GemvLanesStorageX`]).
+    matmul_storage_x_layout: wgpu::BindGroupLayout,
     x_layout: wgpu::BindGroupLayout,
-    x_uniform_layout: wgpu::BindGroupLayout,
+    /// The copy's into a buffer (uniform or storage).
+    x_buffer_layout: wgpu::BindGroupLayout,
     /// The copies of f32 x, and of f16 x (built on first use).
     x_copy_f32: XCopyPipelines,
     x_copy_f16: std::sync::OnceLock<XCopyPipelines>,
 }
 
-/// The copies of x of one activation type to a texture and to a uniform buffer
+/// The copies of x of one activation type to a texture and to a buffer
 /// ([`ActType::x_copy_wgsl`]).
 #[derive(Debug)]
 struct XCopyPipelines {
     to_texture: wgpu::ComputePipeline,
-    to_uniform: wgpu::ComputePipeline,
+    to_buffer: wgpu::ComputePipeline,
 }
 
 impl TexturePipelines {
-    /// The bind group layout of texture GEMV `entry` (x in a texture or a uniform buffer),
-    /// `None` for other entries.
+    /// The bind group layout of texture GEMV `entry` (x in a texture, a uniform buffer or a
+    /// storage buffer), `None` for other entries.
     fn gemv_layout(&self, entry: Entry) -> Option<&wgpu::BindGroupLayout> {
         match entry {
             Entry::GemvLanes => Some(&self.matmul_layout),
             Entry::GemvLanesUniformX => Some(&self.matmul_uniform_x_layout),
+            Entry::GemvLanesStorageX => Some(&self.matmul_storage_x_layout),
             _ => None,
         }
     }
@@ -142,6 +146,8 @@ impl TexturePipelines {
         };
         let x_texture = texture(2, wgpu::TextureSampleType::Float { filterable: false });
         let uniform_x_layout = matmul_layout("wgquant texture matmul, uniform x", uniform_entry(2));
+        let storage_x_layout =
+            matmul_layout("wgquant texture matmul, storage x", storage_entry(2, true));
         let matmul_layout = matmul_layout("wgquant texture matmul", x_texture);
         let x_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("wgquant x to texture"),
@@ -160,7 +166,7 @@ impl TexturePipelines {
                 uniform_entry(2),
             ],
         });
-        let x_uniform_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        let x_buffer_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("wgquant x to uniform"),
             entries: &[
                 storage_entry(0, true),
@@ -168,12 +174,13 @@ impl TexturePipelines {
                 storage_entry(3, false),
             ],
         });
-        let x_copy_f32 = XCopyPipelines::new(device, ActType::F32, &x_layout, &x_uniform_layout);
+        let x_copy_f32 = XCopyPipelines::new(device, ActType::F32, &x_layout, &x_buffer_layout);
         TexturePipelines {
             matmul_layout,
             matmul_uniform_x_layout: uniform_x_layout,
+            matmul_storage_x_layout: storage_x_layout,
             x_layout,
-            x_uniform_layout,
+            x_buffer_layout,
             x_copy_f32,
             x_copy_f16: Default::default(),
         }
@@ -184,7 +191,7 @@ impl TexturePipelines {
         match act {
             ActType::F32 => &self.x_copy_f32,
             ActType::F16 => self.x_copy_f16.get_or_init(|| {
-                XCopyPipelines::new(device, act, &self.x_layout, &self.x_uniform_layout)
+                XCopyPipelines::new(device, act, &self.x_layout, &self.x_buffer_layout)
             }),
         }
     }
@@ -200,30 +207,44 @@ impl XCopyPipelines {
         let module = shaders::shader_module(device, "x_copy", act.x_copy_wgsl(), false);
         XCopyPipelines {
             to_texture: compute_pipeline(device, &module, "x_to_texture", texture_layout, &[]),
-            to_uniform: compute_pipeline(device, &module, "x_to_uniform", uniform_layout, &[]),
+            to_buffer: compute_pipeline(device, &module, "x_to_buffer", uniform_layout, &[]),
         }
     }
 }
 
-/// Where the texture GEMV reads a block's x: a folded texture of this extent, or a uniform
-/// buffer of [`shaders::X_UNIFORM_BYTES`] ([`Entry::GemvLanesUniformX`]).
+/// Where the texture GEMV reads a block's x: a folded texture of this extent, a uniform
+/// buffer of [`shaders::X_UNIFORM_BYTES`] ([`Entry::GemvLanesUniformX`]), or a storage
+/// buffer of this many bytes ([`Entry::GemvLanesStorageX`]).
 #[derive(Clone, Copy)]
 enum XCopy {
     Texture(wgpu::Extent3d),
     Uniform,
+    Storage(u64),
+}
+
+impl XCopy {
+    /// The texture GEMV entry that reads x from here.
+    fn entry(self) -> Entry {
+        match self {
+            XCopy::Texture(_) => Entry::GemvLanes,
+            XCopy::Uniform => Entry::GemvLanesUniformX,
+            XCopy::Storage(_) => Entry::GemvLanesStorageX,
+        }
+    }
 }
 
 /// x copied for the texture GEMV, to bind as its binding 2.
 enum XCopied {
     Texture(wgpu::TextureView),
-    Uniform(wgpu::Buffer),
+    /// A uniform or storage buffer.
+    Buffer(wgpu::Buffer),
 }
 
 impl XCopied {
     fn resource(&self) -> wgpu::BindingResource<'_> {
         match self {
             XCopied::Texture(view) => wgpu::BindingResource::TextureView(view),
-            XCopied::Uniform(buffer) => buffer.as_entire_binding(),
+            XCopied::Buffer(buffer) => buffer.as_entire_binding(),
         }
     }
 }
@@ -719,10 +740,7 @@ impl Kernels {
         let textures = self.texture.is_some() && w.chunks().iter().all(|c| c.textures.is_some());
         if let Some(plan) = textures.then(|| self.texture_gemv_plan(w.k(), n)).flatten() {
             let blocks = plan.into_iter().map(|(cols, group, x_copy)| {
-                let entry = match x_copy {
-                    XCopy::Texture(_) => Entry::GemvLanes,
-                    XCopy::Uniform => Entry::GemvLanesUniformX,
-                };
+                let entry = x_copy.entry();
                 Ok(GemvBlock {
                     cols,
                     group,
@@ -749,7 +767,9 @@ impl Kernels {
     ///
     /// Columns go [`shaders::texture_gemv_cols`] per invocation; x goes into uniform buffers
     /// where that many columns fit one (a block, and a dispatch, per buffer: as many
-    /// columns as fit), else into one texture. Columns left over after the last whole group
+    /// columns as fit), else into one storage buffer where the config says
+    /// ([`KernelConfig::texture_x_storage`]) and the binding limit allows, else into one
+    /// texture. Columns left over after the last whole group
     /// get a block of their own with a pipeline of their width, since a group reads and
     /// computes all its columns (beyond the batch it repeats the last).
     fn texture_gemv_plan(
@@ -777,16 +797,23 @@ impl Kernels {
                     plan.push((start..end, group, XCopy::Uniform));
                 }
             } else {
-                let size = folded_extent(cols.len() * k / 4, &limits)?;
-                plan.push((cols, group, XCopy::Texture(size)));
+                let bytes = (cols.len() * k * 4) as u64;
+                let to = if self.config.texture_x_storage
+                    && bytes <= limits.max_storage_buffer_binding_size
+                {
+                    XCopy::Storage(bytes)
+                } else {
+                    XCopy::Texture(folded_extent(cols.len() * k / 4, &limits)?)
+                };
+                plan.push((cols, group, to));
             }
         }
         Some(plan)
     }
 
     /// Add the step that copies the vec4s `texels` of x (`act` values) to where the texture
-    /// GEMV reads them as f32 (`to`: a new folded texture, or a new uniform-capable buffer of
-    /// [`shaders::X_UNIFORM_BYTES`]), and return that.
+    /// GEMV reads them as f32 (`to`: a new folded texture, a new uniform-capable buffer of
+    /// [`shaders::X_UNIFORM_BYTES`] or a new storage buffer), and return that.
     fn copy_x(
         &self,
         t: &TexturePipelines,
@@ -811,11 +838,17 @@ impl Kernels {
                 });
                 XCopied::Texture(texture.create_view(&Default::default()))
             }
-            XCopy::Uniform => {
-                XCopied::Uniform(self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("wgquant x uniform"),
-                    size: shaders::X_UNIFORM_BYTES,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+            XCopy::Uniform => XCopied::Buffer(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgquant x uniform"),
+                size: shaders::X_UNIFORM_BYTES,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+                mapped_at_creation: false,
+            })),
+            XCopy::Storage(bytes) => {
+                XCopied::Buffer(self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgquant x storage"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
                 }))
             }
@@ -829,7 +862,7 @@ impl Kernels {
             });
         let (entry_point, pipeline, layout, out_binding) = match &copied {
             XCopied::Texture(_) => ("x_to_texture", &copies.to_texture, &t.x_layout, 1),
-            XCopied::Uniform(_) => ("x_to_uniform", &copies.to_uniform, &t.x_uniform_layout, 3),
+            XCopied::Buffer(_) => ("x_to_buffer", &copies.to_buffer, &t.x_buffer_layout, 3),
         };
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry_point),

@@ -14,6 +14,7 @@ const WEIGHTS_BUFFER: &str = include_str!("../../shaders/weights_buffer.wgsl");
 const IO_TEXTURE: &str = include_str!("../../shaders/io_texture.wgsl");
 const X_TEXTURE: &str = include_str!("../../shaders/x_texture.wgsl");
 const X_UNIFORM: &str = include_str!("../../shaders/x_uniform.wgsl");
+const X_STORAGE: &str = include_str!("../../shaders/x_storage.wgsl");
 const X_COPY: &str = include_str!("../../shaders/x_copy.wgsl");
 /// Texels per row of the folded textures (`TEXTURE_WIDTH` in `shaders/io_texture.wgsl` and
 /// `shaders/x_copy.wgsl`): plane element i sits at (i % width, i / width).
@@ -104,6 +105,9 @@ pub enum Entry {
     /// short enough: [`KernelConfig::gemv_entry`] names [`Entry::GemvLanes`] and the kernels
     /// pick this variant per matmul.
     GemvLanesUniformX,
+    /// The texture GEMV with x in a storage buffer, for rows of x too long for the uniform
+    /// buffer where [`KernelConfig::texture_x_storage`] says so (else x goes into a texture).
+    GemvLanesStorageX,
     /// Workgroup-memory tiled GEMM.
     Gemm,
     /// Tensor-core GEMM: f16 tiles in workgroup memory, 16x16x16 cooperative-matrix
@@ -119,11 +123,12 @@ pub enum Entry {
 }
 
 impl Entry {
-    pub const ALL: [Entry; 9] = [
+    pub const ALL: [Entry; 10] = [
         Entry::Gemv,
         Entry::GemvSubgroup,
         Entry::GemvLanes,
         Entry::GemvLanesUniformX,
+        Entry::GemvLanesStorageX,
         Entry::Gemm,
         Entry::GemmCoop16,
         Entry::GemmCoop8,
@@ -136,7 +141,7 @@ impl Entry {
         match self {
             Entry::Gemv => "gemv",
             Entry::GemvSubgroup => "gemv_subgroup",
-            Entry::GemvLanes | Entry::GemvLanesUniformX => "gemv_lanes",
+            Entry::GemvLanes | Entry::GemvLanesUniformX | Entry::GemvLanesStorageX => "gemv_lanes",
             Entry::Gemm => "gemm",
             Entry::GemmCoop16 | Entry::GemmCoop8 => "gemm_coop",
             Entry::Dequantize => "dequantize",
@@ -148,7 +153,9 @@ impl Entry {
     pub fn kind(self) -> KernelKind {
         match self {
             Entry::Gemv | Entry::GemvSubgroup => KernelKind::Gemv,
-            Entry::GemvLanes | Entry::GemvLanesUniformX => KernelKind::Gemv,
+            Entry::GemvLanes | Entry::GemvLanesUniformX | Entry::GemvLanesStorageX => {
+                KernelKind::Gemv
+            }
             Entry::Gemm | Entry::GemmCoop16 | Entry::GemmCoop8 => KernelKind::Gemm,
             Entry::Dequantize | Entry::GatherRows => KernelKind::Dequantize,
         }
@@ -191,7 +198,10 @@ impl Entry {
     /// Whether the module reads its weights from textures (`io_texture.wgsl`; x from a
     /// texture or a uniform buffer) rather than storage buffers: the texture GEMV.
     pub fn reads_textures(self) -> bool {
-        matches!(self, Entry::GemvLanes | Entry::GemvLanesUniformX)
+        matches!(
+            self,
+            Entry::GemvLanes | Entry::GemvLanesUniformX | Entry::GemvLanesStorageX
+        )
     }
 
     /// Whether the module uses cooperative matrices and f16 (its source starts with their
@@ -223,7 +233,7 @@ impl Entry {
                 include_str!("../../shaders/gemv_shared.wgsl"),
             ],
             Entry::GemvSubgroup => &[GEMV_CORE, include_str!("../../shaders/gemv_subgroup.wgsl")],
-            Entry::GemvLanes | Entry::GemvLanesUniformX => {
+            Entry::GemvLanes | Entry::GemvLanesUniformX | Entry::GemvLanesStorageX => {
                 &[GEMV_CORE, include_str!("../../shaders/gemv_lanes.wgsl")]
             }
             Entry::Gemm => &[GEMM_SLICES, include_str!("../../shaders/gemm.wgsl")],
@@ -239,7 +249,10 @@ impl Entry {
     pub fn workgroup_memory_bytes(self) -> u32 {
         match self {
             Entry::Gemv => GEMV_WG_SIZE * WORKGROUP_SUM_VALUES * 4,
-            Entry::GemvSubgroup | Entry::GemvLanes | Entry::GemvLanesUniformX => 0,
+            Entry::GemvSubgroup
+            | Entry::GemvLanes
+            | Entry::GemvLanesUniformX
+            | Entry::GemvLanesStorageX => 0,
             Entry::Dequantize | Entry::GatherRows => 0,
             Entry::Gemm => 2 * 32 * 64 * 4,
             // f16 weight and activation tiles (rows padded to 40; the activations' sized for
@@ -320,7 +333,7 @@ impl ActType {
     }
 
     /// The WGSL module that copies x of this type to where the texture GEMV reads it, as
-    /// f32 (entry points `x_to_texture` and `x_to_uniform`).
+    /// f32 (entry points `x_to_texture` and `x_to_buffer`).
     pub fn x_copy_wgsl(self) -> String {
         let x_in = match self {
             ActType::F32 => include_str!("../../shaders/x_in_f32.wgsl"),
@@ -362,6 +375,13 @@ pub struct KernelConfig {
     /// (`shaders/gemv_lanes.wgsl`), for weights uploaded with textures (see
     /// [`uses_textures`]); others use the buffer GEMV.
     pub texture_gemv: bool,
+    /// The texture GEMV reads x too long for its uniform buffer ([`X_UNIFORM_BYTES`]) from
+    /// a storage buffer ([`Entry::GemvLanesStorageX`]) rather than a texture. Which is
+    /// faster depends on the driver: on lavapipe with Mesa 26.1 the storage buffer (q4_0
+    /// 4096x14336, 4 columns: 49.6 -> 30.6 ms; f32 4096x4096, 8 columns: 72.6 -> 30.1), with
+    /// Mesa 22.3 the texture (q4_0 35.6 -> 40.5-43.2 ms). [`KernelConfig::untuned`] sets it
+    /// on llvmpipe from Mesa 26 on ([`mesa_major`]); the versions in between are unmeasured.
+    pub texture_x_storage: bool,
     /// Weight rows per GEMV lane group (the `ROWS` override). The default keeps each
     /// entry's fixed value ([`Entry::default_gemv_rows`]); [`KernelConfig::for_device`]
     /// fills it from the autotuner's cache ([`crate::gpu::tune`]) when that has an entry
@@ -592,6 +612,12 @@ impl KernelConfig {
         if self.texture_gemv {
             // texture_gemv_cols: q4_0 takes 4 columns per invocation whatever k.
             line += "; 5 columns or more: 4 per invocation for formats such as q4_0";
+            let x = if self.texture_x_storage {
+                "a storage buffer"
+            } else {
+                "a texture"
+            };
+            line += &format!("; x too long for the uniform buffer in {x}");
         } else {
             let name = |s: Option<u32>| s.map_or("a whole chunk".into(), |s| s.to_string());
             let mut steps = name(self.gemv_steps.narrow);
@@ -620,6 +646,8 @@ impl KernelConfig {
         let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
         let cpu = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
         let texture_gemv = uses_textures(device);
+        let info = device.adapter_info();
+        let texture_x_storage = texture_gemv && mesa_major(&info).is_some_and(|v| v >= 26);
         KernelConfig {
             subgroups,
             // GEMV blocks beat the tiled GEMM on CPU adapters with the texture GEMV or with
@@ -627,6 +655,7 @@ impl KernelConfig {
             // tiled kernel on lavapipe.
             tiled_gemm: !(cpu && (subgroups || texture_gemv)),
             texture_gemv,
+            texture_x_storage,
             // lavapipe's cooperative matrices (Mesa 25.1+) run the tensor-core GEMM about
             // 2x slower than its GEMV blocks (q4_0 1024x4096, 64 columns: 105 vs 48 ms).
             coop_matrix: !cpu && super::check_coop_gemm(device).is_ok(),
@@ -646,6 +675,17 @@ impl KernelConfig {
             act: ActType::preferred_for(device),
         }
     }
+}
+
+/// The major version of the Mesa driver behind `info` (from its driver info, such as "Mesa
+/// 26.1.0 (LLVM 19.1.7)"), if it is Mesa.
+pub fn mesa_major(info: &wgpu::AdapterInfo) -> Option<u32> {
+    mesa_major_in(&format!("{} {}", info.driver, info.driver_info))
+}
+
+fn mesa_major_in(driver: &str) -> Option<u32> {
+    let (_, rest) = driver.split_once("Mesa ")?;
+    rest.split('.').next()?.trim().parse().ok()
 }
 
 /// A shader module from wgquant's own WGSL (every module is built here). wgpu's loop bounding
@@ -899,13 +939,15 @@ pub fn compose_variant(format: Format, entry: Entry, act: ActType) -> String {
     if entry.reads_textures() {
         s.push_str("\n// ---- operands: textures ----\n");
         s.push_str(IO_TEXTURE);
-        if entry == Entry::GemvLanesUniformX {
-            s.push_str("\n// ---- x: uniform buffer ----\n");
-            s.push_str(X_UNIFORM);
-        } else {
-            s.push_str("\n// ---- x: texture ----\n");
-            s.push_str(X_TEXTURE);
-        }
+        let (x_name, x_source) = match entry {
+            Entry::GemvLanesUniformX => ("uniform buffer", X_UNIFORM),
+            Entry::GemvLanesStorageX => ("storage buffer", X_STORAGE),
+            _ => ("texture", X_TEXTURE),
+        };
+        s.push_str("\n// ---- x: ");
+        s.push_str(x_name);
+        s.push_str(" ----\n");
+        s.push_str(x_source);
         s.push_str("\n// ---- y: ");
         s.push_str(act.name());
         s.push_str(" ----\n");
@@ -1235,6 +1277,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn mesa_major_reads_the_driver_info() {
+        let major = |driver: &str, info: &str| mesa_major_in(&format!("{driver} {info}"));
+        assert_eq!(major("llvmpipe", "Mesa 26.1.0 (LLVM 19.1.7)"), Some(26));
+        assert_eq!(major("llvmpipe", "Mesa 22.3.6 (LLVM 15.0.6)"), Some(22));
+        assert_eq!(major("NVIDIA", "580.159.04"), None);
+        assert_eq!(major("llvmpipe", "Mesa x"), None);
+    }
+
     /// The copies of x to the texture GEMV, for each activation type.
     #[test]
     fn x_copies_validate_with_naga() {
@@ -1242,7 +1293,7 @@ mod tests {
             let src = act.x_copy_wgsl();
             let enables = src.lines().any(|l| l.starts_with("enable"));
             assert!(!enables, "f16 x is unpacked, not an f16 type");
-            for entry_point in ["x_to_texture", "x_to_uniform"] {
+            for entry_point in ["x_to_texture", "x_to_buffer"] {
                 validate_src(&src, entry_point, &[]);
             }
         }

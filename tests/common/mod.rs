@@ -47,6 +47,7 @@ pub fn variant_config(subgroups: bool, tiled_gemm: bool, texture_gemv: bool) -> 
         subgroups,
         tiled_gemm,
         texture_gemv,
+        texture_x_storage: false,
         coop_matrix: false,
         coop_wide_tile: false,
         gemv_rows: if subgroups {
