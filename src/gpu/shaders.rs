@@ -196,7 +196,8 @@ impl Entry {
     }
 
     /// Whether the module reads its weights from textures (`io_texture.wgsl`; x from a
-    /// texture or a uniform buffer) rather than storage buffers: the texture GEMV.
+    /// texture, a uniform buffer or a storage buffer) rather than storage buffers: the
+    /// texture GEMV.
     pub fn reads_textures(self) -> bool {
         matches!(
             self,
