@@ -123,22 +123,26 @@ fn the_texture_gemv_runs_on_cpu_adapters_only() {
         let uniform = ["x_to_buffer", "gemv_lanes"];
         let texture = ["x_to_texture", "gemv_lanes"];
         // x of at most 64 KiB (n x k f32) is read from a uniform buffer, larger x from a
-        // texture (or a storage buffer, both names below); q4_0 runs 4 columns per invocation from 5 on, each further block with
+        // texture; q4_0 runs 4 columns per invocation from 5 on, each further block with
         // its own copy (columns after the last whole group in a block of their own), f32 up
-        // to 8. Every plan against the reference.
+        // to 8. With `texture_x_storage` every format runs up to 8 columns and larger x
+        // comes from a storage buffer (copied by x_to_buffer too): the last column, blocks.
+        // Every plan against the reference.
         let cases = [
-            (Format::Q4_0, 4096, 4, uniform.to_vec()),
-            (Format::Q4_0, 4096, 5, uniform.repeat(2)),
-            (Format::Q4_0, 4096, 8, uniform.repeat(2)),
-            (Format::F32, 4096, 5, texture.to_vec()),
-            (Format::Q4_0, 8192, 6, [texture, uniform].concat()),
-            // 28 columns per buffer at k = 576: 7 groups of 4, then 12 (3 groups).
-            (Format::Q4_0, 576, 40, uniform.repeat(2)),
-            // Columns after the last whole group: 12 + 1 for q4_0, 8 + 5 for f32.
-            (Format::Q4_0, 576, 13, uniform.repeat(2)),
-            (Format::F32, 576, 13, uniform.repeat(2)),
+            (Format::Q4_0, 4096, 4, uniform.to_vec(), 1),
+            (Format::Q4_0, 4096, 5, uniform.repeat(2), 1),
+            (Format::Q4_0, 4096, 8, uniform.repeat(2), 1),
+            (Format::F32, 4096, 5, texture.to_vec(), 1),
+            (Format::Q4_0, 8192, 6, [texture, uniform].concat(), 1),
+            // 28 columns per buffer at k = 576: 7 groups of 4, then 12 (3 groups); with
+            // groups of 8, 24 and then 16.
+            (Format::Q4_0, 576, 40, uniform.repeat(2), 2),
+            // Columns after the last whole group: 12 + 1 for q4_0, 8 + 5 for f32 (and for
+            // q4_0 in groups of 8).
+            (Format::Q4_0, 576, 13, uniform.repeat(2), 2),
+            (Format::F32, 576, 13, uniform.repeat(2), 2),
         ];
-        for (i, (format, k, n, want)) in cases.into_iter().enumerate() {
+        for (i, (format, k, n, want_texture, storage_blocks)) in cases.into_iter().enumerate() {
             let gw = common::random_weight(format, 37, k, 7 + i as u64);
             let x = ctx.storage_buffer("x", &Rng::new(8).normal_vec(n * k));
             let y = ctx.output_buffer("y", n * 37);
@@ -149,14 +153,11 @@ fn the_texture_gemv_runs_on_cpu_adapters_only() {
                 };
                 let kernels = Kernels::with_config(&ctx.device, format, config).unwrap();
                 let steps = kernels.matmul(&gw, &x, &y, n).unwrap().entry_points();
-                // The storage buffer takes x where the texture would.
-                let want: Vec<&str> = want
-                    .iter()
-                    .map(|&s| match s {
-                        "x_to_texture" if texture_x_storage => "x_to_buffer",
-                        s => s,
-                    })
-                    .collect();
+                let want = if texture_x_storage {
+                    uniform.repeat(storage_blocks)
+                } else {
+                    want_texture.clone()
+                };
                 assert_eq!(steps, want, "{format} k = {k}, n = {n}, {config:?}");
                 let r = verify::matmul_case(ctx, &kernels, 37, k, n, 70 + i as u64).unwrap();
                 assert!(r.passed(), "{r:?}");

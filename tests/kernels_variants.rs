@@ -135,7 +135,7 @@ fn coop_matrix_kernels_need_the_features() {
 /// rows, 4 for the table formats): `texture_gemv_rows`; and the batches it splits into
 /// blocks (`texture_gemv_cols`: 4 or up to 8 columns per invocation, columns after the last
 /// whole group in a block of their own), x in uniform buffers and, at k = 8192, in a texture
-/// or a storage buffer (`texture_x_storage`).
+/// or a storage buffer (`texture_x_storage`, with which every format runs up to 8 columns).
 /// Each against the CPU reference with row tails (no multiple of 16, more than one workgroup
 /// of 16 invocations x 16 rows) and an odd number of chunks per row.
 #[test]
@@ -155,7 +155,12 @@ fn texture_gemv_every_format_at_its_row_counts() {
         let shapes = [(37, 1), (291, 1), (37, 4), (291, 4), (37, 7), (37, 13)]
             .map(|(m, n)| (&kernels, m, k3, n))
             .into_iter()
-            .chain([(&kernels, 37, 8192, 5), (&kernels_x_storage, 37, 8192, 5)]);
+            .chain([
+                (&kernels, 37, 8192, 5),
+                // Groups of up to 8 columns for every format (8 + 5), x in a storage buffer.
+                (&kernels_x_storage, 37, k3, 13),
+                (&kernels_x_storage, 37, 8192, 5),
+            ]);
         for (i, (kernels, m, k, n)) in shapes.enumerate() {
             let seed = 9100 + 10 * f as u64 + i as u64;
             let r = verify::matmul_case(ctx, kernels, m, k, n, seed).unwrap();

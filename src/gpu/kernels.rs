@@ -765,7 +765,8 @@ impl Kernels {
     /// The texture GEMV's blocks for a batch of `n` columns at row length `k`: (columns,
     /// columns per invocation, where x goes), or None where x does not fit a texture.
     ///
-    /// Columns go [`shaders::texture_gemv_cols`] per invocation; x goes into uniform buffers
+    /// Columns go [`shaders::texture_gemv_cols`] per invocation (up to 8 with
+    /// [`KernelConfig::texture_x_storage`]); x goes into uniform buffers
     /// where that many columns fit one (a block, and a dispatch, per buffer: as many
     /// columns as fit), else into one storage buffer where the config says
     /// ([`KernelConfig::texture_x_storage`]) and the binding limit allows, else into one
@@ -783,7 +784,13 @@ impl Kernels {
         } else {
             0
         };
-        let group = shaders::texture_gemv_cols(self.format, n, fit >= GEMV_MAX_N);
+        // Four columns per invocation pay on drivers that read long x from a texture; with
+        // it in a storage buffer, whole groups of 8 are faster (texture_x_storage).
+        let group = if self.config.texture_x_storage {
+            n.min(GEMV_MAX_N)
+        } else {
+            shaders::texture_gemv_cols(self.format, n, fit >= GEMV_MAX_N)
+        };
         let whole = n / group * group;
         let mut plan = Vec::new();
         for (cols, group) in [(0..whole, group), (whole..n, n - whole)] {

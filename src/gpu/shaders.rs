@@ -380,8 +380,12 @@ pub struct KernelConfig {
     /// a storage buffer ([`Entry::GemvLanesStorageX`]) rather than a texture. Which is
     /// faster depends on the driver: on lavapipe with Mesa 26.1 the storage buffer (q4_0
     /// 4096x14336, 4 columns: 49.6 -> 30.6 ms; f32 4096x4096, 8 columns: 72.6 -> 30.1), with
-    /// Mesa 22.3 the texture (q4_0 35.6 -> 40.5-43.2 ms). [`KernelConfig::untuned`] sets it
-    /// on llvmpipe from Mesa 26 on ([`mesa_major`]); the versions in between are unmeasured.
+    /// Mesa 22.3 the texture (q4_0 35.6 -> 40.5-43.2 ms). With it the GEMV also keeps up
+    /// to 8 columns per invocation instead of [`texture_gemv_cols`]' fours, which paid with
+    /// long x in textures only (Mesa 26.1, 8 columns: q4_0 4096x4096 17.5 -> 13.2 ms,
+    /// 8192x2048 17.6 -> 13.1; q8_0 4096x14336 78 -> 52). [`KernelConfig::untuned`] sets
+    /// it on llvmpipe from Mesa 26 on ([`mesa_major`]); the versions in between are
+    /// unmeasured.
     pub texture_x_storage: bool,
     /// Weight rows per GEMV lane group (the `ROWS` override). The default keeps each
     /// entry's fixed value ([`Entry::default_gemv_rows`]); [`KernelConfig::for_device`]
@@ -612,13 +616,12 @@ impl KernelConfig {
         );
         if self.texture_gemv {
             // texture_gemv_cols: q4_0 takes 4 columns per invocation whatever k.
-            line += "; 5 columns or more: 4 per invocation for formats such as q4_0";
-            let x = if self.texture_x_storage {
-                "a storage buffer"
+            if self.texture_x_storage {
+                line += "; x too long for the uniform buffer in a storage buffer";
             } else {
-                "a texture"
-            };
-            line += &format!("; x too long for the uniform buffer in {x}");
+                line += "; 5 columns or more: 4 per invocation for formats such as q4_0";
+                line += "; x too long for the uniform buffer in a texture";
+            }
         } else {
             let name = |s: Option<u32>| s.map_or("a whole chunk".into(), |s| s.to_string());
             let mut steps = name(self.gemv_steps.narrow);
