@@ -856,7 +856,8 @@ pub const NF4_TEXTURE_GEMV_ROWS: u32 = 4;
 /// [`texture_gemv_rows`]) beat one of 8 (4 rows), else up to [`GEMV_MAX_COLS`].
 /// `x8_uniform`: 8 columns of x fit the uniform buffer ([`X_UNIFORM_BYTES`]), else a
 /// batch of 5-8 columns would read x from a texture, which 4 columns at a time avoid up
-/// to k = 4096.
+/// to k = 4096. Used where long x goes into a texture; with
+/// [`KernelConfig::texture_x_storage`] the kernels keep up to 8 columns instead.
 ///
 /// Each narrower dispatch reads the weights again, so only formats that decode cheaply
 /// gain. One thread, Mesa 22.3, 4-column split against one dispatch (BENCHMARKS, "lavapipe:
