@@ -576,7 +576,7 @@ impl Format {
         let chunks = c.block_values() / chunk_values;
         let mut out = Vec::with_capacity(rows * blocks * chunks * 4);
         let mut row_halves = Vec::with_capacity(2 * row_words);
-        for row in params.chunks_exact(row_words).take(rows) {
+        for row in params.chunks_exact(row_words) {
             row_halves.clear();
             row_halves.extend(row.iter().flat_map(|&w| [w as u16, (w >> 16) as u16]));
             for block in row_halves.chunks_exact(halves).take(blocks) {

@@ -94,7 +94,7 @@ struct TexturePipelines {
     /// The texture GEMV's, x in a storage buffer ([`Entry::GemvLanesStorageX`]).
     matmul_storage_x_layout: wgpu::BindGroupLayout,
     x_layout: wgpu::BindGroupLayout,
-    /// The copy's into a buffer (uniform or storage).
+    /// The copy's into a buffer (for a uniform or a storage binding).
     x_buffer_layout: wgpu::BindGroupLayout,
     /// The copies of f32 x, and of f16 x (built on first use).
     x_copy_f32: XCopyPipelines,
@@ -167,7 +167,7 @@ impl TexturePipelines {
             ],
         });
         let x_buffer_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("wgquant x to uniform"),
+            label: Some("wgquant x to buffer"),
             entries: &[
                 storage_entry(0, true),
                 uniform_entry(2),
@@ -202,12 +202,12 @@ impl XCopyPipelines {
         device: &wgpu::Device,
         act: ActType,
         texture_layout: &wgpu::BindGroupLayout,
-        uniform_layout: &wgpu::BindGroupLayout,
+        buffer_layout: &wgpu::BindGroupLayout,
     ) -> Self {
         let module = shaders::shader_module(device, "x_copy", act.x_copy_wgsl(), false);
         XCopyPipelines {
             to_texture: compute_pipeline(device, &module, "x_to_texture", texture_layout, &[]),
-            to_buffer: compute_pipeline(device, &module, "x_to_buffer", uniform_layout, &[]),
+            to_buffer: compute_pipeline(device, &module, "x_to_buffer", buffer_layout, &[]),
         }
     }
 }

@@ -941,37 +941,29 @@ pub fn compose_variant(format: Format, entry: Entry, act: ActType) -> String {
         s.push_str("enable wgpu_cooperative_matrix;\n");
     }
     s.push_str(COMMON);
+    // Each further part under a comment line naming it.
+    let mut part = |label: &str, src: &str| {
+        s.push_str("\n// ---- ");
+        s.push_str(label);
+        s.push_str(" ----\n");
+        s.push_str(src);
+    };
     if entry.reads_textures() {
-        s.push_str("\n// ---- operands: textures ----\n");
-        s.push_str(IO_TEXTURE);
+        part("operands: textures", IO_TEXTURE);
         let (x_name, x_source) = match entry {
             Entry::GemvLanesUniformX => ("uniform buffer", X_UNIFORM),
             Entry::GemvLanesStorageX => ("storage buffer", X_STORAGE),
             _ => ("texture", X_TEXTURE),
         };
-        s.push_str("\n// ---- x: ");
-        s.push_str(x_name);
-        s.push_str(" ----\n");
-        s.push_str(x_source);
-        s.push_str("\n// ---- y: ");
-        s.push_str(act.name());
-        s.push_str(" ----\n");
-        s.push_str(act.texture_y_source());
+        part(&format!("x: {x_name}"), x_source);
+        part(&format!("y: {}", act.name()), act.texture_y_source());
     } else {
-        s.push_str("\n// ---- weights: buffers ----\n");
-        s.push_str(WEIGHTS_BUFFER);
-        s.push_str("\n// ---- activations: ");
-        s.push_str(act.name());
-        s.push_str(" ----\n");
-        s.push_str(act.source());
+        part("weights: buffers", WEIGHTS_BUFFER);
+        part(&format!("activations: {}", act.name()), act.source());
     }
-    s.push_str("\n// ---- format: ");
-    s.push_str(&format.to_string());
-    s.push_str(" ----\n");
-    s.push_str(format.codec().wgsl());
+    part(&format!("format: {format}"), format.codec().wgsl());
     for src in entry.sources() {
-        s.push_str("\n// ---- kernel ----\n");
-        s.push_str(src);
+        part("kernel", src);
     }
     s
 }
