@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod gpu;
 pub mod io;
+pub mod linalg;
 pub mod llama;
 pub mod quantize;
 pub mod rng;

@@ -1,6 +1,6 @@
 //! Post-training quantization methods (src/quantize): MSE search, GPTQ and AWQ against RTN
 //! on synthetic weights and activations, the typed errors of bad calibration, and the
-//! `quantize --method/--calib` command. Only Q4_0, Q4_1, Q8_0 and the int formats are used.
+//! `quantize --method/--calib` command.
 //!
 //! Every measured figure is printed (`cargo test --release --test quantize_methods --
 //! --nocapture`); docs/QUANTIZATION.md quotes them.
@@ -263,6 +263,101 @@ fn gptq_beats_rtn_on_correlated_activations() {
     }
 }
 
+/// The formats GPTQ gained (Q5_0, Q5_1, IQ4_NL, the K-quants), and act-order with static groups on all
+/// of them: well below RTN on correlated inputs, held-out samples.
+#[test]
+fn gptq_act_order_and_the_newer_grids() {
+    let (rows, k, w) = layer();
+    let calib = correlated(1, 1024, k);
+    let held = correlated(1, 512, k);
+    let act_order = Method::Gptq {
+        damp: 0.01,
+        block: 128,
+        act_order: true,
+        static_groups: true,
+    };
+    let static_only = Method::Gptq {
+        damp: 0.01,
+        block: 128,
+        act_order: false,
+        static_groups: true,
+    };
+    for f in [
+        "q5_0",
+        "q5_1",
+        "iq4_nl",
+        "q4_k",
+        "q5_k",
+        "q6_k",
+        "q4_0",
+        "int4_g128",
+        "int4_g32_asym",
+    ] {
+        let f = fmt(f);
+        let (rtn, plain) = rtn_and(f, Method::GPTQ, &w, (rows, k), Some(&calib));
+        let er = out_nmse(&rtn, &w, &held);
+        let ep = out_nmse(&plain, &w, &held);
+        let (_, ao) = rtn_and(f, act_order, &w, (rows, k), Some(&calib));
+        let (_, st) = rtn_and(f, static_only, &w, (rows, k), Some(&calib));
+        let (ea, es) = (out_nmse(&ao, &w, &held), out_nmse(&st, &w, &held));
+        println!(
+            "gptq x = L z        {f:14} output NMSE rtn {er:.3e} gptq {ep:.3e} ({:.3}x) \
+             static {es:.3e} ({:.3}x) act-order {ea:.3e} ({:.3}x)",
+            ep / er,
+            es / er,
+            ea / er
+        );
+        for (what, e) in [("gptq", ep), ("static groups", es), ("act-order", ea)] {
+            assert!(e <= 0.8 * er, "{f} {what}: {e:e} vs rtn {er:e}");
+        }
+    }
+    // Act-order without static groups is refused by the order itself, not silently run.
+    assert_eq!(
+        act_order.to_string(),
+        "gptq(damp=0.01, block=128, act-order, static-groups)"
+    );
+}
+
+/// The importance-matrix method against RTN and the plain MSE search: on inputs where a
+/// few channels are 30x larger, the layer's output error on held-out samples drops, for
+/// the grid formats and for those searched through their own quantizer (q4_k, q6_k).
+#[test]
+fn imatrix_fits_the_channels_that_matter() {
+    let (rows, k) = (64, 512);
+    let w = Rng::new(22).normal_vec(rows * k);
+    let calib = outlier_channels(5, 512, k, 8, 30.0);
+    let held = outlier_channels(6, 512, k, 8, 30.0);
+    for f in [
+        "q4_0",
+        "q4_1",
+        "q5_0",
+        "iq4_nl",
+        "int4_g32_asym",
+        "q8_0",
+        "q4_k",
+        "q6_k",
+    ] {
+        let f = fmt(f);
+        let (rtn, imx) = rtn_and(f, Method::Imatrix, &w, (rows, k), Some(&calib));
+        let (_, mse) = rtn_and(f, Method::Mse, &w, (rows, k), None);
+        let (er, ei, em) = (
+            out_nmse(&rtn, &w, &held),
+            out_nmse(&imx, &w, &held),
+            out_nmse(&mse, &w, &held),
+        );
+        println!(
+            "imatrix 8 ch x30    {f:14} output NMSE rtn {er:.3e} mse {em:.3e} imatrix {ei:.3e} \
+             ({:.3}x rtn)",
+            ei / er
+        );
+        assert!(ei < 0.9 * er, "{f}: imatrix {ei:e} vs rtn {er:e}");
+        assert!(ei < em, "{f}: imatrix {ei:e} vs mse {em:e}");
+    }
+    // Without calibration or an importance vector, a typed error.
+    let e = quantize::quantize(fmt("q4_0"), Method::Imatrix, &w, rows, k, None).unwrap_err();
+    assert!(matches!(e, Error::MissingCalibration { .. }), "{e}");
+}
+
 #[test]
 fn gptq_on_white_activations_is_about_rtn() {
     let (rows, k, w) = layer();
@@ -295,6 +390,8 @@ fn gptq_lazy_batch_size_does_not_change_the_result_much() {
         Method::Gptq {
             damp: 0.01,
             block: 32,
+            act_order: false,
+            static_groups: false,
         },
         &w,
         rows,

@@ -55,7 +55,7 @@ pub const KVALUES_IQ4NL: [i8; 16] = [
 
 /// The index of the grid value nearest to `x` (ties toward the larger value): a branchless
 /// binary search on midpoints, compared as `2x >= kv[i-1] + kv[i]` so both sides are exact.
-fn nearest_index(x: f32) -> u8 {
+pub fn nearest_index(x: f32) -> u8 {
     let x2 = x + x;
     let mut idx = 0usize;
     let mut step = 8;
@@ -93,6 +93,23 @@ impl BlockIQ4_NL {
     fn quantize_ntry(x: &[f32], ntry: i32) -> Self {
         let x = &x[..QK4_NL];
         let weight: [f32; QK4_NL] = std::array::from_fn(|j| x[j] * x[j]);
+        let (d, l) = Self::search(x, &weight, ntry);
+        BlockIQ4_NL {
+            d: f16::from_f32(d),
+            qs: std::array::from_fn(|j| l[j] | (l[j + 16] << 4)),
+        }
+    }
+
+    /// The scale ggml's `quantize_row_iq4_nl_impl` chooses for one 32-block with error
+    /// weights `weight` (`x^2` without an importance matrix; with one, llama.cpp passes
+    /// `imatrix_j * sqrt(sigma2 + x_j^2)`) and `ntry` scale trials, as the f32 value the
+    /// codes are then taken with (`nearest(x / d)`; the block stores `f16(d)`).
+    pub fn search_scale(x: &[f32], weight: &[f32], ntry: i32) -> f32 {
+        Self::search(&x[..QK4_NL], &weight[..QK4_NL], ntry).0
+    }
+
+    /// The scale and, for `ntry < 0`, the indices of its first trial (ggml keeps those).
+    fn search(x: &[f32], weight: &[f32], ntry: i32) -> (f32, [u8; QK4_NL]) {
         let mut amax = 0.0f32;
         let mut max = 0.0f32;
         for &v in x {
@@ -139,10 +156,7 @@ impl BlockIQ4_NL {
                 *lj = nearest_index(id * xj);
             }
         }
-        BlockIQ4_NL {
-            d: f16::from_f32(d),
-            qs: std::array::from_fn(|j| l[j] | (l[j + 16] << 4)),
-        }
+        (d, l)
     }
 
     /// ggml's `dequantize_row_iq4_nl` for one block.

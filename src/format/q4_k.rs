@@ -102,17 +102,22 @@ impl BlockQ4_K {
     /// ggml's `quantize_row_q4_K_ref` for one super-block.
     pub fn quantize(x: &[f32]) -> Self {
         let k = quantize_k_super_block(x, 15, -1.0, 20);
-        let mut qs = [0u8; QK_K / 2];
-        for (i, &l) in k.codes.iter().enumerate() {
-            let byte = &mut qs[32 * (i / 64) + i % 32];
-            *byte |= if i % 64 < 32 { l } else { l << 4 };
-        }
         BlockQ4_K {
             d: k.d,
             dmin: k.dmin,
             scales: k.scales,
-            qs,
+            qs: Self::pack_codes(&k.codes),
         }
+    }
+
+    /// `qs` of 256 codes (0..=15) in ggml's chunk order.
+    pub fn pack_codes(codes: &[u8]) -> [u8; QK_K / 2] {
+        let mut qs = [0u8; QK_K / 2];
+        for (i, &l) in codes.iter().enumerate().take(QK_K) {
+            let byte = &mut qs[32 * (i / 64) + i % 32];
+            *byte |= if i % 64 < 32 { l & 15 } else { (l & 15) << 4 };
+        }
+        qs
     }
 
     /// ggml's `dequantize_row_q4_K` for one super-block.

@@ -86,13 +86,7 @@ impl BlockQ5_K {
     /// ggml's `quantize_row_q5_K_ref` for one super-block.
     pub fn quantize(x: &[f32]) -> Self {
         let k = quantize_k_super_block(x, 31, -0.5, 15);
-        let mut qs = [0u8; QK_K / 2];
-        let mut qh = [0u8; QK_K / 8];
-        for (i, &l) in k.codes.iter().enumerate() {
-            let byte = &mut qs[32 * (i / 64) + i % 32];
-            *byte |= if i % 64 < 32 { l & 15 } else { (l & 15) << 4 };
-            qh[i % 32] |= (l >> 4) << (i / 32);
-        }
+        let (qh, qs) = Self::pack_codes(&k.codes);
         BlockQ5_K {
             d: k.d,
             dmin: k.dmin,
@@ -100,6 +94,19 @@ impl BlockQ5_K {
             qh,
             qs,
         }
+    }
+
+    /// `(qh, qs)` of 256 codes (0..=31): low nibbles in ggml's chunk order, fifth bits in
+    /// `qh`.
+    pub fn pack_codes(codes: &[u8]) -> ([u8; QK_K / 8], [u8; QK_K / 2]) {
+        let mut qs = [0u8; QK_K / 2];
+        let mut qh = [0u8; QK_K / 8];
+        for (i, &l) in codes.iter().enumerate().take(QK_K) {
+            let byte = &mut qs[32 * (i / 64) + i % 32];
+            *byte |= if i % 64 < 32 { l & 15 } else { (l & 15) << 4 };
+            qh[i % 32] |= ((l >> 4) & 1) << (i / 32);
+        }
+        (qh, qs)
     }
 
     /// ggml's `dequantize_row_q5_K` for one super-block.

@@ -609,6 +609,9 @@ impl<S: GgufSource> Data<'_, S> {
     }
 }
 
+/// A GGUF file's metadata entries and tensors, as [`write_model`] takes them.
+pub type GgufContents = (Vec<(String, MetaValue)>, Vec<(String, StoredTensor)>);
+
 /// A tensor as wgquant stores it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StoredTensor {

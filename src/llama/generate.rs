@@ -175,13 +175,32 @@ pub struct Perplexity {
     pub running: Vec<f64>,
 }
 
+/// What [`perplexity`] runs: the log-probability of each next token of a chunk, from an
+/// empty context (element `i` is `log p(chunk[i + 1])` given `chunk[..=i]`).
+pub trait ChunkScorer {
+    fn score(&mut self, chunk: &[u32]) -> Result<Vec<f32>>;
+}
+
+impl ChunkScorer for GpuModel {
+    fn score(&mut self, chunk: &[u32]) -> Result<Vec<f32>> {
+        self.reset();
+        self.log_probs(chunk)
+    }
+}
+
+impl ChunkScorer for super::calibrate::CpuScorer {
+    fn score(&mut self, chunk: &[u32]) -> Result<Vec<f32>> {
+        self.log_probs(chunk)
+    }
+}
+
 /// Score `tokens` (the whole text, tokenized without BOS) in non-overlapping chunks of
 /// `ctx` tokens, each run from an empty cache; in a chunk only the predictions of the
 /// second half count (positions `ctx / 2 .. ctx - 1` predicting the next token). With
 /// `bos`, the first token of every chunk is replaced by it (llama.cpp does this when the
 /// model's metadata asks for BOS). `max_chunks` limits the work; `on_chunk` sees progress.
 pub fn perplexity(
-    model: &mut GpuModel,
+    model: &mut dyn ChunkScorer,
     tokens: &[u32],
     ctx: usize,
     bos: Option<u32>,
@@ -209,8 +228,7 @@ pub fn perplexity(
         if let Some(b) = bos {
             chunk[0] = b;
         }
-        model.reset();
-        let lp = model.log_probs(&chunk)?;
+        let lp = model.score(&chunk)?;
         for &v in &lp[first..ctx - 1] {
             if !v.is_finite() {
                 return Err(Error::Gpu(format!(

@@ -7,8 +7,7 @@ use crate::io::gguf::{MetaType, MetaValue, StoredTensor};
 use crate::rng::Rng;
 use crate::{Format, QuantizedTensor, Result};
 
-/// A GGUF file's metadata entries and tensors, as [`crate::io::gguf::write_model`] takes them.
-pub type GgufContents = (Vec<(String, MetaValue)>, Vec<(String, StoredTensor)>);
+pub use crate::io::gguf::GgufContents;
 
 /// The shape and storage of a synthetic model.
 #[derive(Clone, Debug)]

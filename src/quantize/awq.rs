@@ -53,29 +53,13 @@ pub fn quantize(
     grid: usize,
 ) -> Result<AwqResult> {
     let grid = grid.max(1);
-    let mut mean_abs = vec![0f64; k];
-    for s in x.data().chunks_exact(k) {
-        for (m, &v) in mean_abs.iter_mut().zip(s) {
-            *m += v.abs() as f64;
-        }
-    }
-    for m in &mut mean_abs {
-        *m = (*m / x.samples() as f64).max(1e-4);
-    }
+    let mean_abs = mean_abs(x.data(), k);
     let (xs, n) = subsample(x, SEARCH_SAMPLES);
     let mut best: Option<(f64, AwqResult)> = None;
     let mut ws = vec![0f32; rows * k];
     for i in 0..=grid {
         let alpha = i as f64 / grid as f64;
-        let mut s: Vec<f64> = mean_abs.iter().map(|m| m.powf(alpha)).collect();
-        let (mn, mx) = s
-            .iter()
-            .fold((f64::MAX, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
-        let norm = (mn * mx).sqrt();
-        for v in &mut s {
-            *v /= norm;
-        }
-        let s: Vec<f32> = s.iter().map(|&v| v as f32).collect();
+        let s = scales(&mean_abs, alpha);
         for (wr, sr) in w.chunks_exact(k).zip(ws.chunks_exact_mut(k)) {
             for ((o, &a), &b) in sr.iter_mut().zip(wr).zip(&s) {
                 *o = a * b;
@@ -96,6 +80,32 @@ pub fn quantize(
         }
     }
     Ok(best.expect("at least one alpha").1)
+}
+
+/// The scales of exponent `alpha` for inputs of mean magnitudes `mean_abs` (each already
+/// at least 1e-4): `s_j = mean_abs_j^alpha`, normalized by `sqrt(max s * min s)`.
+pub fn scales(mean_abs: &[f64], alpha: f64) -> Vec<f32> {
+    let mut s: Vec<f64> = mean_abs.iter().map(|m| m.powf(alpha)).collect();
+    let (mn, mx) = s
+        .iter()
+        .fold((f64::MAX, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let norm = (mn * mx).sqrt();
+    for v in &mut s {
+        *v /= norm;
+    }
+    s.iter().map(|&v| v as f32).collect()
+}
+
+/// Mean `|x_j|` per column of the rows `x` (`k` wide), at least 1e-4 (AWQ's floor).
+pub fn mean_abs(x: &[f32], k: usize) -> Vec<f64> {
+    let n = (x.len() / k).max(1);
+    let mut m = vec![0f64; k];
+    for row in x.chunks_exact(k) {
+        for (a, &v) in m.iter_mut().zip(row) {
+            *a += v.abs() as f64;
+        }
+    }
+    m.iter().map(|&a| (a / n as f64).max(1e-4)).collect()
 }
 
 /// The weights a stored AWQ tensor stands for: `deq diag(1/s)`.

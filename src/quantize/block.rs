@@ -8,11 +8,12 @@
 //! ([`BlockSpec::encode`]). With the reference parameters, `encode` writes exactly the bytes
 //! of the format's `quantize_block` (tested), and `value` is exactly its `dequantize_block`.
 //!
-//! Covered: Q4_0, Q4_1, Q8_0 and every int format. Another linear format (Q5_0, Q5_1) needs
-//! one arm in [`BlockSpec::new`], its RTN rule, its code rule and its packing in `encode`.
+//! Covered: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL (a scale times a fixed table of 16
+//! levels) and every int format. Another format of one scale (and min) per block needs one
+//! arm in [`BlockSpec::new`], its RTN rule, its code rule and its packing in `encode`.
 
 use crate::format::Format as F;
-use crate::format::{Format, IntFormat};
+use crate::format::{BlockIQ4_NL, Format, IntFormat, KVALUES_IQ4NL};
 use half::f16;
 
 /// The grid a block's values lie on.
@@ -29,6 +30,8 @@ pub enum Grid {
     ScaleMin { qmax: i32 },
     /// `w = s * (q - z)`, `q` and the integer zero point `z` in `0..=qmax` (int asym).
     ScaleZero { qmax: i32 },
+    /// `w = d * levels[q]`, `q` in `0..16` (IQ4_NL); `d` may be negative.
+    Table { levels: &'static [i8; 16] },
 }
 
 /// The parameters of one block. Values are f32; the block stores them as f16 (the code rule
@@ -59,10 +62,13 @@ fn f16_sat(v: f32) -> f16 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Rule {
     Q4_0,
+    Q5_0,
     Q8_0,
     Q4_1,
+    Q5_1,
     IntSym,
     IntAsym,
+    Iq4Nl,
 }
 
 /// Block parameters prepared by [`BlockSpec::prepare`] for coding many values.
@@ -105,8 +111,13 @@ impl Prepared {
             // ggml: min(15, (int8_t)(v * id + 8.5)); truncation is floor for the
             // non-negative values the reference produces; clamp below for the rest.
             Rule::Q4_0 => ((v * self.a + 8.5).floor().clamp(0.0, 15.0) as i32) - 8,
+            // ggml: min(31, (int8_t)(v * id + 16.5)), as Q4_0.
+            Rule::Q5_0 => ((v * self.a + 16.5).floor().clamp(0.0, 31.0) as i32) - 16,
             Rule::Q8_0 => (v * self.a).round().clamp(-128.0, 127.0) as i32,
             Rule::Q4_1 => ((v - self.m) * self.a + 0.5).floor().clamp(0.0, 15.0) as i32,
+            Rule::Q5_1 => ((v - self.m) * self.a + 0.5).floor().clamp(0.0, 31.0) as i32,
+            // ggml: best_index_int8(16, kvalues_iq4nl, id * v).
+            Rule::Iq4Nl => crate::format::iq4_nl_index(v * self.a) as i32,
             Rule::IntSym if self.a == 0.0 => 0,
             Rule::IntSym => (v / self.a).round().clamp(self.lo, self.hi) as i32,
             Rule::IntAsym if self.a == 0.0 => 0,
@@ -119,9 +130,10 @@ impl Prepared {
     pub fn value(&self, q: i32) -> f32 {
         match self.rule {
             // Q4_0 (q - 8 + 8), Q8_0 and int sym ((q + z) - z) are all exactly d * q.
-            Rule::Q4_0 | Rule::Q8_0 | Rule::IntSym => q as f32 * self.vd,
-            Rule::Q4_1 => q as f32 * self.vd + self.vm,
+            Rule::Q4_0 | Rule::Q5_0 | Rule::Q8_0 | Rule::IntSym => q as f32 * self.vd,
+            Rule::Q4_1 | Rule::Q5_1 => q as f32 * self.vd + self.vm,
             Rule::IntAsym => self.vd * (q as f32 - self.z),
+            Rule::Iq4Nl => self.vd * KVALUES_IQ4NL[q as usize] as f32,
         }
     }
 }
@@ -131,7 +143,10 @@ impl Prepared {
 enum Layout {
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
     Q8_0,
+    Iq4Nl,
     Int(IntFormat),
 }
 
@@ -145,8 +160,8 @@ pub struct BlockSpec {
 }
 
 impl BlockSpec {
-    /// The spec of `format`, if its blocks are one linear grid wgquant knows
-    /// (Q4_0, Q4_1, Q8_0, int*). `None` for every other format.
+    /// The spec of `format`, if its blocks are one grid of a scale (and min) wgquant knows
+    /// (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, int*). `None` for every other format.
     pub fn new(format: Format) -> Option<BlockSpec> {
         let (layout, grid, group) = match format {
             F::Q4_0 => (
@@ -167,7 +182,24 @@ impl BlockSpec {
                 },
                 32,
             ),
+            F::Q5_0 => (
+                Layout::Q5_0,
+                Grid::Scale {
+                    qmin: -16,
+                    qmax: 15,
+                    signed_scale: true,
+                },
+                32,
+            ),
             F::Q4_1 => (Layout::Q4_1, Grid::ScaleMin { qmax: 15 }, 32),
+            F::Q5_1 => (Layout::Q5_1, Grid::ScaleMin { qmax: 31 }, 32),
+            F::IQ4_NL => (
+                Layout::Iq4Nl,
+                Grid::Table {
+                    levels: &KVALUES_IQ4NL,
+                },
+                32,
+            ),
             F::Int(f) if matches!(f.bits, 4 | 8) => {
                 let half = 1i32 << (f.bits - 1);
                 let grid = if f.asym {
@@ -239,11 +271,33 @@ impl BlockSpec {
                 }
                 BlockParams::Scale { d: max / -8.0 }
             }
+            Layout::Q5_0 => {
+                let (mut amax, mut max) = (0.0f32, 0.0f32);
+                for &v in x {
+                    if amax < v.abs() {
+                        amax = v.abs();
+                        max = v;
+                    }
+                }
+                BlockParams::Scale { d: max / -16.0 }
+            }
+            Layout::Iq4Nl => {
+                // ggml's quantize_iq4_nl without an importance matrix (weights x^2).
+                let w: Vec<f32> = x.iter().map(|v| v * v).collect();
+                BlockParams::Scale {
+                    d: BlockIQ4_NL::search_scale(x, &w, 7),
+                }
+            }
             Layout::Q8_0 => {
                 let amax = x.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
                 BlockParams::Scale { d: amax / 127.0 }
             }
-            Layout::Q4_1 => {
+            Layout::Q4_1 | Layout::Q5_1 => {
+                let qmax = if self.layout == Layout::Q4_1 {
+                    15.0
+                } else {
+                    31.0
+                };
                 let (mut min, mut max) = (f32::MAX, -f32::MAX);
                 for &v in x {
                     if v < min {
@@ -254,7 +308,7 @@ impl BlockSpec {
                     }
                 }
                 BlockParams::ScaleMin {
-                    d: (max - min) / 15.0,
+                    d: (max - min) / qmax,
                     m: min,
                 }
             }
@@ -294,14 +348,28 @@ impl BlockSpec {
             (Layout::Q8_0, BlockParams::Scale { d }, BlockParams::Scale { d: vd }) => {
                 Prepared::new(Rule::Q8_0, recip(d), vd)
             }
+            (Layout::Q5_0, BlockParams::Scale { d }, BlockParams::Scale { d: vd }) => {
+                Prepared::new(Rule::Q5_0, recip(d), vd)
+            }
+            (Layout::Iq4Nl, BlockParams::Scale { d }, BlockParams::Scale { d: vd }) => {
+                Prepared::new(Rule::Iq4Nl, recip(d), vd)
+            }
             (
-                Layout::Q4_1,
+                Layout::Q4_1 | Layout::Q5_1,
                 BlockParams::ScaleMin { d, m },
                 BlockParams::ScaleMin { d: vd, m: vm },
             ) => Prepared {
                 m,
                 vm,
-                ..Prepared::new(Rule::Q4_1, recip(d), vd)
+                ..Prepared::new(
+                    if self.layout == Layout::Q4_1 {
+                        Rule::Q4_1
+                    } else {
+                        Rule::Q5_1
+                    },
+                    recip(d),
+                    vd,
+                )
             },
             (Layout::Int(_), BlockParams::Scale { .. }, BlockParams::Scale { d: s }) => {
                 let Grid::Scale { qmin, qmax, .. } = self.grid else {
@@ -340,12 +408,18 @@ impl BlockSpec {
 
     /// Sum of squared errors of block `x` quantized with `p`.
     pub fn sse(&self, p: BlockParams, x: &[f32]) -> f64 {
+        self.sse_weighted(p, x, None)
+    }
+
+    /// Sum of squared errors of block `x` quantized with `p`, weighted by `w` where given.
+    pub fn sse_weighted(&self, p: BlockParams, x: &[f32], w: Option<&[f32]>) -> f64 {
         let pp = self.prepare(p);
         x[..self.group]
             .iter()
-            .map(|&v| {
+            .enumerate()
+            .map(|(j, &v)| {
                 let e = (pp.value(pp.code(v)) - v) as f64;
-                e * e
+                w.map_or(1.0, |w| w[j] as f64) * e * e
             })
             .sum()
     }
@@ -383,6 +457,23 @@ impl BlockSpec {
                 out[2..4].copy_from_slice(&f16::from_f32(m).to_le_bytes());
                 nib(codes, 0, &mut out[4..20]);
             }
+            (Layout::Iq4Nl, BlockParams::Scale { d }) => {
+                out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                nib(codes, 0, &mut out[2..18]);
+            }
+            (Layout::Q5_0, BlockParams::Scale { d }) => {
+                out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                let qh = fifth_bits(codes, 16);
+                out[2..6].copy_from_slice(&qh.to_le_bytes());
+                nib(codes, 16, &mut out[6..22]);
+            }
+            (Layout::Q5_1, BlockParams::ScaleMin { d, m }) => {
+                out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+                out[2..4].copy_from_slice(&f16::from_f32(m).to_le_bytes());
+                let qh = fifth_bits(codes, 0);
+                out[4..8].copy_from_slice(&qh.to_le_bytes());
+                nib(codes, 0, &mut out[8..24]);
+            }
             (Layout::Int(f), p) => {
                 let (s, z, head, off) = match p {
                     BlockParams::Scale { d } => (d, 1i32 << (f.bits - 1), 2, 1i32 << (f.bits - 1)),
@@ -409,13 +500,21 @@ impl BlockSpec {
     }
 }
 
+/// The fifth bits of 32 codes (plus `off`) as Q5_0/Q5_1's `qh`: bit `j` for weight `j`.
+fn fifth_bits(codes: &[i32], off: i32) -> u32 {
+    codes
+        .iter()
+        .enumerate()
+        .fold(0, |qh, (j, &q)| qh | ((((q + off) as u32) >> 4) & 1) << j)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::Rng;
 
     fn covered() -> Vec<Format> {
-        let mut v = vec![F::Q4_0, F::Q4_1, F::Q8_0];
+        let mut v = vec![F::Q4_0, F::Q4_1, F::Q5_0, F::Q5_1, F::Q8_0, F::IQ4_NL];
         for bits in [4, 8] {
             for group in [32, 64, 128] {
                 for asym in [false, true] {
@@ -507,6 +606,9 @@ mod tests {
                         z: (z + 1).min(15),
                     },
                 };
+                if matches!(spec.grid(), Grid::Table { .. }) && !x.iter().all(|v| v.is_finite()) {
+                    continue;
+                }
                 let p = spec.stored(p);
                 spec.encode(&x, p, &mut bytes);
                 c.dequantize_block(&bytes, &mut deq);
@@ -520,7 +622,7 @@ mod tests {
 
     #[test]
     fn stub_formats_have_no_spec() {
-        assert!(BlockSpec::new(F::Q5_0).is_none());
+        assert!(BlockSpec::new(F::MXFP4).is_none());
         assert!(BlockSpec::new(F::Q4_K).is_none());
         assert!(BlockSpec::new(F::F32).is_none());
     }

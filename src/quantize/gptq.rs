@@ -15,12 +15,20 @@
 //!    remaining columns `j` of the batch; after the batch, the batch's errors update all
 //!    later columns at once (`W[:, i2..] -= E U[i1..i2, i2..]`).
 //!
+//! With act-order (`order`), columns are visited by decreasing `H_ii` instead (the inputs
+//! with the most energy first, while the most other columns are left to absorb their
+//! error). The stored layout cannot hold a permutation, so groups stay the format's
+//! contiguous blocks, and their parameters must then be fixed before the pass: *static
+//! groups*, every block's parameters chosen up front from the original weights (they can
+//! also be used in natural order).
+//!
 //! Rows are independent given `U`, so they are split across threads.
 
 use super::block::{BlockParams, BlockSpec};
 use super::calib::Activations;
 use super::parallel_chunks;
 use crate::error::{Error, Result};
+use crate::format::{scale_min_k4, BlockQ4_K, BlockQ5_K, BlockQ6_K, Format, QK_K};
 
 /// `2/n X^T X` (full symmetric `k` x `k`, row-major, f64).
 pub fn hessian(x: &Activations) -> Vec<f64> {
@@ -131,8 +139,36 @@ fn inverse_cholesky_upper(h: &[f64], k: usize) -> Option<Vec<f64>> {
 
 /// The damped Hessian's inverse Cholesky factor for calibration `x`.
 pub fn prepare(x: &Activations, damp: f64) -> Result<Vec<f64>> {
-    let k = x.k();
-    let mut h = hessian(x);
+    prepare_hessian(hessian(x), x.k(), damp, None)
+}
+
+/// The column order of act-order: by decreasing `H_ii` (ties in natural order).
+pub fn act_order(h: &[f64], k: usize) -> Vec<usize> {
+    let mut perm: Vec<usize> = (0..k).collect();
+    perm.sort_by(|&a, &b| h[b * k + b].total_cmp(&h[a * k + a]).then(a.cmp(&b)));
+    perm
+}
+
+/// The damped inverse Cholesky factor `U` for the Hessian `h` (`2/n X^T X`, `k` x `k`,
+/// consumed), with rows and columns taken in `order` where given (act-order): `U` is then
+/// that of the permuted Hessian.
+pub fn prepare_hessian(
+    mut h: Vec<f64>,
+    k: usize,
+    damp: f64,
+    order: Option<&[usize]>,
+) -> Result<Vec<f64>> {
+    assert_eq!(h.len(), k * k);
+    if let Some(p) = order {
+        assert_eq!(p.len(), k);
+        let mut hp = vec![0f64; k * k];
+        for (i, &pi) in p.iter().enumerate() {
+            for (j, &pj) in p.iter().enumerate() {
+                hp[i * k + j] = h[pi * k + pj];
+            }
+        }
+        h = hp;
+    }
     for i in 0..k {
         if h[i * k + i] == 0.0 {
             h[i * k + i] = 1.0;
@@ -155,26 +191,204 @@ pub fn prepare(x: &Activations, damp: f64) -> Result<Vec<f64>> {
     )))
 }
 
-/// GPTQ for a `rows` x `k` weight with `U` from [`prepare`]; returns the canonical bytes.
-pub fn quantize(
-    spec: &BlockSpec,
+/// A format's blocks as GPTQ walks them: parameters chosen per block, then a code per
+/// weight on the grid they define.
+pub trait Grid: Sync {
+    type Params: Clone + Send + Sync;
+    /// Weights per block.
+    fn group(&self) -> usize;
+    fn format(&self) -> Format;
+    /// The parameters the format's reference quantizer gives block `x`.
+    fn params(&self, x: &[f32]) -> Self::Params;
+    /// The code of weight `j` of the block (value `v`) and the value that code stands for.
+    fn quant(&self, p: &Self::Params, j: usize, v: f32) -> (i32, f32);
+    /// The block's canonical bytes from its codes.
+    fn encode(&self, codes: &[i32], p: &Self::Params, out: &mut [u8]);
+}
+
+impl Grid for BlockSpec {
+    type Params = BlockParams;
+    fn group(&self) -> usize {
+        BlockSpec::group(self)
+    }
+    fn format(&self) -> Format {
+        BlockSpec::format(self)
+    }
+    fn params(&self, x: &[f32]) -> BlockParams {
+        self.stored(self.rtn_params(x))
+    }
+    fn quant(&self, p: &BlockParams, _j: usize, v: f32) -> (i32, f32) {
+        let pp = self.prepare(*p);
+        let q = pp.code(v);
+        (q, pp.value(q))
+    }
+    fn encode(&self, codes: &[i32], p: &BlockParams, out: &mut [u8]) {
+        self.encode_codes(codes, *p, out)
+    }
+}
+
+/// Q4_K, Q5_K and Q6_K super-blocks for GPTQ: the reference quantizer chooses a super-block's
+/// scales (and mins), which fix every sub-block's grid `w = a q - b`; GPTQ then chooses
+/// the codes, nearest on that grid.
+#[derive(Clone, Copy, Debug)]
+pub struct KQuantGrid {
+    format: Format,
+}
+
+/// A super-block's fixed grids: the reference block (its scales) and per sub-block `a`, `b`.
+#[derive(Clone, Debug)]
+pub struct KParams {
+    block: Vec<u8>,
+    a: [f32; 16],
+    b: [f32; 16],
+}
+
+impl KQuantGrid {
+    /// The grid of a K-quant GPTQ can walk (Q4_K, Q5_K, Q6_K), else `None`.
+    pub fn new(format: Format) -> Option<KQuantGrid> {
+        matches!(format, Format::Q4_K | Format::Q5_K | Format::Q6_K)
+            .then_some(KQuantGrid { format })
+    }
+
+    /// Weights per sub-block and the largest code.
+    fn sub(&self) -> (usize, i32) {
+        match self.format {
+            Format::Q4_K => (32, 15),
+            Format::Q5_K => (32, 31),
+            _ => (16, 63),
+        }
+    }
+}
+
+impl Grid for KQuantGrid {
+    type Params = KParams;
+    fn group(&self) -> usize {
+        QK_K
+    }
+    fn format(&self) -> Format {
+        self.format
+    }
+    fn params(&self, x: &[f32]) -> KParams {
+        let c = self.format.codec();
+        let mut block = vec![0u8; c.block_bytes()];
+        c.quantize_block(&x[..QK_K], &mut block);
+        let (mut a, mut b) = ([0f32; 16], [0f32; 16]);
+        match self.format {
+            Format::Q4_K | Format::Q5_K => {
+                let (d, dmin, scales) = if self.format == Format::Q4_K {
+                    let k = BlockQ4_K::unpack(&block);
+                    (k.d, k.dmin, k.scales)
+                } else {
+                    let k = BlockQ5_K::unpack(&block);
+                    (k.d, k.dmin, k.scales)
+                };
+                for j in 0..8 {
+                    let (sc, m) = scale_min_k4(&scales, j);
+                    a[j] = d.to_f32() * sc as f32;
+                    b[j] = dmin.to_f32() * m as f32;
+                }
+            }
+            _ => {
+                let k = BlockQ6_K::unpack(&block);
+                for j in 0..16 {
+                    a[j] = k.d.to_f32() * k.scales[j] as f32;
+                    b[j] = 32.0 * a[j];
+                }
+            }
+        }
+        KParams { block, a, b }
+    }
+    fn quant(&self, p: &KParams, j: usize, v: f32) -> (i32, f32) {
+        let (len, qmax) = self.sub();
+        let s = j / len;
+        let (a, b) = (p.a[s], p.b[s]);
+        let q = if a != 0.0 {
+            ((v + b) / a).round().clamp(0.0, qmax as f32) as i32
+        } else {
+            0
+        };
+        (q, a * q as f32 - b)
+    }
+    fn encode(&self, codes: &[i32], p: &KParams, out: &mut [u8]) {
+        let codes: Vec<u8> = codes.iter().map(|&q| q as u8).collect();
+        match self.format {
+            Format::Q4_K => {
+                let mut k = BlockQ4_K::unpack(&p.block);
+                k.qs = BlockQ4_K::pack_codes(&codes);
+                k.pack(out);
+            }
+            Format::Q5_K => {
+                let mut k = BlockQ5_K::unpack(&p.block);
+                (k.qh, k.qs) = BlockQ5_K::pack_codes(&codes);
+                k.pack(out);
+            }
+            _ => {
+                let k = BlockQ6_K::unpack(&p.block);
+                BlockQ6_K::from_codes(&codes, k.scales, k.d).pack(out);
+            }
+        }
+    }
+}
+
+/// How GPTQ visits columns and where block parameters come from.
+#[derive(Clone, Copy, Debug)]
+pub struct Order<'a, P> {
+    /// Column order (act-order); `None` is natural order.
+    pub perm: Option<&'a [usize]>,
+    /// Every block's parameters, `rows * k / group` in row-major block order, fixed before
+    /// the pass (static groups). Required with `perm`; `None` chooses each block's by the
+    /// format's reference rule from the compensated weights when the pass reaches it.
+    pub static_params: Option<&'a [P]>,
+}
+
+/// Every block's reference parameters from the weights as they are: the static groups of
+/// [`Order`].
+pub fn static_params<G: Grid>(grid: &G, w: &[f32]) -> Vec<G::Params> {
+    w.chunks_exact(grid.group())
+        .map(|b| grid.params(b))
+        .collect()
+}
+
+/// GPTQ for a `rows` x `k` weight with `U` from [`prepare`] (or [`prepare_hessian`] with the
+/// same order); returns the canonical bytes.
+pub fn quantize<G: Grid>(
+    grid: &G,
     w: &[f32],
     rows: usize,
     k: usize,
     u: &[f64],
     block: usize,
+    order: Order<G::Params>,
 ) -> Vec<u8> {
-    let g = spec.group();
+    let g = grid.group();
+    let nb = k / g;
+    assert!(
+        order.perm.is_none() || order.static_params.is_some(),
+        "act-order needs static groups"
+    );
+    if let Some(p) = order.static_params {
+        assert_eq!(p.len(), rows * nb);
+    }
+    // Dynamic groups start at whole groups of the batch; static ones can batch anywhere.
     let batch = block.max(1).div_ceil(g) * g;
-    let bb = spec.format().row_bytes(k) / (k / g);
+    let bb = grid.format().row_bytes(k) / nb;
+    let col = |i: usize| order.perm.map_or(i, |p| p[i]);
     let parts = parallel_chunks(rows, |range| {
         let nr = range.len();
-        let mut wk: Vec<f64> = w[range.start * k..range.end * k]
-            .iter()
-            .map(|&v| v as f64)
-            .collect();
+        let mut wk: Vec<f64> = Vec::with_capacity(nr * k);
+        for r in range.clone() {
+            let row = &w[r * k..(r + 1) * k];
+            wk.extend((0..k).map(|i| row[col(i)] as f64));
+        }
         let mut codes = vec![0i32; nr * k];
-        let mut params = vec![BlockParams::Scale { d: 0.0 }; nr * (k / g)];
+        let mut params: Vec<Option<G::Params>> = match order.static_params {
+            Some(p) => p[range.start * nb..range.end * nb]
+                .iter()
+                .cloned()
+                .map(Some)
+                .collect(),
+            None => vec![None; nr * nb],
+        };
         let mut err = vec![0f64; nr * batch];
         let mut gbuf = vec![0f32; g];
         for i1 in (0..k).step_by(batch) {
@@ -182,18 +396,21 @@ pub fn quantize(
             for i in i1..i2 {
                 let urow = &u[i * k..(i + 1) * k];
                 let uii = urow[i];
+                let c = col(i);
                 for r in 0..nr {
                     let wr = &mut wk[r * k..(r + 1) * k];
-                    if i % g == 0 {
+                    if order.static_params.is_none() && i % g == 0 {
                         for (b, &v) in gbuf.iter_mut().zip(&wr[i..i + g]) {
                             *b = v as f32;
                         }
-                        params[r * (k / g) + i / g] = spec.stored(spec.rtn_params(&gbuf));
+                        params[r * nb + i / g] = Some(grid.params(&gbuf));
                     }
-                    let p = spec.prepare(params[r * (k / g) + i / g]);
-                    let q = p.code(wr[i] as f32);
-                    codes[r * k + i] = q;
-                    let e = (wr[i] - p.value(q) as f64) / uii;
+                    let p = params[r * nb + c / g]
+                        .as_ref()
+                        .expect("chosen at the block's start");
+                    let (q, value) = grid.quant(p, c % g, wr[i] as f32);
+                    codes[r * k + c] = q;
+                    let e = (wr[i] - value as f64) / uii;
                     err[r * batch + (i - i1)] = e;
                     for (wj, &uj) in wr[i + 1..i2].iter_mut().zip(&urow[i + 1..i2]) {
                         *wj -= e * uj;
@@ -216,11 +433,63 @@ pub fn quantize(
                 }
             }
         }
-        let mut out = vec![0u8; nr * (k / g) * bb];
+        let mut out = vec![0u8; nr * nb * bb];
         for (bi, ob) in out.chunks_exact_mut(bb).enumerate() {
-            spec.encode_codes(&codes[bi * g..(bi + 1) * g], params[bi], ob);
+            let p = params[bi].as_ref().expect("every block was reached");
+            grid.encode(&codes[bi * g..(bi + 1) * g], p, ob);
         }
         (range, out)
     });
     parts.into_iter().flat_map(|(_, b)| b).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The codes a K-quant grid chooses, written by `encode`, dequantize to the values
+    /// `quant` reported (the compensation GPTQ does relies on it), with the reference
+    /// block's scales kept.
+    #[test]
+    fn k_quant_grids_encode_what_they_quantize() {
+        let mut rng = Rng::new(4);
+        for f in [Format::Q4_K, Format::Q5_K, Format::Q6_K] {
+            let grid = KQuantGrid::new(f).unwrap();
+            let c = f.codec();
+            for trial in 0..20 {
+                let x: Vec<f32> = rng
+                    .normal_vec(QK_K)
+                    .iter()
+                    .map(|v| v * [1.0, 1e-3, 30.0][trial % 3])
+                    .collect();
+                let p = grid.params(&x);
+                // Shifted values, so that codes differ from the reference's.
+                let (codes, values): (Vec<i32>, Vec<f32>) = x
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &v)| grid.quant(&p, j, v * 0.9 + 0.01))
+                    .unzip();
+                let mut bytes = vec![0u8; c.block_bytes()];
+                grid.encode(&codes, &p, &mut bytes);
+                let mut deq = vec![0f32; QK_K];
+                c.dequantize_block(&bytes, &mut deq);
+                for (j, (&a, &b)) in deq.iter().zip(&values).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-6 * b.abs().max(1e-6),
+                        "{f} trial {trial} value {j}: {a} vs {b}"
+                    );
+                }
+                // Scales untouched: the reference's codes give the reference's bytes.
+                let mut want = vec![0u8; c.block_bytes()];
+                c.quantize_block(&x, &mut want);
+                let split = match f {
+                    Format::Q6_K => 192..210,
+                    _ => 0..16,
+                };
+                assert_eq!(bytes[split.clone()], want[split], "{f}");
+            }
+        }
+        assert!(KQuantGrid::new(Format::Q2_K).is_none());
+    }
 }

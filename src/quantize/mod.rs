@@ -9,7 +9,8 @@
 //! |---|---|---|---|
 //! | [`Method::Rtn`] | no | all | the reference blocks |
 //! | [`Method::Mse`] | no | all (exact grid search for Q4_0, Q4_1, Q8_0, int*; clipping through the format's own quantizer for the rest) | blocks with searched scales |
-//! | [`Method::Gptq`] | yes | Q4_0, Q4_1, Q8_0, int* | blocks with error-compensated codes |
+//! | [`Method::Gptq`] | yes | Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K, int* | blocks with error-compensated codes |
+//! | [`Method::Imatrix`] | yes (or a stored importance matrix) | all | blocks whose scales fit the weights of large inputs best |
 //! | [`Method::Awq`] | yes | all | blocks of `W diag(s)` **and** the scales `s` |
 //! | [`Method::Absmean`] | no | TQ1_0, TQ2_0 | ternary blocks with scale mean \|w\| (BitNet b1.58) instead of ggml's max \|w\| |
 //!
@@ -26,11 +27,13 @@ pub mod block;
 pub mod calib;
 pub mod fake_quant;
 pub mod gptq;
+pub mod imatrix;
 pub mod mse;
 
 pub use block::{BlockParams, BlockSpec, Grid, Prepared};
 pub use calib::{Activations, Calibration};
 pub use fake_quant::{FakeQuantConfig, GroupParams};
+pub use imatrix::Imatrix;
 
 use crate::error::{Error, Result};
 use crate::format::{check_len, Format, QuantizedTensor};
@@ -46,10 +49,20 @@ pub enum Method {
     /// Per-block search of the scale (and min / zero point) with the lowest squared error.
     Mse,
     /// GPTQ with damping `damp` (fraction of the mean Hessian diagonal) and lazy batches of
-    /// `block` columns.
-    Gptq { damp: f64, block: usize },
+    /// `block` columns; `act_order` visits columns by decreasing Hessian diagonal (and so
+    /// implies `static_groups`: every block's parameters fixed from the original weights
+    /// before the pass).
+    Gptq {
+        damp: f64,
+        block: usize,
+        act_order: bool,
+        static_groups: bool,
+    },
     /// AWQ with the scale exponent searched over `i / grid`, `i = 0..=grid`.
     Awq { grid: usize },
+    /// Importance-weighted scale search (llama.cpp's "imatrix"): the MSE search of every
+    /// block, each weight's error weighted by its input column's mean squared activation.
+    Imatrix,
     /// The absmean rule of 1.58-bit models for the ternary formats (TQ1_0, TQ2_0): scale =
     /// mean |w| per block instead of ggml's max |w|.
     Absmean,
@@ -60,22 +73,28 @@ impl Method {
     pub const GPTQ: Method = Method::Gptq {
         damp: 0.01,
         block: 128,
+        act_order: false,
+        static_groups: false,
     };
     /// AWQ with the usual grid of 20.
     pub const AWQ: Method = Method::Awq { grid: 20 };
 
     /// Whether the method needs calibration activations.
     pub fn needs_calibration(&self) -> bool {
-        matches!(self, Method::Gptq { .. } | Method::Awq { .. })
+        matches!(
+            self,
+            Method::Gptq { .. } | Method::Awq { .. } | Method::Imatrix
+        )
     }
 
-    /// The short name (`rtn`, `mse`, `gptq`, `awq`).
+    /// The short name (`rtn`, `mse`, `gptq`, `awq`, `imatrix`, `absmean`).
     pub fn name(&self) -> &'static str {
         match self {
             Method::Rtn => "rtn",
             Method::Mse => "mse",
             Method::Gptq { .. } => "gptq",
             Method::Awq { .. } => "awq",
+            Method::Imatrix => "imatrix",
             Method::Absmean => "absmean",
         }
     }
@@ -84,7 +103,21 @@ impl Method {
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Method::Gptq { damp, block } => write!(f, "gptq(damp={damp}, block={block})"),
+            Method::Gptq {
+                damp,
+                block,
+                act_order,
+                static_groups,
+            } => {
+                write!(f, "gptq(damp={damp}, block={block}")?;
+                if *act_order {
+                    f.write_str(", act-order")?;
+                }
+                if *static_groups || *act_order {
+                    f.write_str(", static-groups")?;
+                }
+                f.write_str(")")
+            }
             Method::Awq { grid } => write!(f, "awq(grid={grid})"),
             m => f.write_str(m.name()),
         }
@@ -93,16 +126,18 @@ impl fmt::Display for Method {
 
 impl FromStr for Method {
     type Err = Error;
-    /// `rtn`, `mse`, `gptq` or `awq` (with their usual settings).
+    /// `rtn`, `mse`, `gptq`, `awq`, `imatrix` or `absmean` (with their usual settings).
     fn from_str(s: &str) -> Result<Method> {
         match s.to_ascii_lowercase().as_str() {
             "rtn" => Ok(Method::Rtn),
             "mse" => Ok(Method::Mse),
             "gptq" => Ok(Method::GPTQ),
             "awq" => Ok(Method::AWQ),
+            "imatrix" => Ok(Method::Imatrix),
             "absmean" => Ok(Method::Absmean),
             _ => Err(Error::InvalidArgument(format!(
-                "'{s}' is not a quantization method; choose one of: rtn, mse, gptq, awq, absmean"
+                "'{s}' is not a quantization method; choose one of: rtn, mse, gptq, awq, \
+                 imatrix, absmean"
             ))),
         }
     }
@@ -135,9 +170,66 @@ impl Quantized {
     }
 }
 
+/// What the data-dependent methods know of a layer's inputs `X` (`n` x `k`). Each method
+/// reads what it needs: GPTQ the Hessian, imatrix the importance, AWQ the activations.
+#[derive(Clone, Debug, Default)]
+pub struct InputStats {
+    /// `2/n X^T X`, `k` x `k` row-major.
+    pub hessian: Option<Vec<f64>>,
+    /// Mean of `x_j^2` per input column (llama.cpp's importance matrix).
+    pub importance: Option<Vec<f32>>,
+    /// The activations themselves, or an evenly strided sample of them.
+    pub activations: Option<Activations>,
+}
+
+impl InputStats {
+    /// What `method` needs, computed from `x`.
+    pub fn for_method(method: Method, x: &Activations) -> InputStats {
+        match method {
+            Method::Gptq { .. } => InputStats {
+                hessian: Some(gptq::hessian(x)),
+                ..InputStats::default()
+            },
+            Method::Imatrix => InputStats {
+                importance: Some(importance(x.data(), x.k())),
+                ..InputStats::default()
+            },
+            Method::Awq { .. } => InputStats {
+                activations: Some(x.clone()),
+                ..InputStats::default()
+            },
+            _ => InputStats::default(),
+        }
+    }
+
+    /// The inputs' width, if anything is known of them.
+    fn k(&self) -> Option<usize> {
+        self.importance
+            .as_ref()
+            .map(|v| v.len())
+            .or(self.activations.as_ref().map(|a| a.k()))
+            .or(self
+                .hessian
+                .as_ref()
+                .map(|h| (h.len() as f64).sqrt().round() as usize))
+    }
+}
+
+/// Mean `x_j^2` per column of the rows `x` (each `k` wide).
+pub fn importance(x: &[f32], k: usize) -> Vec<f32> {
+    let n = x.len() / k;
+    let mut sum = vec![0f64; k];
+    for row in x.chunks_exact(k) {
+        for (s, &v) in sum.iter_mut().zip(row) {
+            *s += v as f64 * v as f64;
+        }
+    }
+    sum.iter().map(|&s| (s / n.max(1) as f64) as f32).collect()
+}
+
 /// Quantize `rows` x `k` f32 weights (row-major) to `format` with `method`.
 ///
-/// `calib` is the layer's input (`samples` x `k`); GPTQ and AWQ need it
+/// `calib` is the layer's input (`samples` x `k`); GPTQ, AWQ and imatrix need it
 /// ([`Error::MissingCalibration`] otherwise), and its `k` must match ([`Error::Calibration`]).
 /// [`Method::Rtn`] is exactly [`QuantizedTensor::quantize`].
 pub fn quantize(
@@ -148,8 +240,6 @@ pub fn quantize(
     k: usize,
     calib: Option<&Activations>,
 ) -> Result<Quantized> {
-    format.check_k(k)?;
-    check_len("weights", weights.len(), rows, k)?;
     if let Some(x) = calib {
         if x.k() != k {
             return Err(Error::Calibration(format!(
@@ -158,19 +248,43 @@ pub fn quantize(
             )));
         }
     }
-    let calib_for = |m: &Method| -> Result<&Activations> {
-        if let Some(i) = weights.iter().position(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
+    let stats = calib.map_or_else(InputStats::default, |x| InputStats::for_method(method, x));
+    quantize_with(format, method, weights, rows, k, &stats)
+}
+
+/// [`quantize`] with what is known of the inputs already computed (a model's calibration
+/// pass shares one Hessian between the layers that read the same input).
+pub fn quantize_with(
+    format: Format,
+    method: Method,
+    weights: &[f32],
+    rows: usize,
+    k: usize,
+    stats: &InputStats,
+) -> Result<Quantized> {
+    format.check_k(k)?;
+    check_len("weights", weights.len(), rows, k)?;
+    if let Some(sk) = stats.k() {
+        if sk != k {
+            return Err(Error::Calibration(format!(
+                "activations have K = {sk}, but the weight's rows have length {k}"
+            )));
+        }
+    }
+    let check_finite = |m: &Method| -> Result<()> {
+        match weights.iter().position(|v| !v.is_finite()) {
+            Some(i) => Err(Error::InvalidArgument(format!(
                 "weight [{}, {}] is {}; {} needs finite weights",
                 i / k,
                 i % k,
                 weights[i],
                 m.name()
-            )));
+            ))),
+            None => Ok(()),
         }
-        calib.ok_or_else(|| Error::MissingCalibration {
-            method: m.name().to_string(),
-        })
+    };
+    let missing = |m: &Method| Error::MissingCalibration {
+        method: m.name().to_string(),
     };
     let done = |tensor| Quantized {
         tensor,
@@ -190,49 +304,67 @@ pub fn quantize(
                     )))
                 }
             };
-            format.check_k(k)?;
-            check_len("weights", weights.len(), rows, k)?;
             let bytes = crate::format::ternary_absmean(tq1, weights);
             Ok(done(QuantizedTensor::from_bytes(format, rows, k, bytes)?))
         }
-        Method::Mse => {
-            let c = format.codec();
-            let (bv, bb) = (c.block_values(), c.block_bytes());
-            let spec = BlockSpec::new(format);
-            let blocks = rows * (k / bv);
-            let parts = parallel_chunks(blocks, |range| {
-                let mut out = vec![0u8; range.len() * bb];
-                for (ob, b) in out.chunks_exact_mut(bb).zip(range.clone()) {
-                    let x = &weights[b * bv..(b + 1) * bv];
-                    match &spec {
-                        Some(spec) => spec.encode(x, mse::search(spec, x), ob),
-                        None => mse::clip_search_codec(c, x, ob),
-                    }
-                }
-                out
-            });
-            let data = parts.concat();
-            Ok(done(QuantizedTensor::from_bytes(format, rows, k, data)?))
+        Method::Mse => Ok(done(search_blocks(format, weights, rows, k, None)?)),
+        Method::Imatrix => {
+            check_finite(&method)?;
+            let imp = stats
+                .importance
+                .as_deref()
+                .ok_or_else(|| missing(&method))?;
+            Ok(done(search_blocks(format, weights, rows, k, Some(imp))?))
         }
-        Method::Gptq { damp, block } => {
-            let spec = BlockSpec::new(format).ok_or_else(|| {
-                Error::UnsupportedFormat(format!(
-                    "gptq needs a format whose blocks are one linear grid (q4_0, q4_1, q8_0, \
-                     int4_*/int8_*); {format} is not one"
-                ))
-            })?;
-            let x = calib_for(&method)?;
+        Method::Gptq {
+            damp,
+            block,
+            act_order,
+            static_groups,
+        } => {
+            if BlockSpec::new(format).is_none() && gptq::KQuantGrid::new(format).is_none() {
+                return Err(Error::UnsupportedFormat(format!(
+                    "gptq needs a format whose blocks it can walk: q4_0, q4_1, q5_0, q5_1, \
+                     q8_0, iq4_nl, q4_k, q5_k, q6_k, int4_*/int8_*; {format} is not one"
+                )));
+            }
+            check_finite(&method)?;
+            let h = stats.hessian.as_ref().ok_or_else(|| missing(&method))?;
             if !(damp.is_finite() && damp >= 0.0) {
                 return Err(Error::InvalidArgument(format!(
                     "gptq damping must be finite and >= 0, got {damp}"
                 )));
             }
-            let u = gptq::prepare(x, damp)?;
-            let data = gptq::quantize(&spec, weights, rows, k, &u, block);
+            let perm = act_order.then(|| gptq::act_order(h, k));
+            let fixed = act_order || static_groups;
+            let u = gptq::prepare_hessian(h.clone(), k, damp, perm.as_deref())?;
+            fn walk<G: gptq::Grid>(
+                grid: &G,
+                w: &[f32],
+                (rows, k): (usize, usize),
+                u: &[f64],
+                block: usize,
+                perm: Option<&[usize]>,
+                fixed: bool,
+            ) -> Vec<u8> {
+                let params = fixed.then(|| gptq::static_params(grid, w));
+                let order = gptq::Order {
+                    perm,
+                    static_params: params.as_deref(),
+                };
+                gptq::quantize(grid, w, rows, k, u, block, order)
+            }
+            let shape = (rows, k);
+            let data = match (BlockSpec::new(format), gptq::KQuantGrid::new(format)) {
+                (Some(spec), _) => walk(&spec, weights, shape, &u, block, perm.as_deref(), fixed),
+                (None, Some(kq)) => walk(&kq, weights, shape, &u, block, perm.as_deref(), fixed),
+                (None, None) => unreachable!("checked above"),
+            };
             Ok(done(QuantizedTensor::from_bytes(format, rows, k, data)?))
         }
         Method::Awq { grid } => {
-            let x = calib_for(&method)?;
+            check_finite(&method)?;
+            let x = stats.activations.as_ref().ok_or_else(|| missing(&method))?;
             let r = awq::quantize(format, weights, rows, k, x, grid)?;
             Ok(Quantized {
                 tensor: r.tensor,
@@ -242,6 +374,37 @@ pub fn quantize(
             })
         }
     }
+}
+
+/// The MSE search of every block (weighted by llama.cpp's importance weights of each row
+/// where `importance` is given).
+fn search_blocks(
+    format: Format,
+    weights: &[f32],
+    rows: usize,
+    k: usize,
+    importance: Option<&[f32]>,
+) -> Result<QuantizedTensor> {
+    let c = format.codec();
+    let (bv, bb) = (c.block_values(), c.block_bytes());
+    let spec = BlockSpec::new(format);
+    let parts = parallel_chunks(rows, |range| {
+        let mut out = vec![0u8; range.len() * (k / bv) * bb];
+        for (orow, r) in out.chunks_exact_mut((k / bv) * bb).zip(range.clone()) {
+            let row = &weights[r * k..(r + 1) * k];
+            let w = importance.map(|imp| mse::importance_weights(imp, row));
+            for (b, ob) in orow.chunks_exact_mut(bb).enumerate() {
+                let x = &row[b * bv..(b + 1) * bv];
+                let wb = w.as_ref().map(|w| &w[b * bv..(b + 1) * bv]);
+                match &spec {
+                    Some(spec) => spec.encode(x, mse::search_weighted(spec, x, wb), ob),
+                    None => mse::clip_search_codec(c, x, wb, ob),
+                }
+            }
+        }
+        out
+    });
+    QuantizedTensor::from_bytes(format, rows, k, parts.concat())
 }
 
 /// Errors of a quantized weight against the original.

@@ -15,10 +15,17 @@
 //!   both ends independently (0 to 40% of the range each in steps of 4%, 11 x 11 candidates); each
 //!   candidate's codes give the least-squares `(d, m)` (resp. `s` for the candidate's `z`).
 //!
+//! - `w = d levels[q]` (IQ4_NL): as `w = d q`, the value of largest magnitude mapped to
+//!   either end of the table, with least-squares refits over the table values.
+//!
 //! Formats without a [`BlockSpec`] (K-quants and the other non-linear formats) get a
 //! generic search through their own quantizer: each block is clipped to `f * [lo, hi]` for
 //! `f` in `0.50 ..= 1.00` and quantized with the format's reference quantizer; the block
 //! with the lowest error against the *unclipped* weights is kept (f = 1 is RTN).
+//!
+//! Every search also takes per-weight error weights (`sum w_j (x_j - x'_j)^2`): the
+//! importance-matrix method ([`importance_weights`]) passes the layer's mean squared input
+//! per column, so the scale fits the weights whose inputs are large.
 
 use super::block::{BlockParams, BlockSpec, Grid};
 use crate::format::Codec;
@@ -30,10 +37,11 @@ fn scale_factors(nmax: f32) -> Vec<f32> {
     f
 }
 
-/// Keeps the candidate with the lowest error.
+/// Keeps the candidate with the lowest (weighted) error.
 struct Best<'a> {
     spec: &'a BlockSpec,
     x: &'a [f32],
+    w: Option<&'a [f32]>,
     err: f64,
     p: BlockParams,
 }
@@ -42,7 +50,7 @@ impl Best<'_> {
     /// Try `p` (rounded to what the block stores); true if it became the best.
     fn consider(&mut self, p: BlockParams) -> bool {
         let p = self.spec.stored(p);
-        let e = self.spec.sse(p, self.x);
+        let e = self.spec.sse_weighted(p, self.x, self.w);
         // NaN never wins.
         if e < self.err {
             self.err = e;
@@ -58,13 +66,22 @@ impl Best<'_> {
     fn refit(&self, p: BlockParams) -> Option<BlockParams> {
         let spec = self.spec;
         let pp = spec.prepare(p);
-        let codes = self.x.iter().map(|&v| (v as f64, pp.code(v) as f64));
+        let table = match spec.grid() {
+            Grid::Table { levels } => Some(levels),
+            _ => None,
+        };
+        // (value, code or table level, error weight)
+        let codes = self.x.iter().enumerate().map(|(j, &v)| {
+            let q = pp.code(v);
+            let q = table.map_or(q as f64, |t| t[q as usize] as f64);
+            (v as f64, q, self.w.map_or(1.0, |w| w[j] as f64))
+        });
         match p {
             BlockParams::Scale { .. } => {
                 let (mut xq, mut qq) = (0.0, 0.0);
-                for (v, q) in codes {
-                    xq += v * q;
-                    qq += q * q;
+                for (v, q, w) in codes {
+                    xq += w * v * q;
+                    qq += w * q * q;
                 }
                 let d = (qq > 0.0).then(|| xq / qq)?;
                 let signed = matches!(
@@ -72,18 +89,18 @@ impl Best<'_> {
                     Grid::Scale {
                         signed_scale: true,
                         ..
-                    }
+                    } | Grid::Table { .. }
                 );
                 (signed || d > 0.0).then_some(BlockParams::Scale { d: d as f32 })
             }
             BlockParams::ScaleMin { .. } => {
                 let (mut n, mut sq, mut sqq, mut sx, mut sxq) = (0.0, 0.0, 0.0, 0.0, 0.0);
-                for (v, q) in codes {
-                    n += 1.0;
-                    sq += q;
-                    sqq += q * q;
-                    sx += v;
-                    sxq += v * q;
+                for (v, q, w) in codes {
+                    n += w;
+                    sq += w * q;
+                    sqq += w * q * q;
+                    sx += w * v;
+                    sxq += w * v * q;
                 }
                 let det = n * sqq - sq * sq;
                 if det <= 0.0 {
@@ -98,10 +115,10 @@ impl Best<'_> {
             }
             BlockParams::ScaleZero { z, .. } => {
                 let (mut xq, mut qq) = (0.0, 0.0);
-                for (v, q) in codes {
+                for (v, q, w) in codes {
                     let q = q - z as f64;
-                    xq += v * q;
-                    qq += q * q;
+                    xq += w * v * q;
+                    qq += w * q * q;
                 }
                 let s = (qq > 0.0).then(|| xq / qq)?;
                 (s > 0.0).then_some(BlockParams::ScaleZero { s: s as f32, z })
@@ -129,18 +146,41 @@ impl Best<'_> {
 
 /// The parameters with the lowest squared error for block `x` (never worse than RTN).
 pub fn search(spec: &BlockSpec, x: &[f32]) -> BlockParams {
+    search_weighted(spec, x, None)
+}
+
+/// [`search`] with error weights `w` (one per value of the block, non-negative): the
+/// parameters with the lowest `sum w_j (x_j - x'_j)^2`, never worse than RTN by it.
+pub fn search_weighted(spec: &BlockSpec, x: &[f32], w: Option<&[f32]>) -> BlockParams {
     let x = &x[..spec.group()];
+    let w = w.map(|w| &w[..spec.group()]);
     let rtn = spec.rtn_params(x);
     let mut best = Best {
         spec,
         x,
-        err: spec.sse(rtn, x),
+        w,
+        err: spec.sse_weighted(rtn, x, w),
         p: rtn,
     };
     if best.err == 0.0 || x.iter().any(|v| !v.is_finite()) {
         return rtn;
     }
     match spec.grid() {
+        Grid::Table { levels } => {
+            let (mut amax, mut mx) = (0.0f32, 0.0f32);
+            for &v in x {
+                if amax < v.abs() {
+                    amax = v.abs();
+                    mx = v;
+                }
+            }
+            for end in [levels[0], levels[15]] {
+                let base = mx / end as f32;
+                for f in scale_factors(end.unsigned_abs() as f32) {
+                    best.consider_with_refit(BlockParams::Scale { d: base * f });
+                }
+            }
+        }
         Grid::Scale {
             qmin,
             qmax,
@@ -215,8 +255,9 @@ pub fn search(spec: &BlockSpec, x: &[f32]) -> BlockParams {
 
 /// The generic search for formats without a [`BlockSpec`]: clip the block to `f * [lo, hi]`
 /// and quantize with the format's own quantizer; keep the bytes with the lowest error
-/// against the unclipped `x` (`f = 1` is exactly RTN, so never worse).
-pub fn clip_search_codec(codec: &dyn Codec, x: &[f32], out: &mut [u8]) {
+/// (weighted by `w` where given) against the unclipped `x` (`f = 1` is exactly RTN, so
+/// never worse).
+pub fn clip_search_codec(codec: &dyn Codec, x: &[f32], w: Option<&[f32]>, out: &mut [u8]) {
     let n = codec.block_values();
     let x = &x[..n];
     codec.quantize_block(x, out);
@@ -226,7 +267,8 @@ pub fn clip_search_codec(codec: &dyn Codec, x: &[f32], out: &mut [u8]) {
         let e: f64 = deq
             .iter()
             .zip(x)
-            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+            .enumerate()
+            .map(|(j, (&a, &b))| w.map_or(1.0, |w| w[j] as f64) * (a as f64 - b as f64).powi(2))
             .sum();
         if e.is_nan() {
             f64::INFINITY
@@ -255,4 +297,19 @@ pub fn clip_search_codec(codec: &dyn Codec, x: &[f32], out: &mut [u8]) {
             out.copy_from_slice(&cand);
         }
     }
+}
+
+/// Error weights of llama.cpp's importance-matrix quantizers for a row `x` whose input
+/// columns have mean squared activations `importance`: `importance_j * sqrt(sigma2 +
+/// x_j^2)`, `sigma2` the row's mean squared weight (the square root keeps some weight on
+/// the relative error of large weights). A column whose input was always zero gets a tiny
+/// weight rather than none, so its weights still land on the grid.
+pub fn importance_weights(importance: &[f32], x: &[f32]) -> Vec<f32> {
+    let sigma2 = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / x.len().max(1) as f64;
+    let floor = importance.iter().fold(0f32, |a, &b| a.max(b)) * 1e-6;
+    importance
+        .iter()
+        .zip(x)
+        .map(|(&q, &v)| q.max(floor).max(f32::MIN_POSITIVE) * ((sigma2 as f32) + v * v).sqrt())
+        .collect()
 }

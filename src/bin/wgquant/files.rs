@@ -19,30 +19,60 @@ pub struct QuantizeArgs {
     /// reads: F32, F16, BF16, Q8_0, Q4_0, K-quants, wgquant int planes, ...; each is
     /// dequantized, and all metadata is copied; tensors already in the target format are
     /// copied unchanged). GGUF is recognized by its magic bytes.
-    input: PathBuf,
+    pub(crate) input: PathBuf,
     /// Output GGUF file.
-    output: PathBuf,
+    pub(crate) output: PathBuf,
     /// Target format: q8_0, q4_0, q4_1, int8_g32, int4_g128, int4_g128_asym, ...
     #[arg(long, short)]
-    format: Format,
+    pub(crate) format: Format,
     /// How scales are chosen: rtn (round to nearest, ggml's reference: the default), mse
     /// (per-block scale search), gptq or awq (these two need --calib), absmean (ternary
     /// formats: BitNet's mean |w| scale). See docs/QUANTIZATION.md.
     #[arg(long, short, default_value = "rtn")]
-    method: Method,
+    pub(crate) method: Method,
     /// Calibration activations: an f32 .npy of shape [samples, K] (used for every weight
     /// whose rows have length K), or a .safetensors mapping weight names to their own
     /// [samples, K] inputs. With it, the output NMSE on these inputs is reported too.
     #[arg(long, value_name = "CALIB")]
-    calib: Option<PathBuf>,
+    pub(crate) calib: Option<PathBuf>,
     /// Static int8 activation scales from the calibration data, stored in the GGUF metadata
     /// (`wgquant.act_scales.<name>`) for `matmul --activations int8-static`: the observer
     /// is minmax, mse, or pNN.NN (a percentile of |x|, e.g. p99.99). Needs --calib.
     #[arg(long, value_name = "OBSERVER", value_parser = parse_observer)]
-    act_observer: Option<Observer>,
+    pub(crate) act_observer: Option<Observer>,
     /// Static activation scales per tensor (one scale) or per group of 32 input channels.
     #[arg(long, value_name = "tensor|group", default_value = "tensor", value_parser = parse_granularity)]
-    act_granularity: Granularity,
+    pub(crate) act_granularity: Granularity,
+    /// Calibration text (repeat for several files): the input, a llama GGUF model, runs
+    /// over it block by block, and each matrix is quantized on the inputs the quantized
+    /// layers before it produce (see docs/QUANTIZATION.md, "Whole models").
+    #[arg(long, value_name = "FILE")]
+    pub(crate) calib_text: Vec<PathBuf>,
+    /// Tokens of the calibration text to use, at most.
+    #[arg(long, value_name = "N", default_value_t = 16384)]
+    pub(crate) calib_tokens: usize,
+    /// Tokens per calibration sequence (each run from an empty context).
+    #[arg(long, value_name = "C", default_value_t = 512)]
+    pub(crate) calib_ctx: usize,
+    /// A stored importance matrix (from `wgquant imatrix` or llama.cpp's `llama-imatrix`)
+    /// for --method imatrix, instead of computing it from --calib-text.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) imatrix: Option<PathBuf>,
+    /// GPTQ: visit columns by decreasing Hessian diagonal (implies --static-groups).
+    #[arg(long)]
+    pub(crate) act_order: bool,
+    /// GPTQ: fix every block's scales from the original weights before the pass.
+    #[arg(long)]
+    pub(crate) static_groups: bool,
+    /// Mixed precision: choose a format per matrix from --candidates by measured
+    /// sensitivity on --calib-text so that the file has this many bits per weight (over all
+    /// tensors); --format is then unused but for the ftype rule.
+    #[arg(long, value_name = "B")]
+    pub(crate) target_bpw: Option<f64>,
+    /// The formats --target-bpw chooses from (comma-separated; default q8_0, q6_k, q5_1,
+    /// q5_0, q4_1, q4_k, iq4_nl, q4_0).
+    #[arg(long, value_name = "F,F,...", value_delimiter = ',')]
+    pub(crate) candidates: Vec<Format>,
 }
 
 #[derive(clap::Args)]
@@ -256,7 +286,49 @@ fn set_meta(meta: &mut Vec<(String, MetaValue)>, key: &str, value: MetaValue) {
     }
 }
 
+/// The metadata of a quantized GGUF written from a GGUF input's `metadata`: every entry in
+/// order (the writer derives `wgquant.format.*` and writes its own `wgquant.version`),
+/// `general.quantized_by`, llama.cpp's `general.file_type` where `ftype_format` (the format
+/// of every matrix) has a value that means exactly it, and the method for non-RTN ones.
+pub(crate) fn output_metadata(
+    metadata: Vec<(String, MetaValue)>,
+    ftype_format: Option<Format>,
+    method: Method,
+) -> Vec<(String, MetaValue)> {
+    let quantized_by = MetaValue::String(format!("wgquant {}", env!("CARGO_PKG_VERSION")));
+    let mut meta: Vec<(String, MetaValue)> = metadata
+        .into_iter()
+        .filter(|(k, _)| {
+            k != gguf::VERSION_KEY
+                && !k.starts_with(gguf::FORMAT_KEY_PREFIX)
+                && !k.starts_with("wgquant.quantize.")
+        })
+        .collect();
+    set_meta(&mut meta, "general.quantized_by", quantized_by);
+    if let Some(ftype) = ftype_format.and_then(llama_ftype) {
+        if let Some((_, v)) = meta.iter_mut().find(|(k, _)| k == "general.file_type") {
+            *v = match v {
+                MetaValue::I32(_) => MetaValue::I32(ftype as i32),
+                MetaValue::U64(_) => MetaValue::U64(ftype as u64),
+                MetaValue::I64(_) => MetaValue::I64(ftype as i64),
+                _ => MetaValue::U32(ftype),
+            };
+        }
+    }
+    // RTN files stay exactly what they were before methods existed.
+    if method != Method::Rtn {
+        meta.push((
+            "wgquant.quantize.method".to_string(),
+            MetaValue::String(method.to_string()),
+        ));
+    }
+    meta
+}
+
 pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
+    if crate::calibrate::wants_model_path(&args) {
+        return crate::calibrate::quantize_model_cmd(args);
+    }
     if args.act_observer.is_some() && args.calib.is_none() {
         return Err(Error::InvalidArgument(
             "--act-observer computes static activation scales from calibration data: give --calib"
@@ -412,44 +484,11 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let quantized_by = MetaValue::String(format!("wgquant {}", env!("CARGO_PKG_VERSION")));
-    let mut meta = match input.gguf_metadata {
-        // A GGUF input keeps all its metadata, in order. The writer derives
-        // `wgquant.format.*` from the tensors and writes its own `wgquant.version`.
-        Some(m) => {
-            let mut meta: Vec<(String, MetaValue)> = m
-                .into_iter()
-                .filter(|(k, _)| {
-                    k != gguf::VERSION_KEY
-                        && !k.starts_with(gguf::FORMAT_KEY_PREFIX)
-                        && k != "wgquant.quantize.method"
-                        && k != "wgquant.quantize.awq_scales"
-                })
-                .collect();
-            set_meta(&mut meta, "general.quantized_by", quantized_by);
-            // Only where llama.cpp has a value that means exactly this format; otherwise
-            // the input's value is left (see llama_ftype).
-            if let Some(ftype) = llama_ftype(args.format) {
-                if let Some((_, v)) = meta.iter_mut().find(|(k, _)| k == "general.file_type") {
-                    *v = match v {
-                        MetaValue::I32(_) => MetaValue::I32(ftype as i32),
-                        MetaValue::U64(_) => MetaValue::U64(ftype as u64),
-                        MetaValue::I64(_) => MetaValue::I64(ftype as i64),
-                        _ => MetaValue::U32(ftype),
-                    };
-                }
-            }
-            meta
-        }
-        None => vec![("general.quantized_by".to_string(), quantized_by)],
-    };
-    // RTN files stay exactly what they were before methods existed.
-    if args.method != Method::Rtn {
-        meta.push((
-            "wgquant.quantize.method".to_string(),
-            MetaValue::String(args.method.to_string()),
-        ));
-    }
+    let mut meta = output_metadata(
+        input.gguf_metadata.unwrap_or_default(),
+        Some(args.format),
+        args.method,
+    );
     if matches!(args.method, Method::Awq { .. }) {
         meta.push((
             "wgquant.quantize.awq_scales".to_string(),
@@ -467,8 +506,10 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
     } else {
         String::new()
     };
+    let bpw = wgquant::llama::quantize::tensors_bits_per_weight(out.iter().map(|(_, t)| t));
     eprintln!(
-        "wrote {}: {quantized} tensors as {} ({}), {kept} kept as f32{copied}",
+        "wrote {}: {quantized} tensors as {} ({}), {kept} kept as f32{copied}; {bpw:.3} bits \
+         per weight over all tensors",
         args.output.display(),
         args.format,
         args.method

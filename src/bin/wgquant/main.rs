@@ -1,8 +1,10 @@
-//! The `wgquant` command: adapters, bench, tune, verify, quantize, dequantize, matmul.
+//! The `wgquant` command: adapters, bench, tune, verify, quantize, imatrix, dequantize,
+//! matmul, and the model commands.
 
 mod accuracy;
 mod adapters;
 mod bench;
+mod calibrate;
 mod files;
 mod model;
 mod tokenize;
@@ -58,6 +60,9 @@ enum Command {
     Verify(verify::Args),
     /// Quantize every 2-D tensor of a safetensors or GGUF file into a GGUF file.
     Quantize(files::QuantizeArgs),
+    /// Importance of every matrix's inputs (mean squared activation per column) of a llama
+    /// GGUF model over a text, stored in llama.cpp's imatrix GGUF layout.
+    Imatrix(calibrate::ImatrixArgs),
     /// Dequantize every tensor of a GGUF file into an f32 safetensors file.
     Dequantize(files::DequantizeArgs),
     /// Y = X W^T on the GPU for one weight tensor of a GGUF file.
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
         Command::Tune(a) => tune::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Quantize(a) => files::quantize(a),
+        Command::Imatrix(a) => calibrate::imatrix_cmd(a),
         Command::Dequantize(a) => files::dequantize(a),
         Command::Matmul(a) => files::matmul(a),
         Command::Accuracy(a) => accuracy::run(a),
