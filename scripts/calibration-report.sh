@@ -3,6 +3,8 @@
 # scripts/fetch-smollm2.sh) quantized by every method on one text and scored on another.
 #
 #   scripts/calibration-report.sh [OUT_DIR] [FORMAT...]
+#   (environment: METHODS="rtn mse imatrix awq gptq gptq-act-order", TARGETS="4.8",
+#    TARGET_METHODS="imatrix gptq-act-order"; empty TARGETS skips the mixed rows)
 #
 # Calibration text: the Debian license texts that are not GNU licenses' own (Apache-2.0,
 # MPL-1.1, MPL-2.0, Artistic, CC0-1.0, BSD) plus GFDL-1.3, 16384 tokens in sequences of 512.
@@ -19,8 +21,8 @@ OUT=${1:-target/calibration-report}
 shift || true
 FORMATS=("$@")
 [ ${#FORMATS[@]} -gt 0 ] || FORMATS=(q4_0 int4_g32_asym iq4_nl q5_0)
-METHODS=${METHODS:-"rtn mse imatrix awq gptq gptq-act-order"}
-TARGETS=${TARGETS:-"4.8"}
+METHODS=${METHODS-"rtn imatrix awq gptq gptq-act-order"}
+TARGETS=${TARGETS-"4.8"}
 L=/usr/share/common-licenses
 CALIB=()
 for f in Apache-2.0 MPL-1.1 MPL-2.0 Artistic CC0-1.0 BSD GFDL-1.3; do

@@ -204,14 +204,10 @@ pub fn quantize_model(
 }
 
 impl QuantizedModel {
-    fn push(
-        &mut self,
-        (name, q, report): (String, QuantizedTensor, TensorReport),
-        progress: &mut dyn FnMut(Progress),
-    ) {
-        progress(Progress::Tensor(&report));
-        self.reports.push(report);
-        self.tensors.insert(name, StoredTensor::Quantized(q));
+    fn push(&mut self, done: Done, progress: &mut dyn FnMut(Progress)) {
+        progress(Progress::Tensor(&done.report));
+        self.reports.push(done.report);
+        self.tensors.insert(done.name, done.tensor);
     }
 
     fn norms(&mut self, l: usize, attn: &[f32], ffn: &[f32]) {
@@ -304,13 +300,30 @@ impl<'a> Job<'a> {
 
     /// Quantize with `method` where the stats allow it (else the documented fallback), and
     /// report; `sample` (rows of the layer's inputs) gives the output error.
-    fn run(
-        &self,
-        method: Method,
-        stats: &InputStats,
-        sample: Option<&[f32]>,
-    ) -> Result<(String, QuantizedTensor, TensorReport)> {
+    fn run(&self, method: Method, stats: &InputStats, sample: Option<&[f32]>) -> Result<Done> {
         let (rows, k) = (self.source.rows(), self.source.k());
+        if let Err(e) = self.format.check_k(k) {
+            // As `quantize` does for files: a matrix whose rows do not fit stays f32.
+            let report = TensorReport {
+                name: self.name.to_string(),
+                rows,
+                k,
+                format: Format::F32,
+                how: format!("kept as f32: {e}"),
+                weight_nmse: 0.0,
+                output_nmse: sample.map(|_| 0.0),
+            };
+            let t = StoredTensor::Float {
+                shape: vec![rows, k],
+                data: self.current.to_vec(),
+            };
+            return Ok(Done {
+                name: self.name.to_string(),
+                tensor: t,
+                values: self.current.to_vec(),
+                report,
+            });
+        }
         let (q, how) = if self.pristine && self.source.format() == self.format {
             (self.source.clone(), "copied".to_string())
         } else {
@@ -329,8 +342,21 @@ impl<'a> Job<'a> {
             weight_nmse: quantize::weight_nmse(self.current, &deq),
             output_nmse: sample.map(|x| sample_output_nmse(x, k, self.current, &deq, rows)),
         };
-        Ok((self.name.to_string(), q, report))
+        Ok(Done {
+            name: self.name.to_string(),
+            tensor: StoredTensor::Quantized(q),
+            values: deq,
+            report,
+        })
     }
+}
+
+/// A matrix done: as stored, the values it stands for, and its report.
+struct Done {
+    name: String,
+    tensor: StoredTensor,
+    values: Vec<f32>,
+    report: TensorReport,
 }
 
 /// The method a matrix really gets, and how to say it.
@@ -458,9 +484,9 @@ impl BlockHooks for Quantizer<'_, '_> {
                 self.opts,
                 !self.folded[lin as usize],
             );
-            let (name, q, report) = job.run(method, &stats, Some(&sample))?;
-            block.linear_mut(lin).data = q.dequantize();
-            self.out.push((name, q, report), self.progress);
+            let mut done = job.run(method, &stats, Some(&sample))?;
+            block.linear_mut(lin).data = std::mem::take(&mut done.values);
+            self.out.push(done, self.progress);
         }
         Ok(())
     }
@@ -549,11 +575,11 @@ fn head(
             };
             let current = e.dequantize();
             let job = Job::new(name, e, &current, opts, true);
-            let (n, q, mut r) = job.run(m, &stats, sample.as_deref())?;
-            if m != opts.method && r.how != "copied" {
-                r.how = format!("{} (tied embedding: no error compensation)", r.how);
+            let mut done = job.run(m, &stats, sample.as_deref())?;
+            if m != opts.method && done.report.how == m.name() {
+                done.report.how = format!("{} (tied embedding: no error compensation)", m.name());
             }
-            out.push((n, q, r), progress);
+            out.push(done, progress);
         }
     }
     out.tensors.insert(
@@ -726,6 +752,49 @@ fn scale_columns(w: &mut [f32], s: &[f32]) {
 fn scale_rows_inv(x: &mut [f32], s: &[f32], k: usize) {
     for row in x.chunks_exact_mut(k) {
         row.iter_mut().zip(s).for_each(|(v, &f)| *v /= f);
+    }
+}
+
+/// The block and role of a block matrix's name (`blk.N.<role>.weight`).
+pub fn block_of(name: &str) -> Option<(usize, Linear)> {
+    let rest = name.strip_prefix("blk.")?;
+    let (l, role) = rest.split_once('.')?;
+    let lin = Linear::ALL
+        .into_iter()
+        .find(|x| role.strip_suffix(".weight") == Some(x.role()))?;
+    Some((l.parse().ok()?, lin))
+}
+
+/// The stored matrix called `name` (one of [`matrix_names`]).
+pub fn matrix<'a>(w: &'a Weights, name: &str) -> &'a QuantizedTensor {
+    match name {
+        "token_embd.weight" => &w.token_embd,
+        "output.weight" => w.output_matrix(),
+        _ => {
+            let (l, lin) = block_of(name).expect("a matrix name of the model");
+            block_matrix(w, l, lin)
+        }
+    }
+}
+
+/// Replace matrix `name` (one of [`matrix_names`]) of `w`.
+pub fn set_matrix(w: &mut Weights, name: &str, q: QuantizedTensor) {
+    match name {
+        "token_embd.weight" => w.token_embd = q,
+        "output.weight" => w.output = Some(q),
+        _ => {
+            let (l, lin) = block_of(name).expect("a matrix name of the model");
+            let lw = &mut w.layers[l];
+            *match lin {
+                Linear::Q => &mut lw.wq,
+                Linear::K => &mut lw.wk,
+                Linear::V => &mut lw.wv,
+                Linear::Output => &mut lw.wo,
+                Linear::Gate => &mut lw.w_gate,
+                Linear::Up => &mut lw.w_up,
+                Linear::Down => &mut lw.w_down,
+            } = q;
+        }
     }
 }
 

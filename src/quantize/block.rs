@@ -260,8 +260,9 @@ impl BlockSpec {
     pub fn rtn_params(&self, x: &[f32]) -> BlockParams {
         let x = &x[..self.group];
         match self.layout {
-            Layout::Q4_0 => {
-                // ggml: the value of largest magnitude, sign kept, first one wins ties.
+            Layout::Q4_0 | Layout::Q5_0 => {
+                // ggml: the value of largest magnitude, sign kept, first one wins ties,
+                // onto the lowest code (-8 or -16).
                 let (mut amax, mut max) = (0.0f32, 0.0f32);
                 for &v in x {
                     if amax < v.abs() {
@@ -269,17 +270,12 @@ impl BlockSpec {
                         max = v;
                     }
                 }
-                BlockParams::Scale { d: max / -8.0 }
-            }
-            Layout::Q5_0 => {
-                let (mut amax, mut max) = (0.0f32, 0.0f32);
-                for &v in x {
-                    if amax < v.abs() {
-                        amax = v.abs();
-                        max = v;
-                    }
-                }
-                BlockParams::Scale { d: max / -16.0 }
+                let lowest = if self.layout == Layout::Q4_0 {
+                    -8.0
+                } else {
+                    -16.0
+                };
+                BlockParams::Scale { d: max / lowest }
             }
             Layout::Iq4Nl => {
                 // ggml's quantize_iq4_nl without an importance matrix (weights x^2).

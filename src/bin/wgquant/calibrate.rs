@@ -33,17 +33,13 @@ pub struct ImatrixArgs {
     ctx: usize,
 }
 
-/// A progress bar over steps, with ETA (hidden when stderr is not a terminal).
+/// A progress bar over steps (blocks, then roles for a plan), with ETA (hidden when stderr is not a terminal).
 fn step_bar(len: u64, what: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} blocks, ETA {eta} {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar.set_prefix(what.to_string());
-    bar
+    crate::styled_bar(
+        len,
+        what,
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} steps, ETA {eta} {msg}",
+    )
 }
 
 /// The texts concatenated (a blank line between files) and how to name them.
@@ -87,22 +83,27 @@ fn calib_tokens(
 
 /// Whether `quantize` takes the whole-model path.
 pub fn wants_model_path(args: &QuantizeArgs) -> bool {
-    !args.calib_text.is_empty() || args.imatrix.is_some() || args.target_bpw.is_some()
+    !args.calib_text.is_empty()
+        || args.imatrix.is_some()
+        || args.target_bpw.is_some()
+        || !args.tensor_type.is_empty()
 }
 
 /// The method named on the command line with the GPTQ flags applied.
-fn method_of(args: &QuantizeArgs) -> Result<Method> {
+pub(crate) fn method_of(args: &QuantizeArgs) -> Result<Method> {
     match args.method {
-        Method::Gptq { damp, block, .. } => Ok(Method::Gptq {
-            damp,
+        Method::Gptq { block, .. } => Ok(Method::Gptq {
+            damp: args.gptq_damp,
             block,
             act_order: args.act_order,
             static_groups: args.static_groups || args.act_order,
         }),
-        m if args.act_order || args.static_groups => Err(Error::InvalidArgument(format!(
-            "--act-order and --static-groups are GPTQ options; the method is {}",
-            m.name()
-        ))),
+        m if args.act_order || args.static_groups || args.gptq_damp != 0.01 => {
+            Err(Error::InvalidArgument(format!(
+                "--act-order, --static-groups and --gptq-damp are GPTQ options; the method is {}",
+                m.name()
+            )))
+        }
         m => Ok(m),
     }
 }
@@ -183,7 +184,6 @@ pub fn quantize_model_cmd(args: QuantizeArgs) -> Result<ExitCode> {
             &PlanOptions {
                 target_bpw: target,
                 candidates,
-                method,
             },
             &mut |done, total| {
                 bar.set_length(total as u64);
@@ -193,6 +193,24 @@ pub fn quantize_model_cmd(args: QuantizeArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
         eprint!("{}", plan.table());
         opts.formats = plan.formats.clone();
+    }
+    for (pattern, f) in &args.tensor_type {
+        let names: Vec<String> = model_quant::matrix_names(&weights)
+            .into_iter()
+            .filter(|n| n.contains(pattern.as_str()))
+            .collect();
+        if names.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "--tensor-type {pattern}={f}: no matrix name contains '{pattern}'"
+            )));
+        }
+        for n in names {
+            let k = model_quant::matrix(&weights, &n).k();
+            f.check_k(k).map_err(|e| {
+                Error::InvalidArgument(format!("--tensor-type {pattern}={f}: {n}: {e}"))
+            })?;
+            opts.formats.insert(n, *f);
+        }
     }
     let bar = step_bar(weights.config.n_layers as u64 + 1, "quantize");
     let mut lines = Vec::new();

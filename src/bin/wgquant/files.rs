@@ -64,6 +64,10 @@ pub struct QuantizeArgs {
     /// GPTQ: fix every block's scales from the original weights before the pass.
     #[arg(long)]
     pub(crate) static_groups: bool,
+    /// GPTQ: the damping added to the Hessian's diagonal, as a fraction of its mean
+    /// (more generalizes better from a small or narrow calibration text).
+    #[arg(long, value_name = "D", default_value_t = 0.01)]
+    pub(crate) gptq_damp: f64,
     /// Mixed precision: choose a format per matrix from --candidates by measured
     /// sensitivity on --calib-text so that the file has this many bits per weight (over all
     /// tensors); --format is then unused but for the ftype rule.
@@ -73,6 +77,22 @@ pub struct QuantizeArgs {
     /// q5_0, q4_1, q4_k, iq4_nl, q4_0).
     #[arg(long, value_name = "F,F,...", value_delimiter = ',')]
     pub(crate) candidates: Vec<Format>,
+    /// The format of the matrices whose names contain PATTERN (repeatable; the last match
+    /// wins), e.g. `token_embd=q8_0` or `ffn_down=q6_k`; for a llama GGUF input. Applied
+    /// after --target-bpw's plan.
+    #[arg(long, value_name = "PATTERN=FORMAT", value_parser = parse_tensor_type)]
+    pub(crate) tensor_type: Vec<(String, Format)>,
+}
+
+fn parse_tensor_type(s: &str) -> Result<(String, Format), String> {
+    let (pattern, format) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': give PATTERN=FORMAT, e.g. token_embd=q8_0"))?;
+    if pattern.is_empty() {
+        return Err(format!("'{s}': the pattern is empty"));
+    }
+    let f: Format = format.parse().map_err(|e: Error| e.to_string())?;
+    Ok((pattern.to_string(), f))
 }
 
 #[derive(clap::Args)]
@@ -329,15 +349,16 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
     if crate::calibrate::wants_model_path(&args) {
         return crate::calibrate::quantize_model_cmd(args);
     }
+    let method = crate::calibrate::method_of(&args)?;
     if args.act_observer.is_some() && args.calib.is_none() {
         return Err(Error::InvalidArgument(
             "--act-observer computes static activation scales from calibration data: give --calib"
                 .into(),
         ));
     }
-    if args.method.needs_calibration() && args.calib.is_none() {
+    if method.needs_calibration() && args.calib.is_none() {
         return Err(Error::MissingCalibration {
-            method: args.method.name().to_string(),
+            method: method.name().to_string(),
         });
     }
     let calib = args.calib.as_ref().map(Calibration::load).transpose()?;
@@ -421,10 +442,10 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
                     Some(c) => c.for_tensor(&name, k)?,
                     None => None,
                 };
-                let (method, note) = if args.method.needs_calibration() && acts.is_none() {
+                let (method, note) = if method.needs_calibration() && acts.is_none() {
                     (Method::Rtn, format!(" (no calibration for K = {k}: rtn)"))
                 } else {
-                    (args.method, String::new())
+                    (method, String::new())
                 };
                 let q = methods::quantize(args.format, method, &values, rows, k, acts)?;
                 let report = methods::evaluate(&q, &values, acts);
@@ -487,9 +508,9 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
     let mut meta = output_metadata(
         input.gguf_metadata.unwrap_or_default(),
         Some(args.format),
-        args.method,
+        method,
     );
-    if matches!(args.method, Method::Awq { .. }) {
+    if matches!(method, Method::Awq { .. }) {
         meta.push((
             "wgquant.quantize.awq_scales".to_string(),
             MetaValue::String(
@@ -512,7 +533,7 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
          per weight over all tensors",
         args.output.display(),
         args.format,
-        args.method
+        method
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -123,13 +123,17 @@ pub fn parse_formats(names: &[String]) -> wgquant::Result<Vec<wgquant::Format>> 
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    styled_bar(
+        len,
+        what,
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+    )
+}
+
+/// A progress bar on stderr with `template` (indicatif's syntax).
+pub fn styled_bar(len: u64, what: &str, template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
-        )
-        .expect("valid template"),
-    );
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
     bar.set_prefix(what.to_string());
     bar
 }
