@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::format::reference::{matmul_f64, nmse};
 use crate::format::{Format, QuantizedTensor};
-use crate::gpu::shaders::KernelConfig;
+use crate::gpu::KernelConfig;
 use crate::gpu::{
     check_coop_gemm, ActType, Dispatch, GpuContext, GpuWeight, KernelKind, Kernels, Operand,
     COOP_MIN_N,

@@ -14,7 +14,8 @@ mod common;
 use common::ctx;
 use half::f16;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, GemvSteps, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
+use wgquant::gpu::plan::{GemvSteps, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
+use wgquant::gpu::shaders::ActType;
 use wgquant::gpu::{GpuContext, Kernels};
 use wgquant::rng::Rng;
 use wgquant::verify::{
@@ -45,7 +46,7 @@ fn configs(ctx: &GpuContext) -> Vec<KernelConfig> {
     }
     // The texture GEMV (f16 x widened as it is copied, f16 outputs) where the device uses
     // it, x too long for the uniform buffer in a texture or a storage buffer.
-    if wgquant::gpu::shaders::uses_textures(&ctx.device) {
+    if wgquant::gpu::plan::uses_textures(&ctx.device) {
         let texture = common::variant_config(false, false, true);
         v.push(texture);
         v.push(KernelConfig {
@@ -182,7 +183,7 @@ fn f16_takes_the_texture_gemv_where_the_device_uses_it() {
     if !has_f16(ctx) {
         return;
     }
-    if !wgquant::gpu::shaders::uses_textures(&ctx.device) {
+    if !wgquant::gpu::plan::uses_textures(&ctx.device) {
         eprintln!("skipped: {} runs the buffer GEMV", ctx.describe());
         return;
     }

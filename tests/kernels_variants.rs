@@ -8,7 +8,8 @@ mod common;
 
 use common::ctx;
 use wgquant::format::{Format, IntFormat};
-use wgquant::gpu::shaders::{ActType, GemvSteps, KernelConfig};
+use wgquant::gpu::plan::{GemvSteps, KernelConfig};
+use wgquant::gpu::shaders::ActType;
 use wgquant::gpu::Kernels;
 use wgquant::verify;
 

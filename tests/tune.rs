@@ -7,10 +7,8 @@ use common::ctx;
 use common::temp::TempDir;
 use wgquant::bench::Timing;
 use wgquant::format::Format;
-use wgquant::gpu::shaders::{
-    Entry, GemvRows, GemvSteps, KernelConfig, GEMV_MAX_ROWS, GEMV_MAX_STEPS, GPU_GEMV_ROWS,
-    GPU_GEMV_STEPS,
-};
+use wgquant::gpu::plan::{GemvRows, GemvSteps, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
+use wgquant::gpu::shaders::{Entry, GEMV_MAX_ROWS, GEMV_MAX_STEPS};
 use wgquant::gpu::tune::{self, TuneOptions, Tuning, TUNE_BATCHES};
 use wgquant::gpu::Kernels;
 use wgquant::verify;

@@ -155,7 +155,7 @@ pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
 /// The optional features worth enabling on a device made from `adapter`, of those it offers:
 /// subgroups (faster GEMV reductions), f16, timestamp queries (benchmarks), and cooperative
 /// matrices where the adapter can run the tensor-core GEMM
-/// ([`adapter_supports_coop_gemm`](super::adapter_supports_coop_gemm)). wgquant works without
+/// ([`adapter_supports_coop_gemm`](super::plan::adapter_supports_coop_gemm)). wgquant works without
 /// any of them; kernels pick their variants from what the device has. When the result holds
 /// `EXPERIMENTAL_COOPERATIVE_MATRIX`, the device descriptor needs
 /// `experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() }`.
@@ -165,8 +165,8 @@ pub fn recommended_features(adapter: &wgpu::Adapter) -> wgpu::Features {
         | wgpu::Features::SHADER_F16
         | wgpu::Features::SUBGROUP;
     let mut features = adapter.features() & useful;
-    if super::adapter_supports_coop_gemm(adapter) {
-        features |= super::coop_matrix_features();
+    if super::plan::adapter_supports_coop_gemm(adapter) {
+        features |= super::plan::coop_matrix_features();
     }
     features
 }
@@ -204,7 +204,7 @@ impl GpuContext {
     fn create(adapter: &wgpu::Adapter, disabled: wgpu::Features) -> Result<Self> {
         let info = adapter.get_info();
         let mut required_features = recommended_features(adapter).difference(disabled);
-        if !required_features.contains(super::coop_matrix_features()) {
+        if !required_features.contains(super::plan::coop_matrix_features()) {
             // The tensor-core GEMM is all the cooperative-matrix feature is requested for.
             required_features.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
         }

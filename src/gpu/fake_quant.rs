@@ -14,8 +14,9 @@
 //! the max/min may land one step `s` away. The straight-through gradient is the same mask.
 //! The LSQ gradient is an f32 sequential sum per group (the CPU sums in f64).
 
+use super::device::GpuContext;
+use super::kernels::Operand;
 use super::kernels::{compute_pipeline, entry, grid_1d, storage_entry, uniform_entry};
-use super::{GpuContext, Operand};
 use crate::error::{Error, Result};
 use crate::quantize::fake_quant::{Backward, FakeQuantConfig, GroupParams};
 use wgpu::util::DeviceExt;
@@ -107,7 +108,7 @@ impl FakeQuant {
     pub fn new(device: &wgpu::Device, config: FakeQuantConfig) -> Result<Self> {
         config.validate()?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = super::shaders::shader_module(
+        let module = super::kernels::shader_module(
             device,
             "wgquant fake quant",
             FAKE_QUANT_WGSL.into(),

@@ -22,12 +22,13 @@
 //! # Ok(()) }
 //! ```
 
+use super::device::GpuContext;
 use super::kernels::{
-    check_fits, check_grid, entry, grid_1d, storage_entry, uniform_entry, Dims, Dispatch, Operand,
-    Step, GEMV_MAX_N,
+    check_grid, entry, grid_1d, storage_entry, uniform_entry, Dims, Dispatch, Operand, Step,
 };
+use super::plan::{check_fits, GEMV_MAX_N};
 use super::shaders::{self, Int8Entry, KernelKind, GEMV_I8_ROWS};
-use super::{GpuContext, GpuWeight};
+use super::tensor::GpuWeight;
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::quantize::activation::{
@@ -79,7 +80,7 @@ fn pipeline(
     layout: &wgpu::BindGroupLayout,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
-    let module = super::shaders::shader_module(device, e.entry_point(), e.compose(), false);
+    let module = super::kernels::shader_module(device, e.entry_point(), e.compose(), false);
     super::kernels::compute_pipeline(device, &module, e.entry_point(), layout, constants)
 }
 

@@ -1,31 +1,23 @@
-//! Kernels for one format: pipelines built once; dispatches prepared (bind groups and
-//! uniforms made) once per set of buffers and encoded into the caller's encoder or pass
-//! as often as wanted. Nothing here submits, except the one-line `run_*` helpers.
+//! Kernels for one format: a [`MatmulPlan`] (from [`plan::plan_matmul`], which decides
+//! which kernel runs) turned into pipelines built once and dispatches prepared (bind groups
+//! and uniforms made) once per set of buffers, encoded into the caller's encoder or pass as
+//! often as wanted. Nothing here chooses a variant, and nothing submits, except the one-line
+//! `run_*` helpers.
 
-use super::shaders::{self, ActType, Entry, KernelConfig, KernelKind};
-use super::tensor::folded_extent;
-use super::{GpuContext, GpuWeight, WeightChunk};
+use super::device::GpuContext;
+use super::plan::{
+    self, check_fits, coop_gemm, AdapterProfile, GemvDispatch, KernelConfig, MatmulPlan,
+    PlannedKernel, TiledDispatch, XSource,
+};
+use super::shaders::{self, ActType, Entry, KernelKind};
+use super::tensor::{GpuWeight, WeightChunk};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
-/// Batches of at most this many activation rows use the GEMV kernel; larger ones GEMM.
-pub const GEMV_MAX_N: usize = 8;
-/// GEMM output tile (weight rows x activation rows), kept in step with `shaders/gemm.wgsl`.
-pub const GEMM_TILE: (usize, usize) = (64, 64);
 const DEQUANT_WG: usize = 64;
-/// GEMV lane groups per workgroup the subgroup GEMV's grid is sized for: one per subgroup of
-/// the device's smallest subgroup size (4, WebGPU's minimum, where the device does not say).
-/// Sizing for 4-lane subgroups on a device whose subgroups are 32 wide launches an eighth of
-/// the workgroups (on an H100: 32 workgroups for 4096 rows, 52 GB/s for the f32 GEMV).
-/// Subgroups wider than the minimum stride over the extra row groups.
-fn gemv_groups_per_wg(device: &wgpu::Device) -> usize {
-    let lanes = shaders::gemv_min_lanes(Entry::GemvSubgroup, &device.adapter_info());
-    (shaders::GEMV_WG_SIZE / lanes) as usize
-}
-
 /// Mirrors `struct Dims` in `shaders/common.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -69,21 +61,22 @@ pub struct Kernels {
     config: KernelConfig,
     matmul_layout: wgpu::BindGroupLayout,
     dequant_layout: wgpu::BindGroupLayout,
-    /// GEMV pipelines by entry, activation type and column count, and the tiled GEMMs'
-    /// (FMA and tensor-core) by entry and activation type (column count 0), built on first
+    /// What the plan reads of the device.
+    adapter: AdapterProfile,
+    /// Matmul pipelines by entry, activation type and override settings, built on first
     /// use. One tensor-core pipeline serves every shape: its cooperative loads and stores
     /// touch only workgroup memory, with constant strides.
-    matmul: Mutex<HashMap<(Entry, ActType, usize), MatmulPipeline>>,
+    matmul: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The texture GEMV's layouts and the copies of x to where it reads it (CPU adapters).
     texture: Option<TexturePipelines>,
     dequantize: wgpu::ComputePipeline,
     gather_layout: wgpu::BindGroupLayout,
     gather: wgpu::ComputePipeline,
-    /// Lane groups per workgroup of the subgroup GEMV ([`gemv_groups_per_wg`]).
-    gemv_groups_per_wg: usize,
-    /// How the tensor-core GEMM runs, where the config enables it ([`super::check_coop_gemm`]).
-    coop: Option<super::CoopGemm>,
 }
+
+/// A matmul pipeline's identity: entry, activation type, and its settings (GEMV: columns,
+/// rows, split, unroll; tensor-core GEMM: subgroup size and fragments along the batch).
+type PipelineKey = (Entry, ActType, [u32; 4]);
 
 #[derive(Debug)]
 struct TexturePipelines {
@@ -204,31 +197,10 @@ impl XCopyPipelines {
         texture_layout: &wgpu::BindGroupLayout,
         buffer_layout: &wgpu::BindGroupLayout,
     ) -> Self {
-        let module = shaders::shader_module(device, "x_copy", act.x_copy_wgsl(), false);
+        let module = shader_module(device, "x_copy", act.x_copy_wgsl(), false);
         XCopyPipelines {
             to_texture: compute_pipeline(device, &module, "x_to_texture", texture_layout, &[]),
             to_buffer: compute_pipeline(device, &module, "x_to_buffer", buffer_layout, &[]),
-        }
-    }
-}
-
-/// Where the texture GEMV reads a block's x: a folded texture of this extent, a uniform
-/// buffer of [`shaders::X_UNIFORM_BYTES`] ([`Entry::GemvLanesUniformX`]), or a storage
-/// buffer of this many bytes ([`Entry::GemvLanesStorageX`]).
-#[derive(Clone, Copy)]
-enum XCopy {
-    Texture(wgpu::Extent3d),
-    Uniform,
-    Storage(u64),
-}
-
-impl XCopy {
-    /// The texture GEMV entry that reads x from here.
-    fn entry(self) -> Entry {
-        match self {
-            XCopy::Texture(_) => Entry::GemvLanes,
-            XCopy::Uniform => Entry::GemvLanesUniformX,
-            XCopy::Storage(_) => Entry::GemvLanesStorageX,
         }
     }
 }
@@ -249,53 +221,18 @@ impl XCopied {
     }
 }
 
-/// The kernel a prepared matmul runs (see [`Kernels::matmul_kernel`]).
-enum MatmulKernel {
-    /// GEMV dispatches, one per block of activation columns.
-    Gemv(Vec<GemvBlock>),
-    /// A tiled GEMM (FMA or tensor-core) with `tile` (weight rows, activation rows) per
-    /// workgroup.
-    Tiled {
-        entry: Entry,
-        pipeline: wgpu::ComputePipeline,
-        tile: (usize, usize),
-    },
-}
-
-/// One GEMV dispatch over the activation columns `cols`, `group` of them per invocation
-/// (workgroup_id.z walks the groups); the texture GEMV first copies the block's x to where
-/// it reads it (`x_copy`), so x's column 0 there is the block's first.
-struct GemvBlock {
-    cols: std::ops::Range<usize>,
-    group: usize,
-    entry: Entry,
-    pipeline: MatmulPipeline,
-    x_copy: Option<XCopy>,
-}
-
 /// How a dispatch's grid follows a weight chunk's rows.
 #[derive(Clone, Copy)]
 enum Grid {
-    /// GEMV: `rows` weight rows per lane group, `group` columns per invocation.
-    Gemv { rows: u32, group: usize },
+    /// GEMV: `rows` weight rows per lane group, `per_wg` lane groups per workgroup,
+    /// `group` columns per invocation.
+    Gemv {
+        rows: u32,
+        per_wg: usize,
+        group: usize,
+    },
     /// Tiled GEMM: (weight rows, activation rows) per workgroup.
     Tiles((usize, usize)),
-}
-
-#[derive(Clone, Debug)]
-struct MatmulPipeline {
-    pipeline: wgpu::ComputePipeline,
-    /// Weight rows per GEMV lane group (0 for the tiled GEMM).
-    rows: u32,
-}
-
-/// Which kernel a matmul of batch `n` uses.
-pub fn kernel_for_batch(n: usize) -> KernelKind {
-    if n <= GEMV_MAX_N {
-        KernelKind::Gemv
-    } else {
-        KernelKind::Gemm
-    }
 }
 
 pub(crate) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -334,30 +271,6 @@ pub fn check_kernel_fits(limits: &wgpu::Limits, kernel: KernelKind) -> Result<()
     )
 }
 
-/// Check that a kernel declaring `memory` bytes of workgroup memory and `invocations` per
-/// workgroup fits the device.
-pub(crate) fn check_fits(
-    limits: &wgpu::Limits,
-    name: &str,
-    memory: u32,
-    invocations: u32,
-) -> Result<()> {
-    if memory > limits.max_compute_workgroup_storage_size {
-        return Err(Error::DeviceLimit(format!(
-            "the {name} kernel needs {memory} bytes of workgroup memory; this device offers {}",
-            limits.max_compute_workgroup_storage_size
-        )));
-    }
-    if invocations > limits.max_compute_invocations_per_workgroup {
-        return Err(Error::DeviceLimit(format!(
-            "the {name} kernel needs {invocations} invocations per workgroup; this device \
-             offers {}",
-            limits.max_compute_invocations_per_workgroup
-        )));
-    }
-    Ok(())
-}
-
 impl Kernels {
     /// Build the GEMV, GEMM and dequantize pipelines for `format` on `device`, choosing
     /// the variants that suit the device (see [`KernelConfig::for_device`]).
@@ -376,14 +289,13 @@ impl Kernels {
                 "subgroup kernels need a device with Features::SUBGROUP".into(),
             ));
         }
-        let coop = if config.coop_matrix {
-            Some(super::check_coop_gemm(device)?)
-        } else {
-            None
-        };
+        let adapter = AdapterProfile::of(device);
+        if config.coop_matrix {
+            coop_gemm(&adapter)?;
+        }
         config.gemv_rows.validate()?;
         config.gemv_steps.validate()?;
-        shaders::validate_gemv_unroll(config.gemv_unroll)?;
+        plan::validate_gemv_unroll(config.gemv_unroll)?;
         if !config.act.supported_by(device) {
             return Err(missing_f16());
         }
@@ -435,6 +347,7 @@ impl Kernels {
         Ok(Kernels {
             format,
             device: device.clone(),
+            adapter,
             config,
             matmul_layout,
             dequant_layout,
@@ -443,8 +356,6 @@ impl Kernels {
             dequantize,
             gather_layout,
             gather,
-            gemv_groups_per_wg: gemv_groups_per_wg(device),
-            coop,
         })
     }
 
@@ -458,50 +369,58 @@ impl Kernels {
         self.config.act
     }
 
-    /// The pipeline of GEMV `entry` with `act` activations for `cols` activation rows per
-    /// dispatch, or of the tiled GEMM (`Entry::Gemm`, `cols` 0), built on first use.
-    fn matmul_pipeline(&self, entry: Entry, act: ActType, cols: usize) -> Result<MatmulPipeline> {
+    /// The pipeline of a planned GEMV dispatch with `act` activations, built on first use.
+    fn gemv_pipeline(&self, d: &GemvDispatch, act: ActType) -> Result<wgpu::ComputePipeline> {
+        let key = (d.entry, act, [d.group as u32, d.rows, d.split, d.unroll]);
+        let what = format!("GEMV kernel for {} columns", d.group);
+        self.pipeline(key, &d.constants(self.format), &what)
+    }
+
+    /// The pipeline of a planned tiled GEMM with `act` activations, built on first use.
+    fn tiled_pipeline(&self, t: &TiledDispatch, act: ActType) -> Result<wgpu::ComputePipeline> {
+        let coop = t.coop.map_or([0; 2], |c| [c.subgroup_size, c.warp_n_frags]);
+        let key = (t.entry, act, [0, coop[0], coop[1], 0]);
+        self.pipeline(key, &t.constants(self.format), t.entry.entry_point())
+    }
+
+    fn pipeline(
+        &self,
+        key: PipelineKey,
+        constants: &[(&'static str, f64)],
+        what: &str,
+    ) -> Result<wgpu::ComputePipeline> {
         let mut cache = self.matmul.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&(entry, act, cols)) {
+        if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let (rows, constants, what) = if entry.kind() == KernelKind::Gemm {
-            let mut constants = shaders::constants(self.format);
-            if let Some(coop) = self.coop.filter(|c| c.entry == entry) {
-                constants.push(("SUBGROUP", coop.subgroup_size as f64));
-                let frags = super::coop_warp_n_frags(self.config.coop_wide_tile);
-                constants.push(("WARP_N_FRAGS", frags as f64));
-            }
-            (0, constants, entry.entry_point().to_string())
-        } else {
-            let rows = self.config.gemv_rows.rows_for(entry, self.format, cols);
-            let info = self.device.adapter_info();
-            let split = shaders::gemv_split(
-                entry,
-                self.format,
-                self.config.gemv_steps.for_cols(cols),
-                shaders::gemv_min_lanes(entry, &info),
-            );
-            let gpu = info.device_type != wgpu::DeviceType::Cpu;
-            let unroll = shaders::gemv_unroll(entry, rows, self.config.gemv_unroll, gpu);
-            let constants =
-                shaders::gemv_constants(entry, self.format, cols as u32, rows, split, unroll);
-            (rows, constants, format!("GEMV kernel for {cols} columns"))
-        };
+        let (entry, act, _) = key;
         let layout = (self.texture.as_ref())
             .and_then(|t| t.gemv_layout(entry))
             .unwrap_or(&self.matmul_layout);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = build_pipeline(&self.device, self.format, entry, act, layout, &constants);
+        let pipeline = build_pipeline(&self.device, self.format, entry, act, layout, constants);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
                 "building the {} {what} with {act} activations failed: {e}",
                 self.format
             )));
         }
-        let p = MatmulPipeline { pipeline, rows };
-        cache.insert((entry, act, cols), p.clone());
-        Ok(p)
+        cache.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// What a matmul of `n` activation rows on `w` runs here ([`plan::plan_matmul`]), with
+    /// the reasons; [`Self::matmul`] prepares exactly this.
+    pub fn plan(&self, w: &GpuWeight, n: usize) -> Result<MatmulPlan> {
+        let textures = self.texture.is_some() && w.chunks().iter().all(|c| c.textures.is_some());
+        plan::plan_matmul(
+            &self.adapter,
+            &self.config,
+            self.format,
+            (w.rows(), w.k()),
+            n,
+            textures,
+        )
     }
 
     pub fn format(&self) -> Format {
@@ -593,45 +512,46 @@ impl Kernels {
         if m > u32::MAX as usize || k > u32::MAX as usize || n > u32::MAX as usize {
             return Err(Error::Shape("dimensions must fit in 32 bits".into()));
         }
-        let kind = kernel_for_batch(n);
+        let kind = plan::kernel_for_batch(n);
         let mut steps = Vec::new();
-        match self.matmul_kernel(w, n, act)? {
-            MatmulKernel::Gemv(blocks) => {
-                for block in &blocks {
-                    let x_copied = match (&self.texture, block.x_copy) {
-                        (Some(t), Some(to)) => {
-                            let texels = block.cols.start * k / 4..block.cols.end * k / 4;
+        match self.plan(w, n)?.kernel {
+            PlannedKernel::Gemv(blocks) => {
+                for d in &blocks {
+                    let x_copied = match (&self.texture, d.x) {
+                        (Some(t), to) if to != XSource::Caller => {
+                            let texels = d.cols.start * k / 4..d.cols.end * k / 4;
                             let x = (&x, x_bytes, act);
                             Some(self.copy_x(t, x, texels, to, &mut steps)?)
                         }
                         _ => None,
                     };
                     let grid = Grid::Gemv {
-                        rows: block.pipeline.rows,
-                        group: block.group,
+                        rows: d.rows,
+                        per_wg: d.lane_groups_per_workgroup,
+                        group: d.group,
                     };
+                    let pipeline = self.gemv_pipeline(d, act)?;
                     self.add_matmul_steps(
                         w,
-                        (block.entry, &block.pipeline.pipeline, grid),
+                        (d.entry, &pipeline, grid),
                         (&x, x_bytes, x_copied.as_ref()),
                         (&y, y_bytes),
-                        block.cols.clone(),
+                        d.cols.clone(),
                         &mut steps,
                     )?;
                 }
             }
-            MatmulKernel::Tiled {
-                entry,
-                pipeline,
-                tile,
-            } => self.add_matmul_steps(
-                w,
-                (entry, &pipeline, Grid::Tiles(tile)),
-                (&x, x_bytes, None),
-                (&y, y_bytes),
-                0..n,
-                &mut steps,
-            )?,
+            PlannedKernel::Tiled(t) => {
+                let pipeline = self.tiled_pipeline(&t, act)?;
+                self.add_matmul_steps(
+                    w,
+                    (t.entry, &pipeline, Grid::Tiles(t.tile)),
+                    (&x, x_bytes, None),
+                    (&y, y_bytes),
+                    0..n,
+                    &mut steps,
+                )?
+            }
         }
         Ok(Dispatch { kind, steps })
     }
@@ -685,15 +605,12 @@ impl Kernels {
                 }),
             };
             let groups = match grid {
-                Grid::Gemv { rows, group } => {
-                    let row_groups = chunk.rows.div_ceil(rows as usize);
-                    let wgs = match kernel_entry {
-                        e if e.reads_textures() => {
-                            row_groups.div_ceil(shaders::GEMV_LANES_WG as usize)
-                        }
-                        Entry::GemvSubgroup => row_groups.div_ceil(self.gemv_groups_per_wg),
-                        _ => row_groups,
-                    };
+                Grid::Gemv {
+                    rows,
+                    per_wg,
+                    group,
+                } => {
+                    let wgs = chunk.rows.div_ceil(rows as usize).div_ceil(per_wg);
                     let [gx, gy, _] = grid_1d(wgs, &limits)?;
                     let gz = cols.len().div_ceil(group);
                     check_grid(gz, 1, &limits)?;
@@ -717,107 +634,6 @@ impl Kernels {
         Ok(())
     }
 
-    /// Which kernel a matmul of batch `n` with `act` activations runs on `w`: the tensor-core
-    /// GEMM for large f32 batches where the config enables it; else GEMV for batches up to
-    /// GEMV_MAX_N (and, without the tiled GEMM, for larger ones in groups of columns on
-    /// workgroup_id.z), reading textures where the device uses them and every operand fits
-    /// one (in blocks, [`Self::texture_gemv_plan`]); else the tiled GEMM.
-    fn matmul_kernel(&self, w: &GpuWeight, n: usize, act: ActType) -> Result<MatmulKernel> {
-        if let Some(coop) = self.coop.filter(|_| n >= super::COOP_MIN_N) {
-            return Ok(MatmulKernel::Tiled {
-                entry: coop.entry,
-                pipeline: self.matmul_pipeline(coop.entry, act, 0)?.pipeline,
-                tile: coop.tile(self.config.coop_wide_tile),
-            });
-        }
-        if kernel_for_batch(n) == KernelKind::Gemm && self.config.tiled_gemm {
-            return Ok(MatmulKernel::Tiled {
-                entry: Entry::Gemm,
-                pipeline: self.matmul_pipeline(Entry::Gemm, act, 0)?.pipeline,
-                tile: GEMM_TILE,
-            });
-        }
-        let textures = self.texture.is_some() && w.chunks().iter().all(|c| c.textures.is_some());
-        if let Some(plan) = textures.then(|| self.texture_gemv_plan(w.k(), n)).flatten() {
-            let blocks = plan.into_iter().map(|(cols, group, x_copy)| {
-                let entry = x_copy.entry();
-                Ok(GemvBlock {
-                    cols,
-                    group,
-                    entry,
-                    pipeline: self.matmul_pipeline(entry, act, group)?,
-                    x_copy: Some(x_copy),
-                })
-            });
-            return Ok(MatmulKernel::Gemv(blocks.collect::<Result<_>>()?));
-        }
-        let group = n.min(GEMV_MAX_N);
-        let entry = self.config.buffer_gemv_entry(group);
-        Ok(MatmulKernel::Gemv(vec![GemvBlock {
-            cols: 0..n,
-            group,
-            entry,
-            pipeline: self.matmul_pipeline(entry, act, group)?,
-            x_copy: None,
-        }]))
-    }
-
-    /// The texture GEMV's blocks for a batch of `n` columns at row length `k`: (columns,
-    /// columns per invocation, where x goes), or None where x does not fit a texture.
-    ///
-    /// Columns go [`shaders::texture_gemv_cols`] per invocation (up to 8 with
-    /// [`KernelConfig::texture_x_storage`]); x goes into uniform buffers
-    /// where that many columns fit one (a block, and a dispatch, per buffer: as many
-    /// columns as fit), else into one storage buffer where the config says
-    /// ([`KernelConfig::texture_x_storage`]) and the binding limit allows, else into one
-    /// texture. Columns left over after the last whole group
-    /// get a block of their own with a pipeline of their width, since a group reads and
-    /// computes all its columns (beyond the batch it repeats the last).
-    fn texture_gemv_plan(
-        &self,
-        k: usize,
-        n: usize,
-    ) -> Option<Vec<(std::ops::Range<usize>, usize, XCopy)>> {
-        let limits = self.device.limits();
-        let fit = if shaders::X_UNIFORM_BYTES <= limits.max_uniform_buffer_binding_size {
-            (shaders::X_UNIFORM_BYTES / (k.max(1) as u64 * 4)) as usize
-        } else {
-            0
-        };
-        // Four columns per invocation pay on drivers that read long x from a texture; with
-        // it in a storage buffer, whole groups of 8 are faster (texture_x_storage).
-        let group = if self.config.texture_x_storage {
-            n.min(GEMV_MAX_N)
-        } else {
-            shaders::texture_gemv_cols(self.format, n, fit >= GEMV_MAX_N)
-        };
-        let whole = n / group * group;
-        let mut plan = Vec::new();
-        for (cols, group) in [(0..whole, group), (whole..n, n - whole)] {
-            if cols.is_empty() {
-                continue;
-            }
-            if fit >= group {
-                let per_buffer = fit / group * group;
-                for start in cols.clone().step_by(per_buffer) {
-                    let end = (start + per_buffer).min(cols.end);
-                    plan.push((start..end, group, XCopy::Uniform));
-                }
-            } else {
-                let bytes = (cols.len() * k * 4) as u64;
-                let to = if self.config.texture_x_storage
-                    && bytes <= limits.max_storage_buffer_binding_size
-                {
-                    XCopy::Storage(bytes)
-                } else {
-                    XCopy::Texture(folded_extent(cols.len() * k / 4, &limits)?)
-                };
-                plan.push((cols, group, to));
-            }
-        }
-        Some(plan)
-    }
-
     /// Add the step that copies the vec4s `texels` of x (`act` values) to where the texture
     /// GEMV reads them as f32 (`to`: a new folded texture, a new uniform-capable buffer of
     /// [`shaders::X_UNIFORM_BYTES`] or a new storage buffer), and return that.
@@ -826,12 +642,12 @@ impl Kernels {
         t: &TexturePipelines,
         (x, x_bytes, act): (&Operand<'_>, u64, ActType),
         texels: std::ops::Range<usize>,
-        to: XCopy,
+        to: XSource,
         steps: &mut Vec<Step>,
     ) -> Result<XCopied> {
         let copies = t.x_copy(&self.device, act);
         let copied = match to {
-            XCopy::Texture(size) => {
+            XSource::Texture(size) => {
                 let texture = self.device.create_texture(&wgpu::TextureDescriptor {
                     label: Some("wgquant x texture"),
                     size,
@@ -845,13 +661,20 @@ impl Kernels {
                 });
                 XCopied::Texture(texture.create_view(&Default::default()))
             }
-            XCopy::Uniform => XCopied::Buffer(self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgquant x uniform"),
-                size: shaders::X_UNIFORM_BYTES,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
-                mapped_at_creation: false,
-            })),
-            XCopy::Storage(bytes) => {
+            XSource::Caller => {
+                return Err(Error::Gpu(
+                    "internal: a copy of x was planned into the caller's own buffer".into(),
+                ))
+            }
+            XSource::Uniform => {
+                XCopied::Buffer(self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgquant x uniform"),
+                    size: shaders::X_UNIFORM_BYTES,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+                    mapped_at_creation: false,
+                }))
+            }
+            XSource::Storage(bytes) => {
                 XCopied::Buffer(self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("wgquant x storage"),
                     size: bytes,
@@ -902,8 +725,8 @@ impl Kernels {
         let row_bytes = (k * 4) as u64;
         // Rows per dispatch: the f32 slice must fit one binding and start 256-byte aligned.
         let rows_per_step = ((max_binding / row_bytes) as usize
-            / super::tensor::CHUNK_ROW_MULTIPLE
-            * super::tensor::CHUNK_ROW_MULTIPLE)
+            / super::layout::CHUNK_ROW_MULTIPLE
+            * super::layout::CHUNK_ROW_MULTIPLE)
             .max(1);
         let blocks_per_row = (k / self.format.codec().block_values()) as u32;
         let chunk_values = 4 * self.format.codec().word_values();
@@ -1222,6 +1045,36 @@ impl Dispatch {
     }
 }
 
+/// A shader module from wgquant's own WGSL (every module is built here), with wgpu's loop
+/// bounding where [`plan::force_loop_bounding`] says (`unroll_on_cpu`: the texture GEMV).
+/// Bounds checks and the other runtime checks stay on everywhere.
+pub(crate) fn shader_module(
+    device: &wgpu::Device,
+    label: &str,
+    wgsl: String,
+    unroll_on_cpu: bool,
+) -> wgpu::ShaderModule {
+    let cpu = device.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let checks = wgpu::ShaderRuntimeChecks {
+        force_loop_bounding: plan::force_loop_bounding(cpu, unroll_on_cpu),
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    // SAFETY: the one check turned off guards against infinite loops, and every loop in
+    // wgquant's shaders ends: each advances its counter by a positive constant or stride
+    // (a lane count, subgroup count or grid size, all at least 1) toward a bound from the
+    // dims uniform or an override constant, or halves a positive stride down to zero. The
+    // dims describe buffers of at most 2^32 bytes, so no counter can wrap past its bound.
+    unsafe {
+        device.create_shader_module_trusted(
+            wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            },
+            checks,
+        )
+    }
+}
+
 fn build_pipeline(
     device: &wgpu::Device,
     format: Format,
@@ -1230,7 +1083,7 @@ fn build_pipeline(
     layout: &wgpu::BindGroupLayout,
     constants: &[(&str, f64)],
 ) -> wgpu::ComputePipeline {
-    let module = shaders::shader_module(
+    let module = shader_module(
         device,
         entry.entry_point(),
         shaders::compose_variant(format, entry, act),

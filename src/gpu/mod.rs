@@ -14,19 +14,16 @@
 //! # Ok(()) }
 //! ```
 
-mod coop;
 mod device;
 mod fake_quant;
 mod int8;
 mod kernels;
+pub mod layout;
+pub mod plan;
 pub mod shaders;
 mod tensor;
 pub mod tune;
 
-pub use coop::{
-    adapter_supports_coop_gemm, check_coop_gemm, coop_entry, coop_matrix_features,
-    coop_subgroup_size, coop_tile, coop_warp_n_frags, CoopGemm, COOP_MIN_N, COOP_WARPS,
-};
 pub use device::{
     choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,
     ENV_ADAPTER, ENV_BACKEND, ENV_DISABLE, SOFTWARE_ADAPTER_HINT,
@@ -36,9 +33,13 @@ pub use fake_quant::{
     FAKE_QUANT_WGSL,
 };
 pub use int8::{check_int8_kernels_fit, ActQuant, Int8Dispatch, Int8Kernels};
-pub(crate) use kernels::{check_fits, grid_1d};
-pub use kernels::{
-    check_kernel_fits, kernel_for_batch, Dispatch, Kernels, Operand, GEMM_TILE, GEMV_MAX_N,
+pub use kernels::{check_kernel_fits, Dispatch, Kernels, Operand};
+pub(crate) use kernels::{grid_1d, shader_module};
+pub use layout::{plane_row_bytes, CHUNK_ROW_MULTIPLE};
+pub use plan::{
+    adapter_supports_coop_gemm, check_coop_gemm, coop_entry, coop_matrix_features,
+    coop_subgroup_size, kernel_for_batch, AdapterProfile, CoopGemm, GemvRows, KernelConfig,
+    MatmulPlan, COOP_MIN_N, GEMV_MAX_N,
 };
-pub use shaders::{ActType, GemvRows, KernelConfig, KernelKind};
-pub use tensor::{plane_row_bytes, ChunkTextures, GpuWeight, WeightChunk, CHUNK_ROW_MULTIPLE};
+pub use shaders::{coop_tile, coop_warp_n_frags, ActType, KernelKind, COOP_WARPS, GEMM_TILE};
+pub use tensor::{ChunkTextures, GpuWeight, WeightChunk};

@@ -1,15 +1,13 @@
 //! Weights on the GPU: the format's code and param planes, split by rows into chunks that
 //! each fit one storage binding.
 
-use super::shaders::{uses_textures, TEXTURE_WIDTH};
-use super::GpuContext;
+use super::device::GpuContext;
+use super::layout::{folded_extent, max_plane_bytes, rows_per_chunk};
+use super::plan::uses_textures;
+use super::shaders::TEXTURE_WIDTH;
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
 use wgpu::util::DeviceExt;
-
-/// Rows per chunk are a multiple of this, so every chunk's f32 slice (for dequantization)
-/// starts at a binding offset aligned to 256 bytes.
-pub const CHUNK_ROW_MULTIPLE: usize = 64;
 
 /// One row range of a weight, in buffers that fit one binding each.
 #[derive(Debug)]
@@ -32,18 +30,6 @@ pub struct WeightChunk {
 pub struct ChunkTextures {
     pub codes: wgpu::TextureView,
     pub params: wgpu::TextureView,
-}
-
-/// The extent of a folded texture holding `texels` texels, if the device allows it.
-pub(crate) fn folded_extent(texels: usize, limits: &wgpu::Limits) -> Option<wgpu::Extent3d> {
-    let width = texels.clamp(1, TEXTURE_WIDTH as usize);
-    let height = texels.div_ceil(TEXTURE_WIDTH as usize).max(1);
-    let max = limits.max_texture_dimension_2d as usize;
-    (width <= max && height <= max).then_some(wgpu::Extent3d {
-        width: width as u32,
-        height: height as u32,
-        depth_or_array_layers: 1,
-    })
 }
 
 /// A folded texture of `format` holding `data` (whole texels), or `None` past the limits.
@@ -113,22 +99,10 @@ pub struct GpuWeight {
     chunks: Vec<WeightChunk>,
 }
 
-/// Bytes of one row in each GPU plane: (codes, params).
-pub fn plane_row_bytes(format: Format, k: usize) -> (usize, usize) {
-    let c = format.codec();
-    let codes = k / c.word_values() * 4;
-    let halves = k / c.block_values() * c.param_halves();
-    (codes, halves.div_ceil(2) * 4)
-}
-
 impl GpuWeight {
     /// Upload a weight, split into chunks of at most the device's storage binding size.
     pub fn upload(ctx: &GpuContext, t: &QuantizedTensor) -> Result<Self> {
-        let limits = ctx.device.limits();
-        let max = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        Self::upload_with_max_binding(ctx, t, max)
+        Self::upload_with_max_binding(ctx, t, max_plane_bytes(&ctx.device.limits()))
     }
 
     /// Upload with chunks of at most `max_binding_bytes` per plane (lower than the device's
@@ -143,22 +117,7 @@ impl GpuWeight {
         if rows == 0 {
             return Err(Error::Shape("a weight needs at least one row".into()));
         }
-        let (code_bytes, param_bytes) = plane_row_bytes(format, k);
-        let widest = code_bytes.max(param_bytes) as u64;
-        let rows_per_chunk = if rows as u64 * widest <= max_binding_bytes {
-            rows
-        } else {
-            let fit = (max_binding_bytes / widest) as usize;
-            let fit = fit / CHUNK_ROW_MULTIPLE * CHUNK_ROW_MULTIPLE;
-            if fit == 0 {
-                return Err(Error::DeviceLimit(format!(
-                    "{CHUNK_ROW_MULTIPLE} rows of this {format} weight (k = {k}) need {} bytes, \
-                     more than the {max_binding_bytes}-byte storage binding limit",
-                    CHUNK_ROW_MULTIPLE as u64 * widest
-                )));
-            }
-            fit
-        };
+        let rows_per_chunk = rows_per_chunk(format, rows, k, max_binding_bytes)?;
         let textures = uses_textures(&ctx.device);
         let mut chunks = Vec::new();
         let mut start = 0;

@@ -5,7 +5,8 @@
 
 use super::config::Config;
 use super::weights::Weights;
-use crate::gpu::{check_fits, grid_1d, Dispatch, GpuContext, GpuWeight, Kernels};
+use crate::gpu::plan::check_fits;
+use crate::gpu::{grid_1d, Dispatch, GpuContext, GpuWeight, Kernels};
 use crate::{Error, Format, Result};
 use std::collections::HashMap;
 
@@ -154,7 +155,7 @@ impl Ops {
         }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut pipelines = op_variants(c, max_context).into_iter().map(|v| {
-            let module = crate::gpu::shaders::shader_module(device, v.entry, v.wgsl(), false);
+            let module = crate::gpu::shader_module(device, v.entry, v.wgsl(), false);
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(v.entry),
                 layout: None,

@@ -7,7 +7,8 @@ pub mod temp;
 
 use std::sync::OnceLock;
 use wgquant::format::{Format, QuantizedTensor};
-use wgquant::gpu::shaders::{ActType, GemvSteps, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
+use wgquant::gpu::plan::{GemvSteps, KernelConfig, GPU_GEMV_ROWS, GPU_GEMV_STEPS};
+use wgquant::gpu::shaders::ActType;
 use wgquant::gpu::{GpuContext, GpuWeight};
 use wgquant::rng::Rng;
 

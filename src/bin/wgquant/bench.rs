@@ -3,7 +3,7 @@
 use crate::AdapterArgs;
 use std::process::ExitCode;
 use wgquant::bench::{BenchConfig, Statistic, Timing};
-use wgquant::gpu::shaders::{validate_gemv_steps, validate_gemv_unroll, GemvRows, GemvSteps};
+use wgquant::gpu::plan::{validate_gemv_steps, validate_gemv_unroll, GemvRows, GemvSteps};
 use wgquant::Error;
 
 #[derive(clap::Args)]

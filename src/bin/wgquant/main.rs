@@ -1,4 +1,4 @@
-//! The `wgquant` command: adapters, bench, tune, verify, quantize, imatrix, dequantize,
+//! The `wgquant` command: adapters, bench, plan, tune, verify, quantize, imatrix, dequantize,
 //! matmul, and the model commands.
 
 mod accuracy;
@@ -7,6 +7,7 @@ mod bench;
 mod calibrate;
 mod files;
 mod model;
+mod plan;
 mod tokenize;
 mod tune;
 mod verify;
@@ -53,6 +54,9 @@ enum Command {
     Formats,
     /// Time GEMV/GEMM kernels per format against the f32 baseline of the same run.
     Bench(bench::Args),
+    /// Which kernels a matmul of a format, shape and batch runs on an adapter (or a preset
+    /// such as h100), with the reason for each choice.
+    Plan(plan::Args),
     /// Time the GEMV rows-per-lane-group candidates on an adapter and cache the fastest
     /// (used by every later run on the same adapter and driver).
     Tune(tune::Args),
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Adapters(a) => adapters::run(a),
         Command::Formats => adapters::formats(),
         Command::Bench(a) => bench::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Tune(a) => tune::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Quantize(a) => files::quantize(a),

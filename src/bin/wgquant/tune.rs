@@ -3,7 +3,7 @@
 use crate::AdapterArgs;
 use std::process::ExitCode;
 use wgquant::bench::{Statistic, Timing};
-use wgquant::gpu::shaders::GemvRows;
+use wgquant::gpu::plan::GemvRows;
 use wgquant::gpu::tune::{self, TuneOptions};
 
 #[derive(clap::Args)]

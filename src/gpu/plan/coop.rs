@@ -8,41 +8,13 @@
 //! verify`, whose GEMM cases take this path where the device offers it, checks it
 //! (`scripts/device-bench.sh` runs it).
 
-use super::check_fits;
-use super::shaders::Entry;
+use super::adapter::{check_fits, AdapterProfile};
 use crate::error::{Error, Result};
+use crate::gpu::shaders::{coop_tile, Entry, COOP_WARPS};
 
 /// Batches of at least this many activation rows use the tensor-core GEMM where enabled
 /// (below, most of a batch tile would be padding).
 pub const COOP_MIN_N: usize = 16;
-/// Subgroups per workgroup of the tensor-core GEMM (`WARPS` in the WGSL): a workgroup has
-/// `COOP_WARPS` x the subgroup size invocations.
-pub const COOP_WARPS: u32 = 8;
-/// Subgroups along the weight rows (`WARPS_M`); the others lie along the batch.
-const COOP_WARPS_M: usize = 4;
-
-/// Fragments along the batch of each subgroup's tile (`WARP_N_FRAGS`): 2, or 4 with the
-/// wide batch tile ([`KernelConfig::coop_wide_tile`](super::KernelConfig::coop_wide_tile)).
-pub fn coop_warp_n_frags(wide: bool) -> u32 {
-    if wide {
-        4
-    } else {
-        2
-    }
-}
-
-/// The tensor-core GEMM's output tile (weight rows x activation rows) for fragments of
-/// `fragment` x `fragment`: each subgroup owns 2 x 2 fragments (2 x 4 if `wide`), 4
-/// subgroups along the rows and 2 along the batch (128 x 64 with 16 x 16 fragments, 128 x 128
-/// wide; 64 x 32 or 64 x 64 with 8 x 8).
-pub fn coop_tile(fragment: u32, wide: bool) -> (usize, usize) {
-    let f = fragment as usize;
-    (
-        COOP_WARPS_M * 2 * f,
-        (COOP_WARPS as usize / COOP_WARPS_M) * coop_warp_n_frags(wide) as usize * f,
-    )
-}
-
 /// The device features the tensor-core GEMM needs. `EXPERIMENTAL_COOPERATIVE_MATRIX` must be
 /// requested with `experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() }`.
 pub fn coop_matrix_features() -> wgpu::Features {
@@ -75,7 +47,7 @@ pub fn coop_entry(info: &wgpu::AdapterInfo) -> Option<Entry> {
 /// Whether `adapter` can run the tensor-core GEMM: it offers [`coop_matrix_features`],
 /// subgroups of one size ([`coop_subgroup_size`]), and the square f16 x f16 -> f32
 /// configuration [`coop_entry`] picks for them.
-/// [`recommended_features`](super::recommended_features) requests the features only then.
+/// [`recommended_features`](crate::gpu::recommended_features) requests the features only then.
 pub fn adapter_supports_coop_gemm(adapter: &wgpu::Adapter) -> bool {
     let Some(fragment) = coop_entry(&adapter.get_info()).and_then(Entry::coop_fragment) else {
         return false;
@@ -109,18 +81,23 @@ impl CoopGemm {
 /// How `device` runs the tensor-core GEMM ([`coop_entry`]), or why it cannot: the features,
 /// the subgroup size, or workgroup memory. (A device only reveals its features, not the
 /// adapter's cooperative-matrix configurations: a caller's own device with the features but
-/// without the shape [`coop_entry`] picks should use a [`KernelConfig`](super::KernelConfig)
+/// without the shape [`coop_entry`] picks should use a [`KernelConfig`](crate::gpu::KernelConfig)
 /// without the tensor-core GEMM.)
 pub fn check_coop_gemm(device: &wgpu::Device) -> Result<CoopGemm> {
-    if !device.features().contains(coop_matrix_features()) {
+    coop_gemm(&AdapterProfile::of(device))
+}
+
+/// [`check_coop_gemm`] on a profile.
+pub fn coop_gemm(adapter: &AdapterProfile) -> Result<CoopGemm> {
+    if !adapter.has(coop_matrix_features()) {
         return Err(Error::DeviceLimit(
             "the tensor-core GEMM needs a device with Features::EXPERIMENTAL_COOPERATIVE_MATRIX \
              and SHADER_F16"
                 .into(),
         ));
     }
-    let info = device.adapter_info();
-    let (Some(subgroup_size), Some(entry)) = (coop_subgroup_size(&info), coop_entry(&info)) else {
+    let info = &adapter.info;
+    let (Some(subgroup_size), Some(entry)) = (coop_subgroup_size(info), coop_entry(info)) else {
         return Err(Error::DeviceLimit(format!(
             "the tensor-core GEMM needs subgroups of one size (a power of two, 8 to 64); this \
              device's are {}..={}",
@@ -128,7 +105,7 @@ pub fn check_coop_gemm(device: &wgpu::Device) -> Result<CoopGemm> {
         )));
     };
     check_fits(
-        &device.limits(),
+        &adapter.limits,
         entry.entry_point(),
         entry.workgroup_memory_bytes(),
         COOP_WARPS * subgroup_size,
@@ -143,10 +120,11 @@ pub fn check_coop_gemm(device: &wgpu::Device) -> Result<CoopGemm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::shaders::{coop_warp_n_frags, COOP_WARPS_M};
 
     #[test]
     fn warps_match_the_wgsl() {
-        let src = include_str!("../../shaders/gemm_coop.wgsl");
+        let src = include_str!("../../../shaders/gemm_coop.wgsl");
         for (name, value) in [
             ("WARPS", COOP_WARPS),
             ("WARPS_M", COOP_WARPS_M as u32),
@@ -167,7 +145,7 @@ mod tests {
     /// than the WGSL's register arrays hold, for every subgroup size the host accepts.
     #[test]
     fn staging_fits_the_register_arrays() {
-        let src = include_str!("../../shaders/gemm_coop.wgsl");
+        let src = include_str!("../../../shaders/gemm_coop.wgsl");
         let (max_a, max_b) = (8, 8);
         assert!(src.contains(&format!("const MAX_A_LOADS: u32 = {max_a}u;")));
         assert!(src.contains(&format!("const MAX_B_LOADS: u32 = {max_b}u;")));
