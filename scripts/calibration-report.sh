@@ -23,25 +23,9 @@ FORMATS=("$@")
 [ ${#FORMATS[@]} -gt 0 ] || FORMATS=(q4_0 int4_g32_asym iq4_nl q5_0)
 METHODS=${METHODS-"rtn imatrix awq gptq gptq-act-order"}
 TARGETS=${TARGETS-"4.8"}
-L=/usr/share/common-licenses
-CALIB=()
-for f in Apache-2.0 MPL-1.1 MPL-2.0 Artistic CC0-1.0 BSD GFDL-1.3; do
-    CALIB+=(--calib-text "$L/$f")
-done
-HELD=$L/GPL-3
-bash scripts/fetch-smollm2.sh >&2
-SRC=target/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-cargo build --release --quiet
-mkdir -p "$OUT"
-# A copy, so that rebuilding during a long run does not change the binary halfway.
-cp target/release/wgquant "$OUT/wgquant"
-W=$OUT/wgquant
+# shellcheck source=scripts/smollm2-eval.sh
+source scripts/smollm2-eval.sh
 ROWS=$OUT/rows.md
-
-ppl() {
-    "$W" perplexity --model "$1" --text "$HELD" --ctx 512 --cpu 2>/dev/null |
-        sed -n 's/^Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\)$/\1 \2/p'
-}
 
 read -r SRC_PPL SRC_ERR < <(ppl "$SRC")
 row() { # file format method seconds

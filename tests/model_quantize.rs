@@ -516,3 +516,98 @@ fn smollm2_calibration_pass_on_a_short_text() {
         assert_eq!(r.format, Format::Q4_0);
     }
 }
+
+/// Pruning a whole model on the inputs the pass captures: SparseGPT (pruning and GPTQ in
+/// one pass) leaves each layer's output closer to the float layer's than magnitude pruning
+/// does, on the captured activations and on held-out tokens; every block matrix is 2:4 in
+/// the 2:4 format, the embedding stays dense, and the file reads back.
+#[test]
+fn sparsegpt_beats_magnitude_pruning_on_captured_activations() {
+    use wgquant::quantize::prune::{Pattern, PruneMethod};
+    use wgquant::quantize::Prune;
+    let w = weights(&spec(8));
+    let calib = tokens(9, 8, 64, 300);
+    let held = tokens(10, 4, 64, 300);
+    let want = logits(&w, &held);
+    let s24 = Format::Sparse24(wgquant::format::SparseFormat::new(4, 64));
+    let run = |pattern: Pattern, how: PruneMethod, method: Method, f: Format| {
+        let mut opts = Options::new(f, method);
+        opts.prune = Some(Prune {
+            pattern,
+            method: how,
+        });
+        let q = quantize(&w, Some(&calib), &opts);
+        let blocks: Vec<&mq::TensorReport> = q
+            .reports
+            .iter()
+            .filter(|r| r.name.starts_with("blk."))
+            .collect();
+        let layer =
+            blocks.iter().map(|r| r.output_nmse.unwrap()).sum::<f64>() / blocks.len() as f64;
+        let qw = as_weights(&w, &q);
+        (q, layer, nmse(&want, &logits(&qw, &held)))
+    };
+    for (pattern, f) in [
+        (Pattern::TWO_FOUR, s24),
+        (Pattern::Unstructured(0.5), Format::Q4_0),
+    ] {
+        let (_, mag_layer, mag) = run(pattern, PruneMethod::Magnitude, Method::Rtn, f);
+        let (_, wanda_layer, _) = run(pattern, PruneMethod::Wanda, Method::Rtn, f);
+        let (q, sg_layer, sg) = run(pattern, PruneMethod::SparseGpt, Method::GPTQ, f);
+        println!(
+            "{pattern} {f}: layer output NMSE magnitude {mag_layer:.3e}, wanda {wanda_layer:.3e}, \
+             sparsegpt {sg_layer:.3e}; logits NMSE magnitude {mag:.3e}, sparsegpt {sg:.3e}"
+        );
+        assert!(
+            sg_layer < 0.8 * mag_layer,
+            "{pattern}: {sg_layer} vs {mag_layer}"
+        );
+        assert!(
+            sg_layer < wanda_layer,
+            "{pattern}: {sg_layer} vs wanda {wanda_layer}"
+        );
+        assert!(sg < mag, "{pattern}: held-out {sg} vs {mag}");
+        for r in &q.reports {
+            let StoredTensor::Quantized(t) = &q.tensors[&r.name] else {
+                panic!("{} is not quantized", r.name)
+            };
+            if !r.name.starts_with("blk.") {
+                // The tied embedding: dense.
+                assert!(!matches!(t.format(), Format::Sparse24(_)), "{}", r.name);
+                continue;
+            }
+            assert_eq!(t.format(), f, "{}", r.name);
+            let v = t.dequantize();
+            match pattern {
+                Pattern::NofM { keep, of } => {
+                    for g in v.chunks_exact(of) {
+                        assert!(
+                            g.iter().filter(|x| **x != 0.0).count() <= keep,
+                            "{}",
+                            r.name
+                        );
+                    }
+                }
+                _ => {
+                    let zeros = v.iter().filter(|x| **x == 0.0).count();
+                    assert!(zeros * 2 >= v.len(), "{}: {zeros} of {}", r.name, v.len());
+                }
+            }
+        }
+    }
+    // A 2:4 format takes only 2:4; SparseGPT needs the pass.
+    let mut opts = Options::new(s24, Method::Rtn);
+    opts.prune = Some(Prune {
+        pattern: "4:8".parse().unwrap(),
+        method: PruneMethod::Magnitude,
+    });
+    let e = mq::quantize_model(&w, Some(&calib), &opts, &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("2:4"), "{e}");
+    opts.prune = Some(Prune {
+        pattern: Pattern::TWO_FOUR,
+        method: PruneMethod::SparseGpt,
+    });
+    assert!(opts.needs_pass());
+    let e = mq::quantize_model(&w, None, &opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, Error::MissingCalibration { .. }), "{e}");
+}

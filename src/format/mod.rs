@@ -37,6 +37,7 @@ mod q5_k;
 mod q6_k;
 mod q8_0;
 pub mod reference;
+mod sparse;
 mod ternary;
 
 pub use self::f32::F32;
@@ -55,6 +56,7 @@ pub use q5::{BlockQ5_0, BlockQ5_1, Q5_0, Q5_1};
 pub use q5_k::{BlockQ5_K, Q5_K};
 pub use q6_k::{BlockQ6_K, Q6_K};
 pub use q8_0::{BlockQ8_0, Q8_0};
+pub use sparse::SparseFormat;
 pub use ternary::{quantize_absmean as ternary_absmean, BlockTQ1_0, BlockTQ2_0, TQ1_0, TQ2_0};
 
 use crate::error::{Error, Result};
@@ -247,6 +249,9 @@ pub enum Format {
     Binary(BinaryFormat),
     /// Group-wise int4/int8 of wgquant's own layout.
     Int(IntFormat),
+    /// 2:4 sparse int4/int8 of wgquant's own layout: two of every four weights kept, with
+    /// their positions (`src/format/sparse.rs`).
+    Sparse24(SparseFormat),
 }
 
 impl Format {
@@ -260,6 +265,7 @@ impl Format {
             Format::Int(IntFormat::new(8, 32, false)),
             Format::Int(IntFormat::new(4, 128, false)),
             Format::Int(IntFormat::new(4, 128, true)),
+            Format::Sparse24(SparseFormat::new(4, 128)),
         ]
     }
 
@@ -292,6 +298,9 @@ impl Format {
                 }
             }
         }
+        for (bits, group) in [(4, 64), (4, 128), (8, 128)] {
+            v.push(Format::Sparse24(SparseFormat::new(bits, group)));
+        }
         v
     }
 
@@ -315,6 +324,7 @@ impl Format {
             Format::NF4 => &NF4,
             Format::Binary(f) => f,
             Format::Int(f) => f,
+            Format::Sparse24(f) => f,
         }
     }
 
@@ -701,14 +711,47 @@ mod tests {
     }
 
     #[test]
+    fn sparse_chunk_texels_hold_the_scale_and_the_chunks_positions() {
+        for (bits, group) in [(4, 64), (4, 128), (8, 128)] {
+            let f = Format::Sparse24(SparseFormat::new(bits, group));
+            let chunk_groups = 4 * f.codec().word_values() / 4;
+            for (tx, block, c) in chunk_texels(f, 3, 512) {
+                assert_eq!(
+                    tx[0],
+                    u16::from_le_bytes([block[0], block[1]]) as u32,
+                    "{f}"
+                );
+                // Position bytes of the chunk's groups: 4 bits each, after scale and codes.
+                let pos = &block[block.len() - group / 8..];
+                let bytes = &pos[c * chunk_groups / 2..(c + 1) * chunk_groups / 2];
+                let words: Vec<u32> = bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                assert_eq!(tx[1..1 + words.len()], words[..], "{f} chunk {c}");
+                assert!(tx[1 + words.len()..].iter().all(|&w| w == 0), "{f}");
+            }
+        }
+    }
+
+    #[test]
     fn only_formats_with_scattered_params_have_chunk_texels() {
         let with: Vec<Format> = Format::all()
             .into_iter()
             .filter(|f| f.codec().chunk_param_texel().is_some())
             .collect();
+        let sparse = |bits, group| Format::Sparse24(SparseFormat::new(bits, group));
         assert_eq!(
             with,
-            [Format::Q5_0, Format::Q2_K, Format::Q5_K, Format::Q6_K]
+            [
+                Format::Q5_0,
+                Format::Q2_K,
+                Format::Q5_K,
+                Format::Q6_K,
+                sparse(4, 64),
+                sparse(4, 128),
+                sparse(8, 128)
+            ]
         );
         assert_eq!(Format::Q4_0.chunk_param_texels(32, &[0]), None);
     }

@@ -37,7 +37,8 @@ use super::calibrate::{BlockF32, BlockHooks, CalibTokens, CalibrationPass, Input
 use super::weights::Weights;
 use crate::io::gguf::StoredTensor;
 use crate::linalg::{add_gram, matmul_nt, View};
-use crate::quantize::{self, awq, Imatrix, InputStats, Method};
+use crate::quantize::prune::PruneMethod;
+use crate::quantize::{self, awq, Imatrix, InputStats, Method, Prune};
 use crate::{Error, Format, QuantizedTensor, Result};
 use std::collections::BTreeMap;
 
@@ -55,6 +56,9 @@ pub struct Options {
     pub method: Method,
     /// A stored importance matrix for [`Method::Imatrix`]; without one the pass computes it.
     pub imatrix: Option<Imatrix>,
+    /// Prune every block matrix before (or, with GPTQ, while) quantizing it
+    /// ([`quantize::quantize_pruned`]); the token embedding and the output head stay dense.
+    pub prune: Option<Prune>,
 }
 
 impl Options {
@@ -64,16 +68,34 @@ impl Options {
             formats: BTreeMap::new(),
             method,
             imatrix: None,
+            prune: None,
         }
     }
 
-    /// The format of matrix `name`.
+    /// The format of matrix `name`. With a 2:4 sparse format, the token embedding and the
+    /// output head take the dense int format of the same bits and group (pruning the lookup
+    /// table and the logits' projection costs far more than the bits it saves, as SparseGPT
+    /// found too) unless `formats` names them.
     pub fn format_of(&self, name: &str) -> Format {
-        self.formats.get(name).copied().unwrap_or(self.format)
+        if let Some(&f) = self.formats.get(name) {
+            return f;
+        }
+        match self.format {
+            Format::Sparse24(f) if is_head(name) => {
+                Format::Int(crate::format::IntFormat::new(f.bits, f.group, false))
+            }
+            f => f,
+        }
     }
 
     /// Whether the method needs the calibration pass (a stored imatrix makes it optional).
     pub fn needs_pass(&self) -> bool {
+        if self
+            .prune
+            .is_some_and(|p| p.method != PruneMethod::Magnitude)
+        {
+            return true;
+        }
         match self.method {
             Method::Imatrix => self.imatrix.is_none(),
             m => m.needs_calibration(),
@@ -246,6 +268,11 @@ pub fn tensors_bits_per_weight<'a>(tensors: impl Iterator<Item = &'a StoredTenso
     bits / values.max(1.0)
 }
 
+/// Whether `name` is the token embedding or the output head.
+fn is_head(name: &str) -> bool {
+    matches!(name, "token_embd.weight" | "output.weight")
+}
+
 /// Every matrix name of the model, in file order.
 pub fn matrix_names(w: &Weights) -> Vec<String> {
     let mut v = vec!["token_embd.weight".to_string()];
@@ -279,6 +306,8 @@ struct Job<'a> {
     format: Format,
     /// False when folding changed the weights: the source can then not be copied.
     pristine: bool,
+    /// Pruning (block matrices only).
+    prune: Option<Prune>,
 }
 
 impl<'a> Job<'a> {
@@ -295,6 +324,7 @@ impl<'a> Job<'a> {
             current,
             format: opts.format_of(name),
             pristine,
+            prune: opts.prune.filter(|_| !is_head(name)),
         }
     }
 
@@ -324,7 +354,14 @@ impl<'a> Job<'a> {
                 report,
             });
         }
-        let (q, how) = if self.pristine && self.source.format() == self.format {
+        let (q, how) = if let Some(prune) = self.prune {
+            // Pruning replaces a GPTQ fallback's reasons: GPTQ needs the Hessian the pass
+            // gives, SparseGPT too.
+            let (m, _) = effective_method(method, self.format, stats);
+            let q = quantize::quantize_pruned(self.format, m, prune, self.current, rows, k, stats)
+                .map_err(|e| at_tensor(e, self.name))?;
+            (q.tensor, format!("{prune} + {}", m.name()))
+        } else if self.pristine && self.source.format() == self.format {
             (self.source.clone(), "copied".to_string())
         } else {
             let (m, how) = effective_method(method, self.format, stats);
@@ -463,7 +500,11 @@ impl BlockHooks for Quantizer<'_, '_> {
             self.imatrix.add(&lin.tensor_name(self.layer), x, k);
         }
         let method = self.opts.method;
-        let wants_gptq = matches!(method, Method::Gptq { .. });
+        let sparsegpt = self
+            .opts
+            .prune
+            .is_some_and(|p| p.method == PruneMethod::SparseGpt);
+        let wants_gptq = matches!(method, Method::Gptq { .. }) || sparsegpt;
         let mut stats = InputStats {
             hessian: wants_gptq.then(|| hessian_of(x, k)),
             ..InputStats::default()

@@ -13,7 +13,7 @@
 //! arm in [`BlockSpec::new`], its RTN rule, its code rule and its packing in `encode`.
 
 use crate::format::Format as F;
-use crate::format::{BlockIQ4_NL, Format, IntFormat, KVALUES_IQ4NL};
+use crate::format::{BlockIQ4_NL, Format, IntFormat, SparseFormat, KVALUES_IQ4NL};
 use half::f16;
 
 /// The grid a block's values lie on.
@@ -148,6 +148,9 @@ enum Layout {
     Q8_0,
     Iq4Nl,
     Int(IntFormat),
+    /// Symmetric int codes of the kept two of every four weights (the weights must be
+    /// pruned to 2:4 already: `encode_codes` keeps each group's two largest codes).
+    Sparse24(SparseFormat),
 }
 
 /// The grid, reference parameters, code rule and byte layout of one format's blocks.
@@ -216,6 +219,15 @@ impl BlockSpec {
                 };
                 (Layout::Int(f), grid, f.group)
             }
+            F::Sparse24(f) => {
+                let half = 1i32 << (f.bits - 1);
+                let grid = Grid::Scale {
+                    qmin: 1 - half,
+                    qmax: half - 1,
+                    signed_scale: false,
+                };
+                (Layout::Sparse24(f), grid, f.group)
+            }
             _ => return None,
         };
         Some(BlockSpec {
@@ -241,7 +253,7 @@ impl BlockSpec {
     /// give infinity), saturating for the int formats (as their reference does).
     fn half(&self, v: f32) -> f16 {
         match self.layout {
-            Layout::Int(_) => f16_sat(v),
+            Layout::Int(_) | Layout::Sparse24(_) => f16_sat(v),
             _ => f16::from_f32(v),
         }
     }
@@ -308,6 +320,13 @@ impl BlockSpec {
                     m: min,
                 }
             }
+            Layout::Sparse24(f) => {
+                let qmax = ((1u32 << (f.bits - 1)) - 1) as f32;
+                let amax = x.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+                BlockParams::Scale {
+                    d: f16_sat(amax / qmax).to_f32(),
+                }
+            }
             Layout::Int(f) => {
                 if f.asym {
                     let qmax = ((1u32 << f.bits) - 1) as f32;
@@ -367,7 +386,11 @@ impl BlockSpec {
                     vd,
                 )
             },
-            (Layout::Int(_), BlockParams::Scale { .. }, BlockParams::Scale { d: s }) => {
+            (
+                Layout::Int(_) | Layout::Sparse24(_),
+                BlockParams::Scale { .. },
+                BlockParams::Scale { d: s },
+            ) => {
                 let Grid::Scale { qmin, qmax, .. } = self.grid else {
                     unreachable!()
                 };
@@ -470,6 +493,27 @@ impl BlockSpec {
                 out[4..8].copy_from_slice(&qh.to_le_bytes());
                 nib(codes, 0, &mut out[8..24]);
             }
+            (Layout::Sparse24(f), BlockParams::Scale { d }) => {
+                // Each group keeps its two largest codes (ties: the lower position), so
+                // weights pruned to 2:4 keep their pattern.
+                let off = 1i32 << (f.bits - 1);
+                let cb = f.group / 2 * f.bits as usize / 8;
+                out.fill(0);
+                out[..2].copy_from_slice(&f16_sat(d).to_le_bytes());
+                let (qs, pos) = out[2..].split_at_mut(cb);
+                for (i, g) in codes.chunks_exact(4).enumerate() {
+                    let mag: Vec<f32> = g.iter().map(|&q| q as f32).collect();
+                    let (p0, p1) = SparseFormat::kept(&mag);
+                    let (q0, q1) = ((g[p0] + off) as u8, (g[p1] + off) as u8);
+                    if f.bits == 4 {
+                        qs[i] = (q0 & 15) | (q1 << 4);
+                    } else {
+                        qs[2 * i] = q0;
+                        qs[2 * i + 1] = q1;
+                    }
+                    pos[i / 2] |= ((p0 | p1 << 2) as u8) << (4 * (i & 1));
+                }
+            }
             (Layout::Int(f), p) => {
                 let (s, z, head, off) = match p {
                     BlockParams::Scale { d } => (d, 1i32 << (f.bits - 1), 2, 1i32 << (f.bits - 1)),
@@ -549,6 +593,37 @@ mod tests {
         ties[1] = -1.0;
         v.push(ties);
         v
+    }
+
+    /// On weights pruned to 2:4 (the only input it is meant for), RTN through the 2:4
+    /// sparse spec dequantizes exactly as the format's reference quantizer (positions may
+    /// differ only where both candidates read as zero).
+    #[test]
+    fn sparse_rtn_through_spec_is_the_reference_on_pruned_weights() {
+        for (bits, group) in [(4, 64), (4, 128), (8, 128)] {
+            let f = F::Sparse24(SparseFormat::new(bits, group));
+            let spec = BlockSpec::new(f).unwrap();
+            let c = f.codec();
+            let (mut want, mut got) = (vec![0u8; c.block_bytes()], vec![0u8; c.block_bytes()]);
+            let (mut dw, mut dg) = (vec![0f32; group], vec![0f32; group]);
+            for mut x in blocks(group) {
+                for g in x.chunks_exact_mut(4) {
+                    let (p0, p1) = SparseFormat::kept(g);
+                    for (i, v) in g.iter_mut().enumerate() {
+                        if i != p0 && i != p1 {
+                            *v = 0.0;
+                        }
+                    }
+                }
+                c.quantize_block(&x, &mut want);
+                spec.encode(&x, spec.rtn_params(&x), &mut got);
+                c.dequantize_block(&want, &mut dw);
+                c.dequantize_block(&got, &mut dg);
+                for (a, b) in dw.iter().zip(&dg) {
+                    assert_eq!(a, b, "{f} block {x:?}");
+                }
+            }
+        }
     }
 
     /// RTN through the block spec is byte for byte the format's reference quantizer, and

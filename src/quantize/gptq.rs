@@ -394,6 +394,35 @@ pub fn static_params<G: Grid>(grid: &G, w: &[f32], k: usize) -> Vec<G::Params> {
     parts.concat()
 }
 
+/// GPTQ's lazy update: the errors `err` (`batch` per row, of the columns `cols` just
+/// walked) applied to every later column of the rows `wk` (`k` wide) through `U`'s rows.
+/// Shared by GPTQ and the pruning walks of [`super::prune`].
+pub(crate) fn propagate_batch(
+    wk: &mut [f64],
+    err: &[f64],
+    u: &[f64],
+    (k, batch): (usize, usize),
+    cols: std::ops::Range<usize>,
+) {
+    let (i1, i2) = (cols.start, cols.end);
+    if i2 >= k {
+        return;
+    }
+    for (wr, er) in wk.chunks_exact_mut(k).zip(err.chunks_exact(batch)) {
+        let wr = &mut wr[i2..];
+        for t in 0..i2 - i1 {
+            let e = er[t];
+            if e == 0.0 {
+                continue;
+            }
+            let urow = &u[(i1 + t) * k + i2..(i1 + t + 1) * k];
+            for (wj, &uj) in wr.iter_mut().zip(urow) {
+                *wj -= e * uj;
+            }
+        }
+    }
+}
+
 /// GPTQ for a `rows` x `k` weight with `U` from [`prepare`] (or [`prepare_hessian`] with the
 /// same order); returns the canonical bytes.
 pub fn quantize<G: Grid>(
@@ -462,21 +491,7 @@ pub fn quantize<G: Grid>(
                     }
                 }
             }
-            if i2 < k {
-                for r in 0..nr {
-                    let wr = &mut wk[r * k + i2..(r + 1) * k];
-                    for t in 0..i2 - i1 {
-                        let e = err[r * batch + t];
-                        if e == 0.0 {
-                            continue;
-                        }
-                        let urow = &u[(i1 + t) * k + i2..(i1 + t + 1) * k];
-                        for (wj, &uj) in wr.iter_mut().zip(urow) {
-                            *wj -= e * uj;
-                        }
-                    }
-                }
-            }
+            propagate_batch(&mut wk, &err, u, (k, batch), i1..i2);
         }
         let mut out = vec![0u8; nr * nb * bb];
         for (bi, ob) in out.chunks_exact_mut(bb).enumerate() {

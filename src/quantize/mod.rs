@@ -14,6 +14,13 @@
 //! | [`Method::Awq`] | yes | all | blocks of `W diag(s)` **and** the scales `s` |
 //! | [`Method::Absmean`] | no | TQ1_0, TQ2_0 | ternary blocks with scale mean \|w\| (BitNet b1.58) instead of ggml's max \|w\| |
 //!
+//! Pruning ([`prune`], [`quantize_pruned`]) comes before or with any of them: magnitude,
+//! Wanda or SparseGPT choose which weights stay (unstructured, 2:4, 4:8), the method
+//! quantizes the rest; GPTQ compensates the pruned weights' error too, and with SparseGPT
+//! prunes and quantizes in one pass. The 2:4 sparse formats (`int4_g128_2of4`, ...) store
+//! only the kept weights; without pruning first they keep each group's two largest
+//! (magnitude), and GPTQ on them is SparseGPT.
+//!
 //! AWQ's output is only correct if the layer's input is divided by `s` (see [`awq`]):
 //! [`Quantized::awq_scales`] returns them; the CLI stores them as an F32 tensor
 //! `<name>.awq_scales` next to the weight.
@@ -29,6 +36,7 @@ pub mod fake_quant;
 pub mod gptq;
 pub mod imatrix;
 pub mod mse;
+pub mod prune;
 
 pub use block::{BlockParams, BlockSpec, Grid, Prepared};
 pub use calib::{Activations, Calibration};
@@ -203,6 +211,19 @@ impl InputStats {
         }
     }
 
+    /// What `method` needs after pruning with `prune`, computed from `x`: the Hessian for
+    /// SparseGPT and GPTQ, the importance for Wanda (and the grid search).
+    pub fn for_pruning(method: Method, prune: Prune, x: &Activations) -> InputStats {
+        let mut stats = InputStats::for_method(method, x);
+        if prune.method == prune::PruneMethod::SparseGpt && stats.hessian.is_none() {
+            stats.hessian = Some(gptq::hessian(x));
+        }
+        if stats.importance.is_none() {
+            stats.importance = Some(importance(x.data(), x.k()));
+        }
+        stats
+    }
+
     /// The inputs' width, if anything is known of them.
     fn k(&self) -> Option<usize> {
         self.importance
@@ -263,27 +284,40 @@ pub fn quantize_with(
     k: usize,
     stats: &InputStats,
 ) -> Result<Quantized> {
-    format.check_k(k)?;
-    check_len("weights", weights.len(), rows, k)?;
-    if let Some(sk) = stats.k() {
-        if sk != k {
-            return Err(Error::Calibration(format!(
-                "activations have K = {sk}, but the weight's rows have length {k}"
-            )));
+    check_inputs(format, weights, (rows, k), stats)?;
+    if let Format::Sparse24(_) = format {
+        // The 2:4 formats hold two of every four weights: GPTQ on them is SparseGPT (prune
+        // and quantize in one pass), the searches see the weights pruned by magnitude (the
+        // format's reference rule; RTN is that rule already).
+        match method {
+            Method::Gptq { .. } => {
+                let prune = Prune {
+                    pattern: prune::Pattern::TWO_FOUR,
+                    method: prune::PruneMethod::SparseGpt,
+                };
+                return quantize_pruned(format, method, prune, weights, rows, k, stats);
+            }
+            Method::Mse | Method::Imatrix | Method::Awq { .. } => {
+                let mask = prune::mask(weights, rows, k, prune::Pattern::TWO_FOUR, None)?;
+                let pruned = prune::apply_mask(weights, &mask)?;
+                return quantize_dense(format, method, &pruned, rows, k, stats);
+            }
+            Method::Rtn | Method::Absmean => {}
         }
     }
-    let check_finite = |m: &Method| -> Result<()> {
-        match weights.iter().position(|v| !v.is_finite()) {
-            Some(i) => Err(Error::InvalidArgument(format!(
-                "weight [{}, {}] is {}; {} needs finite weights",
-                i / k,
-                i % k,
-                weights[i],
-                m.name()
-            ))),
-            None => Ok(()),
-        }
-    };
+    quantize_dense(format, method, weights, rows, k, stats)
+}
+
+/// [`quantize_with`] once the weights are what the format should store.
+fn quantize_dense(
+    format: Format,
+    method: Method,
+    weights: &[f32],
+    rows: usize,
+    k: usize,
+    stats: &InputStats,
+) -> Result<Quantized> {
+    let check_finite = |m: &Method| check_finite(weights, k, m.name());
     let missing = |m: &Method| Error::MissingCalibration {
         method: m.name().to_string(),
     };
@@ -382,6 +416,241 @@ pub fn quantize_with(
                 awq_alpha: Some(r.alpha),
             })
         }
+    }
+}
+
+/// Pruning before (or with) quantization: which weights stay and how they are chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prune {
+    pub pattern: prune::Pattern,
+    pub method: prune::PruneMethod,
+}
+
+impl std::fmt::Display for Prune {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.pattern)
+    }
+}
+
+/// Prune `rows` x `k` weights with `prune`, then quantize what stays to `format` with
+/// `method` (pruned weights stay at the code nearest zero: exactly zero for the symmetric
+/// formats and the 2:4 ones, which store only the kept weights).
+///
+/// - magnitude / Wanda choose the mask (Wanda weighs |w| by each input column's norm, from
+///   the importance or the Hessian's diagonal); GPTQ then quantizes with the mask fixed,
+///   compensating the pruned weights' error too; other methods quantize the masked weights.
+/// - SparseGPT needs the Hessian: with GPTQ it prunes and quantizes in one pass, with any
+///   other method it prunes (updating the kept weights) and the method quantizes the result.
+///
+/// A 2:4 format takes only the 2:4 pattern. GPTQ's act-order is not supported here.
+pub fn quantize_pruned(
+    format: Format,
+    method: Method,
+    prune: Prune,
+    weights: &[f32],
+    rows: usize,
+    k: usize,
+    stats: &InputStats,
+) -> Result<Quantized> {
+    use prune::{Pattern, PruneMethod};
+    check_inputs(format, weights, (rows, k), stats)?;
+    prune.pattern.check_k(k)?;
+    if let Format::Sparse24(_) = format {
+        if prune.pattern != Pattern::TWO_FOUR {
+            return Err(Error::InvalidArgument(format!(
+                "{format} stores 2:4 sparsity; prune with 2:4, not {}",
+                prune.pattern
+            )));
+        }
+    }
+    check_finite(weights, k, "pruning")?;
+    let (damp, block) = match method {
+        Method::Gptq {
+            act_order: true, ..
+        } => {
+            return Err(Error::InvalidArgument(
+                "gptq's act-order is not supported together with pruning".into(),
+            ))
+        }
+        Method::Gptq { damp, block, .. } => (damp, block),
+        _ => (0.01, 128),
+    };
+    let gptq = matches!(method, Method::Gptq { .. });
+    let missing = |what: &str| Error::MissingCalibration {
+        method: what.to_string(),
+    };
+    let u = if gptq || prune.method == PruneMethod::SparseGpt {
+        let what = if gptq { "gptq" } else { "sparsegpt" };
+        let h = stats.hessian.as_ref().ok_or_else(|| missing(what))?;
+        if h.len() != k * k {
+            return Err(Error::Calibration(format!(
+                "the Hessian is {} values; K = {k} needs {}",
+                h.len(),
+                k * k
+            )));
+        }
+        Some(gptq::prepare_hessian(h.clone(), k, damp, None)?)
+    } else {
+        None
+    };
+    let importance = stats.importance.as_deref();
+    let done = |tensor| Quantized {
+        tensor,
+        method,
+        awq_scales: None,
+        awq_alpha: None,
+    };
+    match (prune.method, u) {
+        (PruneMethod::SparseGpt, Some(u)) if gptq => {
+            let walk = SparseGptWalk {
+                w: weights,
+                rows,
+                k,
+                u: &u,
+                pattern: prune.pattern,
+                block,
+            };
+            let bytes = with_grid(format, importance, walk)?;
+            Ok(done(QuantizedTensor::from_bytes(format, rows, k, bytes)?))
+        }
+        (PruneMethod::SparseGpt, Some(u)) => {
+            let (pruned, _) = prune::sparsegpt(weights, rows, k, &u, prune.pattern, block)?;
+            quantize_with(format, method, &pruned, rows, k, stats)
+        }
+        (PruneMethod::SparseGpt, None) => Err(missing("sparsegpt")),
+        (m, u) => {
+            let norms = match m {
+                PruneMethod::Wanda => Some(column_norms(stats, k).ok_or_else(|| missing("wanda"))?),
+                _ => None,
+            };
+            let mask = prune::mask(weights, rows, k, prune.pattern, norms.as_deref())?;
+            match u {
+                Some(u) => {
+                    let walk = MaskedWalk {
+                        w: weights,
+                        rows,
+                        k,
+                        u: &u,
+                        mask: &mask,
+                        block,
+                    };
+                    let bytes = with_grid(format, importance, walk)?;
+                    Ok(done(QuantizedTensor::from_bytes(format, rows, k, bytes)?))
+                }
+                None => {
+                    let pruned = prune::apply_mask(weights, &mask)?;
+                    quantize_with(format, method, &pruned, rows, k, stats)
+                }
+            }
+        }
+    }
+}
+
+/// The weights fit the format and the shape, and what is known of the inputs has their
+/// width.
+fn check_inputs(
+    format: Format,
+    weights: &[f32],
+    (rows, k): (usize, usize),
+    stats: &InputStats,
+) -> Result<()> {
+    format.check_k(k)?;
+    check_len("weights", weights.len(), rows, k)?;
+    match stats.k() {
+        Some(sk) if sk != k => Err(Error::Calibration(format!(
+            "activations have K = {sk}, but the weight's rows have length {k}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// An [`Error::InvalidArgument`] naming the first weight (of rows `k` wide) that is not
+/// finite, which `what` cannot take.
+fn check_finite(weights: &[f32], k: usize, what: &str) -> Result<()> {
+    match weights.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::InvalidArgument(format!(
+            "weight [{}, {}] is {}; {what} needs finite weights",
+            i / k,
+            i % k,
+            weights[i]
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Each input column's norm (up to a common factor, which a mask does not see): the square
+/// root of its mean squared value, or of the Hessian's diagonal.
+fn column_norms(stats: &InputStats, k: usize) -> Option<Vec<f32>> {
+    if let Some(imp) = &stats.importance {
+        return Some(imp.iter().map(|v| v.max(0.0).sqrt()).collect());
+    }
+    let h = stats.hessian.as_ref()?;
+    Some(
+        (0..k)
+            .map(|j| h[j * k + j].max(0.0).sqrt() as f32)
+            .collect(),
+    )
+}
+
+/// A walk over a format's grid (GPTQ's [`gptq::Grid`]), chosen by [`with_grid`].
+trait GridWalk {
+    fn walk<G: gptq::Grid>(self, grid: &G) -> Result<Vec<u8>>;
+}
+
+/// The grid GPTQ walks for `format` (block parameters from the importance-weighted search
+/// where the importance is known, as [`Method::Gptq`] does), given to `f`.
+fn with_grid(format: Format, importance: Option<&[f32]>, f: impl GridWalk) -> Result<Vec<u8>> {
+    match (BlockSpec::new(format), gptq::KQuantGrid::new(format)) {
+        (Some(spec), _) => match importance {
+            Some(importance) => f.walk(&gptq::SearchedSpec { spec, importance }),
+            None => f.walk(&spec),
+        },
+        (None, Some(kq)) => f.walk(&kq),
+        (None, None) => Err(Error::UnsupportedFormat(format!(
+            "gptq needs a format whose blocks it can walk: q4_0, q4_1, q5_0, q5_1, q8_0, \
+             iq4_nl, q4_k, q5_k, q6_k, int4_*/int8_*, the 2:4 formats; {format} is not one"
+        ))),
+    }
+}
+
+struct SparseGptWalk<'a> {
+    w: &'a [f32],
+    rows: usize,
+    k: usize,
+    u: &'a [f64],
+    pattern: prune::Pattern,
+    block: usize,
+}
+
+impl GridWalk for SparseGptWalk<'_> {
+    fn walk<G: gptq::Grid>(self, grid: &G) -> Result<Vec<u8>> {
+        let (bytes, _) = prune::sparsegpt_quantize(
+            grid,
+            self.w,
+            self.rows,
+            self.k,
+            self.u,
+            self.pattern,
+            self.block,
+        )?;
+        Ok(bytes)
+    }
+}
+
+struct MaskedWalk<'a> {
+    w: &'a [f32],
+    rows: usize,
+    k: usize,
+    u: &'a [f64],
+    mask: &'a [bool],
+    block: usize,
+}
+
+impl GridWalk for MaskedWalk<'_> {
+    fn walk<G: gptq::Grid>(self, grid: &G) -> Result<Vec<u8>> {
+        prune::gptq_masked(
+            grid, self.w, self.rows, self.k, self.u, self.mask, self.block,
+        )
     }
 }
 

@@ -122,7 +122,9 @@ pub fn formats() -> wgquant::Result<ExitCode> {
             (None, wgquant::Format::Int(i)) if i.asym => {
                 "planes: I8 codes, F16 scales, I8 zero points".to_string()
             }
-            (None, _) => "planes: I8 codes, F16 scales".to_string(),
+            (None, wgquant::Format::Int(_)) => "planes: I8 codes, F16 scales".to_string(),
+            // Binary and 2:4 sparse: the canonical blocks as bytes (`NAME.blocks`).
+            (None, _) => "I8 blocks (canonical layout)".to_string(),
         };
         println!(
             "{:<16} {:>6.3} {:>6} {:>10}  {stored}",

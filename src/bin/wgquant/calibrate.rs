@@ -123,6 +123,10 @@ pub fn quantize_model_cmd(args: QuantizeArgs) -> Result<ExitCode> {
     }
     let method = method_of(&args)?;
     let mut opts = Options::new(args.format, method);
+    opts.prune = args.prune.map(|pattern| wgquant::quantize::Prune {
+        pattern,
+        method: args.prune_method,
+    });
     if let Some(p) = &args.imatrix {
         if method != Method::Imatrix {
             return Err(Error::InvalidArgument(format!(

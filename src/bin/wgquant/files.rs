@@ -82,6 +82,22 @@ pub struct QuantizeArgs {
     /// after --target-bpw's plan.
     #[arg(long, value_name = "PATTERN=FORMAT", value_parser = parse_tensor_type)]
     pub(crate) tensor_type: Vec<(String, Format)>,
+    /// Prune before quantizing: 2:4 or 4:8 (N of every M weights of a row stay) or P%
+    /// (unstructured, e.g. 50%). The 2:4 formats (int4_g128_2of4, ...) store only the kept
+    /// weights; other formats store the pruned ones as zeros. In the whole-model path
+    /// (--calib-text) the token embedding and output head stay dense.
+    #[arg(long, value_name = "2:4|4:8|P%")]
+    pub(crate) prune: Option<methods::prune::Pattern>,
+    /// How --prune chooses the weights: magnitude (|w|), wanda (|w| times its input's norm,
+    /// needs calibration) or sparsegpt (the GPTQ-style solver that updates the kept
+    /// weights; with --method gptq it prunes and quantizes in one pass; needs calibration).
+    #[arg(
+        long,
+        value_name = "METHOD",
+        default_value = "magnitude",
+        requires = "prune"
+    )]
+    pub(crate) prune_method: methods::prune::PruneMethod,
 }
 
 fn parse_tensor_type(s: &str) -> Result<(String, Format), String> {
@@ -447,7 +463,27 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
                 } else {
                     (method, String::new())
                 };
-                let q = methods::quantize(args.format, method, &values, rows, k, acts)?;
+                let q = match args.prune {
+                    Some(pattern) => {
+                        let prune = methods::Prune {
+                            pattern,
+                            method: args.prune_method,
+                        };
+                        let stats = acts.map_or_else(Default::default, |x| {
+                            methods::InputStats::for_pruning(method, prune, x)
+                        });
+                        methods::quantize_pruned(
+                            args.format,
+                            method,
+                            prune,
+                            &values,
+                            rows,
+                            k,
+                            &stats,
+                        )?
+                    }
+                    None => methods::quantize(args.format, method, &values, rows, k, acts)?,
+                };
                 let report = methods::evaluate(&q, &values, acts);
                 let output = match (report.output_nmse, acts) {
                     (Some(e), Some(x)) => {

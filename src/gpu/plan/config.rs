@@ -534,6 +534,9 @@ impl TextureGemvFormat {
             Format::Int(f) if f.bits <= 4 => row(true, false, Always),
             Format::Int(_) | Format::Q8_0 => row(true, false, XMisses),
             Format::Binary(_) => row(false, false, Always),
+            // Measured like the int formats of their code width (BENCHMARKS, 2:4 sparse).
+            Format::Sparse24(f) if f.bits <= 4 => row(false, false, Always),
+            Format::Sparse24(_) => row(false, false, XMisses),
             Format::Q5_0 | Format::Q5_1 | Format::Q5_K | Format::Q2_K | Format::Q6_K => {
                 row(false, false, XMisses)
             }
