@@ -7,7 +7,7 @@
 #   scripts/sparsity-report.sh [OUT_DIR]
 #
 # Prints one markdown row per file (bits per weight over all tensors, size, PPL, the ratio
-# to the dense q4_0 RTN file of the same run, time to quantize). About 45 minutes on 2 cores.
+# to the dense q4_0 RTN file of the same run, time to quantize). About 30 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-target/sparsity-report}

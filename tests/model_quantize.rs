@@ -611,3 +611,54 @@ fn sparsegpt_beats_magnitude_pruning_on_captured_activations() {
     let e = mq::quantize_model(&w, None, &opts, &mut |_| {}).unwrap_err();
     assert!(matches!(e, Error::MissingCalibration { .. }), "{e}");
 }
+
+/// `quantize --prune` and a 2:4 format on a llama GGUF take the whole-model path even
+/// without calibration text: the embedding stays dense, the block matrices are pruned.
+#[test]
+fn pruning_a_model_file_keeps_its_embedding_dense() {
+    let dir = TempDir::new("mq-prune");
+    let model = dir.path("tiny.gguf");
+    spec(16).write(&model).unwrap();
+    let text = dir.path("calib.txt");
+    std::fs::write(&text, "pack my box with five dozen liquor jugs ".repeat(40)).unwrap();
+    let q = dir.path("q.gguf");
+    for extra in [
+        &["-f", "int4_g64_2of4"][..],
+        &["-f", "q4_0", "--prune", "50%"],
+        &[
+            "-f",
+            "int4_g64_2of4",
+            "-m",
+            "gptq",
+            "--calib-text",
+            s(&text),
+            "--calib-ctx",
+            "64",
+        ],
+    ] {
+        let mut args = vec!["quantize", s(&model), s(&q)];
+        args.extend_from_slice(extra);
+        let (_, err) = ok(&args);
+        let f: Format = extra[1].parse().unwrap();
+        let m = gguf::read_model(&q).unwrap();
+        for (name, t) in m.tensors() {
+            let StoredTensor::Quantized(t) = t else {
+                continue;
+            };
+            let v = t.dequantize();
+            let zeros = v.iter().filter(|x| **x == 0.0).count();
+            if name == "token_embd.weight" {
+                assert!(!matches!(t.format(), Format::Sparse24(_)), "{extra:?}");
+                assert!(zeros * 4 < v.len(), "{extra:?}: the embedding was pruned");
+            } else {
+                assert_eq!(t.format(), f, "{extra:?} {name}");
+                assert!(
+                    zeros * 2 >= v.len(),
+                    "{extra:?} {name}: {zeros} of {}",
+                    v.len()
+                );
+            }
+        }
+        assert!(err.contains("wrote"), "{err}");
+    }
+}

@@ -81,12 +81,27 @@ fn calib_tokens(
     Ok((toks, names))
 }
 
-/// Whether `quantize` takes the whole-model path.
+/// Whether `quantize` takes the whole-model path: for the options only it has, and for
+/// pruning a llama GGUF or quantizing one to a 2:4 format (whose embedding and output head
+/// then stay dense).
 pub fn wants_model_path(args: &QuantizeArgs) -> bool {
     !args.calib_text.is_empty()
         || args.imatrix.is_some()
         || args.target_bpw.is_some()
         || !args.tensor_type.is_empty()
+        || ((args.prune.is_some() || matches!(args.format, wgquant::Format::Sparse24(_)))
+            && args.calib.is_none()
+            && is_llama_gguf(&args.input))
+}
+
+/// Whether `path` is a GGUF file of a llama model (a header read; anything else is not).
+fn is_llama_gguf(path: &Path) -> bool {
+    gguf::GgufReader::open(path).is_ok_and(|r| {
+        r.header()
+            .metadata("general.architecture")
+            .and_then(|v| v.as_str())
+            == Some("llama")
+    })
 }
 
 /// The method named on the command line with the GPTQ flags applied.
