@@ -70,7 +70,8 @@ pub enum Error {
     #[error(
         "method {method} needs calibration activations: pass --calib CALIB.npy \
          ([samples, K], used for every weight with rows of length K) or --calib \
-         CALIB.safetensors (tensor name -> [samples, K])"
+         CALIB.safetensors (tensor name -> [samples, K]), or for a llama GGUF model \
+         --calib-text FILE (the model runs over the text)"
     )]
     MissingCalibration { method: String },
 

@@ -181,6 +181,10 @@ fn chunked_weights_run_a_dispatch_per_chunk() {
         .count();
     assert_eq!(gemv, weight.chunks().len());
     assert_eq!(weight.chunks().len(), 4);
+    // The plan of this weight names its own chunks, not the device's.
+    let plan = kernels.plan(&weight, 1).unwrap();
+    assert_eq!(plan.entry_points(), dispatch.entry_points());
+    assert_eq!((plan.chunks, plan.chunk_rows), (4, 64));
 }
 
 #[test]

@@ -242,6 +242,37 @@ fn quantize_prune_command_writes_a_file_the_gpu_runs() {
         let e = nmse(&matmul_f64(&q.dequantize(), rows, k, &x, n), &y.data);
         assert!(e <= 1e-6, "n = {n}: NMSE {e:e}");
     }
+    // A model's embedding is never pruned, even by the file path; a tensor already in the
+    // target format is pruned, not copied.
+    let named = dir.join("named.safetensors");
+    let arr = |v: &[f32]| Array::new(vec![rows, k], v.to_vec()).unwrap();
+    io::write_safetensors(
+        &named,
+        &[
+            ("token_embd.weight".to_string(), arr(&w)),
+            ("blk.0.ffn_up.weight".to_string(), arr(&w)),
+        ],
+    )
+    .unwrap();
+    let q4 = dir.join("q4.gguf");
+    ok(&["quantize", s(&named), s(&q4), "-f", "q4_0"]);
+    let pruned = dir.join("pruned.gguf");
+    ok(&[
+        "quantize",
+        s(&q4),
+        s(&pruned),
+        "-f",
+        "q4_0",
+        "--prune",
+        "2:4",
+    ]);
+    let model = io::read_model(&pruned).unwrap();
+    let zeros = |name: &str| match model.tensor(name) {
+        Some(StoredTensor::Quantized(q)) => q.dequantize().iter().filter(|v| **v == 0.0).count(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert!(zeros("blk.0.ffn_up.weight") >= rows * k / 2);
+    assert!(zeros("token_embd.weight") < rows * k / 4);
     // Bad input: a clear message, no file.
     let bad = dir.join("bad.gguf");
     for (args, want) in [

@@ -413,14 +413,18 @@ impl Kernels {
     /// the reasons; [`Self::matmul`] prepares exactly this.
     pub fn plan(&self, w: &GpuWeight, n: usize) -> Result<MatmulPlan> {
         let textures = self.texture.is_some() && w.chunks().iter().all(|c| c.textures.is_some());
-        plan::plan_matmul(
+        let mut plan = plan::plan_matmul(
             &self.adapter,
             &self.config,
             self.format,
             (w.rows(), w.k()),
             n,
             textures,
-        )
+        )?;
+        // The weight's own chunks (an upload may split it finer than the device needs).
+        plan.chunks = w.chunks().len();
+        plan.chunk_rows = w.chunks().first().map_or(plan.chunk_rows, |c| c.rows);
+        Ok(plan)
     }
 
     pub fn format(&self) -> Format {

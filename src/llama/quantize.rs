@@ -81,10 +81,16 @@ impl Options {
             return f;
         }
         match self.format {
-            Format::Sparse24(f) if is_head(name) => {
-                Format::Int(crate::format::IntFormat::new(f.bits, f.group, false))
-            }
+            f if is_head(name) => head_format(f),
             f => f,
+        }
+    }
+
+    /// What needs the pass, for messages: the pruning method where it does, else the method.
+    pub fn pass_reason(&self) -> String {
+        match self.prune {
+            Some(p) if p.method != PruneMethod::Magnitude => format!("{} pruning", p.method),
+            _ => self.method.name().to_string(),
         }
     }
 
@@ -153,7 +159,7 @@ pub fn quantize_model(
 ) -> Result<QuantizedModel> {
     if opts.needs_pass() && calib.is_none() {
         return Err(Error::MissingCalibration {
-            method: opts.method.name().to_string(),
+            method: opts.pass_reason(),
         });
     }
     for name in opts.formats.keys() {
@@ -268,9 +274,19 @@ pub fn tensors_bits_per_weight<'a>(tensors: impl Iterator<Item = &'a StoredTenso
     bits / values.max(1.0)
 }
 
-/// Whether `name` is the token embedding or the output head.
-fn is_head(name: &str) -> bool {
+/// Whether `name` is the token embedding or the output head (never pruned; dense beside a
+/// 2:4 format).
+pub fn is_head(name: &str) -> bool {
     matches!(name, "token_embd.weight" | "output.weight")
+}
+
+/// The format the token embedding and output head take where the model's format is
+/// `format`: itself, or for a 2:4 format the dense int format of the same bits and group.
+pub fn head_format(format: Format) -> Format {
+    match format {
+        Format::Sparse24(f) => Format::Int(crate::format::IntFormat::new(f.bits, f.group, false)),
+        f => f,
+    }
 }
 
 /// Every matrix name of the model, in file order.
@@ -357,10 +373,10 @@ impl<'a> Job<'a> {
         let (q, how) = if let Some(prune) = self.prune {
             // Pruning replaces a GPTQ fallback's reasons: GPTQ needs the Hessian the pass
             // gives, SparseGPT too.
-            let (m, _) = effective_method(method, self.format, stats);
+            let (m, how) = effective_method(method, self.format, stats);
             let q = quantize::quantize_pruned(self.format, m, prune, self.current, rows, k, stats)
                 .map_err(|e| at_tensor(e, self.name))?;
-            (q.tensor, format!("{prune} + {}", m.name()))
+            (q.tensor, format!("{prune} + {how}"))
         } else if self.pristine && self.source.format() == self.format {
             (self.source.clone(), "copied".to_string())
         } else {

@@ -495,7 +495,8 @@ impl BlockSpec {
             }
             (Layout::Sparse24(f), BlockParams::Scale { d }) => {
                 // Each group keeps its two largest codes (ties: the lower position), so
-                // weights pruned to 2:4 keep their pattern.
+                // weights pruned to 2:4 keep their pattern. The spec is for weights pruned
+                // already: a third nonzero code would be dropped here, unseen by GPTQ.
                 let off = 1i32 << (f.bits - 1);
                 let cb = f.group / 2 * f.bits as usize / 8;
                 out.fill(0);

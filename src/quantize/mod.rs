@@ -298,8 +298,17 @@ pub fn quantize_with(
                 return quantize_pruned(format, method, prune, weights, rows, k, stats);
             }
             Method::Mse | Method::Imatrix | Method::Awq { .. } => {
-                let mask = prune::mask(weights, rows, k, prune::Pattern::TWO_FOUR, None)?;
-                let pruned = prune::apply_mask(weights, &mask)?;
+                // The format's own rule ([`SparseFormat::kept`]), so that every method keeps
+                // the same weights RTN does.
+                let mut pruned = weights.to_vec();
+                for g in pruned.chunks_exact_mut(4) {
+                    let (p0, p1) = crate::format::SparseFormat::kept(g);
+                    for (i, v) in g.iter_mut().enumerate() {
+                        if i != p0 && i != p1 {
+                            *v = 0.0;
+                        }
+                    }
+                }
                 return quantize_dense(format, method, &pruned, rows, k, stats);
             }
             Method::Rtn | Method::Absmean => {}
@@ -466,15 +475,24 @@ pub fn quantize_pruned(
     check_finite(weights, k, "pruning")?;
     let (damp, block) = match method {
         Method::Gptq {
-            act_order: true, ..
-        } => {
+            act_order,
+            static_groups,
+            ..
+        } if act_order || static_groups => {
             return Err(Error::InvalidArgument(
-                "gptq's act-order is not supported together with pruning".into(),
+                "gptq's act-order and static groups are not supported together with pruning \
+                 (the mask must be known before a block's scales are chosen)"
+                    .into(),
             ))
         }
         Method::Gptq { damp, block, .. } => (damp, block),
         _ => (0.01, 128),
     };
+    if !(damp.is_finite() && damp >= 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "gptq damping must be finite and >= 0, got {damp}"
+        )));
+    }
     let gptq = matches!(method, Method::Gptq { .. });
     let missing = |what: &str| Error::MissingCalibration {
         method: what.to_string(),

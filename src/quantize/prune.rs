@@ -28,6 +28,10 @@
 //! - [`Pattern::NofM`] keeps `keep` of every `of` consecutive columns of every row, aligned
 //!   at multiples of `of`.
 //! - Among equal saliencies, the lower column is pruned first.
+//! - SparseGPT's N:M masks are chosen for a whole batch at its start, where the reference
+//!   chooses each group of M columns as the walk reaches it (on weights updated by the
+//!   batch's earlier columns): with a grid, a block's scales must see its mask before its
+//!   first column is quantized. This loses a little of the compensation's benefit.
 
 use super::block::BlockSpec;
 use super::calib::Activations;
@@ -522,8 +526,9 @@ pub fn sparsegpt(
 /// as [`sparsegpt`], but kept weights are quantized on the grid as GPTQ does. A batch's mask
 /// is chosen first, then the parameters of each block it starts, from the current weights
 /// with the pruned ones taken as 0; a pruned weight takes `grid.quant(p, j, 0.0)`, the code
-/// nearest zero (exactly 0 for the symmetric formats: Q4_0, Q5_0, Q8_0, IQ4_NL, int sym; near
-/// 0 for those with a min or zero point), and its error is propagated. Batches are `block`
+/// nearest zero (exactly 0 for the formats with a zero level: Q4_0, Q5_0, Q8_0, int sym, the
+/// 2:4 formats; near 0 for those with a min or zero point, and for IQ4_NL, whose table has
+/// no zero), and its error is propagated. Batches are `block`
 /// rounded up to a multiple of the group and of `of`. Returns the canonical bytes (as
 /// [`super::gptq::quantize`]) and the mask.
 pub fn sparsegpt_quantize<G: Grid>(

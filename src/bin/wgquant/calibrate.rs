@@ -165,7 +165,7 @@ pub fn quantize_model_cmd(args: QuantizeArgs) -> Result<ExitCode> {
             method: if args.target_bpw.is_some() {
                 "--target-bpw".into()
             } else {
-                method.name().into()
+                opts.pass_reason()
             },
         });
     }

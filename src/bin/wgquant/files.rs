@@ -10,6 +10,7 @@ use wgquant::gpu::{ActQuant, GpuWeight, Int8Kernels, Kernels};
 use wgquant::io::gguf::{self, MetaType, MetaValue, StoredTensor};
 use wgquant::io::{npy, safetensors, Array};
 use wgquant::quantize::activation::{observe, Granularity, Observer, StaticScales};
+use wgquant::quantize::prune::PruneMethod;
 use wgquant::quantize::{self as methods, Calibration, Method};
 use wgquant::{Error, Format, QuantizedTensor};
 
@@ -408,6 +409,11 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
             )));
         }
     }
+    if args.prune.is_some() && args.prune_method != PruneMethod::Magnitude && calib.is_none() {
+        return Err(Error::MissingCalibration {
+            method: format!("{} pruning", args.prune_method),
+        });
+    }
     let bar = crate::progress_bar(input.tensors.len() as u64, "quantize");
     let mut out = Vec::new();
     let mut act_meta = Vec::new();
@@ -419,7 +425,9 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
         // only lose precision (other quantizers, e.g. llama.cpp's importance-weighted
         // ones, pick scales that rtn would not).
         let data = match data {
-            InData::Quantized(q) if q.format() == args.format && shape.len() == 2 => {
+            InData::Quantized(q)
+                if q.format() == args.format && shape.len() == 2 && args.prune.is_none() =>
+            {
                 bar.suspend(|| {
                     eprintln!(
                         "copied {name} {shape:?}: already {} (blocks copied unchanged)",
@@ -458,31 +466,38 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
                     Some(c) => c.for_tensor(&name, k)?,
                     None => None,
                 };
-                let (method, note) = if method.needs_calibration() && acts.is_none() {
+                let (method, mut note) = if method.needs_calibration() && acts.is_none() {
                     (Method::Rtn, format!(" (no calibration for K = {k}: rtn)"))
                 } else {
                     (method, String::new())
                 };
-                let q = match args.prune {
+                // A model's embedding and output head are never pruned (and stay dense
+                // beside a 2:4 format), as in the whole-model path.
+                let head = wgquant::llama::quantize::is_head(&name);
+                let format = if head {
+                    wgquant::llama::quantize::head_format(args.format)
+                } else {
+                    args.format
+                };
+                let prune_method = match args.prune_method {
+                    m if m != PruneMethod::Magnitude && acts.is_none() => {
+                        note += &format!(" (no calibration for K = {k}: magnitude pruning)");
+                        PruneMethod::Magnitude
+                    }
+                    m => m,
+                };
+                let q = match args.prune.filter(|_| !head) {
                     Some(pattern) => {
                         let prune = methods::Prune {
                             pattern,
-                            method: args.prune_method,
+                            method: prune_method,
                         };
                         let stats = acts.map_or_else(Default::default, |x| {
                             methods::InputStats::for_pruning(method, prune, x)
                         });
-                        methods::quantize_pruned(
-                            args.format,
-                            method,
-                            prune,
-                            &values,
-                            rows,
-                            k,
-                            &stats,
-                        )?
+                        methods::quantize_pruned(format, method, prune, &values, rows, k, &stats)?
                     }
-                    None => methods::quantize(args.format, method, &values, rows, k, acts)?,
+                    None => methods::quantize(format, method, &values, rows, k, acts)?,
                 };
                 let report = methods::evaluate(&q, &values, acts);
                 let output = match (report.output_nmse, acts) {
@@ -501,7 +516,7 @@ pub fn quantize(args: QuantizeArgs) -> wgquant::Result<ExitCode> {
                 bar.suspend(|| {
                     eprintln!(
                         "{name} [{rows}, {k}] {} {}{note}: weight NMSE {:.3e}{output}{awq}",
-                        args.format,
+                        format,
                         method.name(),
                         report.weight_nmse
                     )
