@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cli::{fails, ok, s, text, wgquant};
+use common::cli::{fails, matmul, ok, s, text, wgquant};
 use common::temp::TempDir;
 
 use std::path::{Path, PathBuf};
@@ -64,21 +64,7 @@ fn quantize_dequantize_and_matmul_round_trip() {
         // Matmul through GEMV (n = 3) and GEMM (n = 11) against the f64 reference.
         for n in [3usize, 11] {
             let x = Rng::new(n as u64).normal_vec(n * 256);
-            let xp = dir.join("x.npy");
-            let yp = dir.join("y.npy");
-            io::write_npy(&xp, &[n, 256], &x).unwrap();
-            ok(&[
-                "matmul",
-                "--weights",
-                s(&gg),
-                "--tensor",
-                "proj.weight",
-                "--input",
-                s(&xp),
-                "--output",
-                s(&yp),
-            ]);
-            let y = io::read_npy(&yp).unwrap();
+            let y = matmul(&gg, "proj.weight", &x, (n, 256), &dir);
             assert_eq!(y.shape, vec![n, 72]);
             let e = nmse(&matmul_f64(&want.dequantize(), 72, 256, &x, n), &y.data);
             assert!(e <= 1e-6, "{format} n={n}: NMSE {e:e}");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cli::{fails, ok, s};
+use common::cli::{fails, matmul, ok, s};
 use common::temp::TempDir;
 use wgquant::format::reference::{matmul_f64, nmse};
 use wgquant::format::SparseFormat;
@@ -225,20 +225,8 @@ fn quantize_prune_command_writes_a_file_the_gpu_runs() {
     assert_eq!(q.format(), s24());
     for n in [1usize, 5, 9, 20] {
         let x = Rng::new(n as u64).normal_vec(n * k);
-        let (xi, yo) = (dir.join("x.npy"), dir.join("y.npy"));
-        io::write_npy(&xi, &[n, k], &x).unwrap();
-        ok(&[
-            "matmul",
-            "--weights",
-            s(&gg),
-            "--tensor",
-            "proj.weight",
-            "--input",
-            s(&xi),
-            "--output",
-            s(&yo),
-        ]);
-        let y = io::read_npy(&yo).unwrap();
+        let y = matmul(&gg, "proj.weight", &x, (n, k), &dir);
+        assert_eq!(y.shape, vec![n, rows]);
         let e = nmse(&matmul_f64(&q.dequantize(), rows, k, &x, n), &y.data);
         assert!(e <= 1e-6, "n = {n}: NMSE {e:e}");
     }

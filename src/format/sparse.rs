@@ -46,7 +46,7 @@
 //! Params per block: the f16 bits of `s`, a zero half, then the `pos` bytes as halves
 //! (`2 + group / 16` halves), so each chunk's position words are whole words.
 
-use super::{round_away, ChunkParamTexel, Codec, Format};
+use super::{round_away, ChunkParamTexel, Codec, Format, IntFormat};
 use half::f16;
 use std::fmt;
 
@@ -90,6 +90,24 @@ impl SparseFormat {
     fn positions(pos: &[u8], i: usize) -> (usize, usize) {
         let n = (pos[i / 2] >> (4 * (i & 1))) & 15;
         ((n & 3) as usize, (n >> 2) as usize)
+    }
+
+    /// `w` (whole groups of four) pruned as the reference quantizer prunes: each group's
+    /// two weights other than [`Self::kept`] set to zero.
+    pub fn prune(w: &mut [f32]) {
+        for g in w.chunks_exact_mut(4) {
+            let (p0, p1) = Self::kept(g);
+            for (i, v) in g.iter_mut().enumerate() {
+                if i != p0 && i != p1 {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+
+    /// The dense int format of the same bits and group (what stays dense beside this one).
+    pub fn dense(&self) -> IntFormat {
+        IntFormat::new(self.bits, self.group, false)
     }
 
     /// Which two of the group's four weights the reference quantizer keeps (ascending).
@@ -224,7 +242,7 @@ impl From<SparseFormat> for Format {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{IntFormat, QuantizedTensor};
+    use crate::format::QuantizedTensor;
     use crate::rng::Rng;
 
     fn formats() -> [SparseFormat; 3] {
@@ -247,7 +265,7 @@ mod tests {
             let sparse = QuantizedTensor::quantize(Format::Sparse24(f), &w, rows, k)
                 .unwrap()
                 .dequantize();
-            let int = Format::Int(IntFormat::new(f.bits, f.group, false));
+            let int = Format::Int(f.dense());
             let dense = QuantizedTensor::quantize(int, &w, rows, k)
                 .unwrap()
                 .dequantize();

@@ -80,9 +80,10 @@ impl Options {
         if let Some(&f) = self.formats.get(name) {
             return f;
         }
-        match self.format {
-            f if is_head(name) => head_format(f),
-            f => f,
+        if is_head(name) {
+            head_format(self.format)
+        } else {
+            self.format
         }
     }
 
@@ -284,7 +285,7 @@ pub fn is_head(name: &str) -> bool {
 /// `format`: itself, or for a 2:4 format the dense int format of the same bits and group.
 pub fn head_format(format: Format) -> Format {
     match format {
-        Format::Sparse24(f) => Format::Int(crate::format::IntFormat::new(f.bits, f.group, false)),
+        Format::Sparse24(f) => Format::Int(f.dense()),
         f => f,
     }
 }
@@ -414,8 +415,7 @@ struct Done {
 
 /// The method a matrix really gets, and how to say it.
 fn effective_method(method: Method, format: Format, stats: &InputStats) -> (Method, String) {
-    let has_grid = quantize::BlockSpec::new(format).is_some()
-        || quantize::gptq::KQuantGrid::new(format).is_some();
+    let has_grid = quantize::gptq_walks(format);
     match method {
         Method::Gptq { .. } if stats.hessian.is_none() => {
             (Method::Rtn, "rtn (no inputs for gptq)".into())

@@ -503,8 +503,8 @@ impl BlockSpec {
                 out[..2].copy_from_slice(&f16_sat(d).to_le_bytes());
                 let (qs, pos) = out[2..].split_at_mut(cb);
                 for (i, g) in codes.chunks_exact(4).enumerate() {
-                    let mag: Vec<f32> = g.iter().map(|&q| q as f32).collect();
-                    let (p0, p1) = SparseFormat::kept(&mag);
+                    let (p0, p1) =
+                        SparseFormat::kept(&[g[0] as f32, g[1] as f32, g[2] as f32, g[3] as f32]);
                     let (q0, q1) = ((g[p0] + off) as u8, (g[p1] + off) as u8);
                     if f.bits == 4 {
                         qs[i] = (q0 & 15) | (q1 << 4);
@@ -608,14 +608,7 @@ mod tests {
             let (mut want, mut got) = (vec![0u8; c.block_bytes()], vec![0u8; c.block_bytes()]);
             let (mut dw, mut dg) = (vec![0f32; group], vec![0f32; group]);
             for mut x in blocks(group) {
-                for g in x.chunks_exact_mut(4) {
-                    let (p0, p1) = SparseFormat::kept(g);
-                    for (i, v) in g.iter_mut().enumerate() {
-                        if i != p0 && i != p1 {
-                            *v = 0.0;
-                        }
-                    }
-                }
+                SparseFormat::prune(&mut x);
                 c.quantize_block(&x, &mut want);
                 spec.encode(&x, spec.rtn_params(&x), &mut got);
                 c.dequantize_block(&want, &mut dw);

@@ -298,17 +298,9 @@ pub fn quantize_with(
                 return quantize_pruned(format, method, prune, weights, rows, k, stats);
             }
             Method::Mse | Method::Imatrix | Method::Awq { .. } => {
-                // The format's own rule ([`SparseFormat::kept`]), so that every method keeps
-                // the same weights RTN does.
+                // The format's own rule, so that every method keeps the weights RTN does.
                 let mut pruned = weights.to_vec();
-                for g in pruned.chunks_exact_mut(4) {
-                    let (p0, p1) = crate::format::SparseFormat::kept(g);
-                    for (i, v) in g.iter_mut().enumerate() {
-                        if i != p0 && i != p1 {
-                            *v = 0.0;
-                        }
-                    }
-                }
+                crate::format::SparseFormat::prune(&mut pruned);
                 return quantize_dense(format, method, &pruned, rows, k, stats);
             }
             Method::Rtn | Method::Absmean => {}
@@ -366,11 +358,8 @@ fn quantize_dense(
             act_order,
             static_groups,
         } => {
-            if BlockSpec::new(format).is_none() && gptq::KQuantGrid::new(format).is_none() {
-                return Err(Error::UnsupportedFormat(format!(
-                    "gptq needs a format whose blocks it can walk: q4_0, q4_1, q5_0, q5_1, \
-                     q8_0, iq4_nl, q4_k, q5_k, q6_k, int4_*/int8_*; {format} is not one"
-                )));
+            if !gptq_walks(format) {
+                return Err(no_gptq_grid(format));
             }
             check_finite(&method)?;
             let h = stats.hessian.as_ref().ok_or_else(|| missing(&method))?;
@@ -382,36 +371,16 @@ fn quantize_dense(
             let perm = act_order.then(|| gptq::act_order(h, k));
             let fixed = act_order || static_groups;
             let u = gptq::prepare_hessian(h.clone(), k, damp, perm.as_deref())?;
-            fn walk<G: gptq::Grid>(
-                grid: &G,
-                w: &[f32],
-                (rows, k): (usize, usize),
-                u: &[f64],
-                block: usize,
-                perm: Option<&[usize]>,
-                fixed: bool,
-            ) -> Vec<u8> {
-                let params = fixed.then(|| gptq::static_params(grid, w, k));
-                let order = gptq::Order {
-                    perm,
-                    static_params: params.as_deref(),
-                };
-                gptq::quantize(grid, w, rows, k, u, block, order)
-            }
-            let shape = (rows, k);
-            // Block parameters by the importance-weighted search where the importance is
-            // known (SmolLM2 q4_0: perplexity 22.17 -> 20.65 over the reference rule's).
-            let data = match (BlockSpec::new(format), gptq::KQuantGrid::new(format)) {
-                (Some(spec), _) => match stats.importance.as_deref() {
-                    Some(importance) => {
-                        let grid = gptq::SearchedSpec { spec, importance };
-                        walk(&grid, weights, shape, &u, block, perm.as_deref(), fixed)
-                    }
-                    None => walk(&spec, weights, shape, &u, block, perm.as_deref(), fixed),
-                },
-                (None, Some(kq)) => walk(&kq, weights, shape, &u, block, perm.as_deref(), fixed),
-                (None, None) => unreachable!("checked above"),
+            let walk = GptqWalk {
+                w: weights,
+                rows,
+                k,
+                u: &u,
+                block,
+                perm: perm.as_deref(),
+                fixed,
             };
+            let data = with_grid(format, stats.importance.as_deref(), walk)?;
             Ok(done(QuantizedTensor::from_bytes(format, rows, k, data)?))
         }
         Method::Awq { grid } => {
@@ -584,12 +553,12 @@ fn check_inputs(
 
 /// An [`Error::InvalidArgument`] naming the first weight (of rows `k` wide) that is not
 /// finite, which `what` cannot take.
-fn check_finite(weights: &[f32], k: usize, what: &str) -> Result<()> {
+pub(crate) fn check_finite(weights: &[f32], k: usize, what: &str) -> Result<()> {
     match weights.iter().position(|v| !v.is_finite()) {
         Some(i) => Err(Error::InvalidArgument(format!(
             "weight [{}, {}] is {}; {what} needs finite weights",
-            i / k,
-            i % k,
+            i / k.max(1),
+            i % k.max(1),
             weights[i]
         ))),
         None => Ok(()),
@@ -615,8 +584,22 @@ trait GridWalk {
     fn walk<G: gptq::Grid>(self, grid: &G) -> Result<Vec<u8>>;
 }
 
-/// The grid GPTQ walks for `format` (block parameters from the importance-weighted search
-/// where the importance is known, as [`Method::Gptq`] does), given to `f`.
+/// Whether GPTQ (and SparseGPT) can walk `format`'s blocks: a [`BlockSpec`] or a K-quant
+/// grid.
+pub fn gptq_walks(format: Format) -> bool {
+    BlockSpec::new(format).is_some() || gptq::KQuantGrid::new(format).is_some()
+}
+
+fn no_gptq_grid(format: Format) -> Error {
+    Error::UnsupportedFormat(format!(
+        "gptq needs a format whose blocks it can walk: q4_0, q4_1, q5_0, q5_1, q8_0, iq4_nl, \
+         q4_k, q5_k, q6_k, int4_*/int8_*, the 2:4 formats; {format} is not one"
+    ))
+}
+
+/// The grid GPTQ walks for `format`, given to `f`: block parameters by the
+/// importance-weighted search where the importance is known (SmolLM2 q4_0: perplexity 22.17
+/// -> 20.65 over the reference rule's).
 fn with_grid(format: Format, importance: Option<&[f32]>, f: impl GridWalk) -> Result<Vec<u8>> {
     match (BlockSpec::new(format), gptq::KQuantGrid::new(format)) {
         (Some(spec), _) => match importance {
@@ -624,10 +607,33 @@ fn with_grid(format: Format, importance: Option<&[f32]>, f: impl GridWalk) -> Re
             None => f.walk(&spec),
         },
         (None, Some(kq)) => f.walk(&kq),
-        (None, None) => Err(Error::UnsupportedFormat(format!(
-            "gptq needs a format whose blocks it can walk: q4_0, q4_1, q5_0, q5_1, q8_0, \
-             iq4_nl, q4_k, q5_k, q6_k, int4_*/int8_*, the 2:4 formats; {format} is not one"
-        ))),
+        (None, None) => Err(no_gptq_grid(format)),
+    }
+}
+
+/// GPTQ (act-order and static groups as [`Method::Gptq`] says).
+struct GptqWalk<'a> {
+    w: &'a [f32],
+    rows: usize,
+    k: usize,
+    u: &'a [f64],
+    block: usize,
+    perm: Option<&'a [usize]>,
+    fixed: bool,
+}
+
+impl GridWalk for GptqWalk<'_> {
+    fn walk<G: gptq::Grid>(self, grid: &G) -> Result<Vec<u8>> {
+        let params = self
+            .fixed
+            .then(|| gptq::static_params(grid, self.w, self.k));
+        let order = gptq::Order {
+            perm: self.perm,
+            static_params: params.as_deref(),
+        };
+        Ok(gptq::quantize(
+            grid, self.w, self.rows, self.k, self.u, self.block, order,
+        ))
     }
 }
 

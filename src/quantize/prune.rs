@@ -36,9 +36,9 @@
 use super::block::BlockSpec;
 use super::calib::Activations;
 use super::gptq::{propagate_batch, Grid};
-use super::parallel_chunks;
+use super::{check_finite, parallel_chunks};
 use crate::error::{Error, Result};
-use crate::format::check_len;
+use crate::format::{check_len, lcm};
 use std::fmt;
 use std::str::FromStr;
 
@@ -210,18 +210,6 @@ pub fn column_norms(x: &Activations) -> Vec<f32> {
     sum.iter().map(|&s| s.sqrt() as f32).collect()
 }
 
-fn check_finite(w: &[f32], k: usize) -> Result<()> {
-    match w.iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(Error::InvalidArgument(format!(
-            "weight [{}, {}] is {}; pruning needs finite weights",
-            i / k.max(1),
-            i % k.max(1),
-            w[i]
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// Keep `round((1 - f) * n)` of the `n` saliencies (`f64::round`).
 fn unstructured_keep(f: f64, n: usize) -> usize {
     (((1.0 - f) * n as f64).round() as usize).min(n)
@@ -271,7 +259,7 @@ pub fn mask(
 ) -> Result<Vec<bool>> {
     check_len("weights", w.len(), rows, k)?;
     pattern.check_k(k)?;
-    check_finite(w, k)?;
+    check_finite(w, k, "pruning")?;
     if let Some(n) = col_norms {
         if n.len() != k {
             return Err(Error::Shape(format!(
@@ -335,14 +323,6 @@ struct Walked {
     mask: Vec<bool>,
 }
 
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
 /// Check what every walk needs: shapes, a usable `U`, finite weights, `block > 0`.
 fn check_walk(
     w: &[f32],
@@ -373,7 +353,7 @@ fn check_walk(
             u[i * k + i]
         )));
     }
-    check_finite(w, k)
+    check_finite(w, k, "pruning")
 }
 
 /// The one GPTQ-style column walk behind [`sparsegpt`], [`sparsegpt_quantize`] and
@@ -397,7 +377,7 @@ fn walk<G: Grid>(
         Masking::Choose(p) => p.unit(),
         Masking::Fixed(_) => 1,
     };
-    let unit = g / gcd(g, of) * of;
+    let unit = lcm(g, of);
     let batch = block.div_ceil(unit) * unit;
     let nb = k / g;
     let bb = grid.map_or(0, |g| g.format().codec().block_bytes());

@@ -55,3 +55,28 @@ pub fn failure(args: &[&str]) -> (Option<i32>, String) {
 pub fn fails(args: &[&str]) -> String {
     failure(args).1
 }
+
+/// `wgquant matmul` of weight `tensor` in the GGUF file `weights` by `x` (`n` rows of `k`),
+/// through .npy files in `dir`: Y's shape and values.
+pub fn matmul(
+    weights: &std::path::Path,
+    tensor: &str,
+    x: &[f32],
+    (n, k): (usize, usize),
+    dir: &std::path::Path,
+) -> wgquant::io::Array {
+    let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
+    wgquant::io::write_npy(&xp, &[n, k], x).unwrap();
+    ok(&[
+        "matmul",
+        "--weights",
+        s(weights),
+        "--tensor",
+        tensor,
+        "--input",
+        s(&xp),
+        "--output",
+        s(&yp),
+    ]);
+    wgquant::io::read_npy(&yp).unwrap()
+}
