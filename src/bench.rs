@@ -7,11 +7,16 @@
 use crate::error::{Error, Result};
 use crate::format::{Format, QuantizedTensor};
 use crate::gpu::{
-    kernel_for_batch, ActQuant, ActType, Dispatch, GpuContext, GpuWeight, Int8Dispatch,
+    block_on, kernel_for_batch, ActQuant, ActType, Dispatch, GpuContext, GpuWeight, Int8Dispatch,
     Int8Kernels, KernelConfig, KernelKind, Kernels,
 };
 use crate::quantize::activation::supports_int8_activations;
 use crate::rng::Rng;
+// std's clock panics in a browser; web-time's is the page's performance.now().
+#[cfg(not(target_arch = "wasm32"))]
+use std::time::Instant;
+#[cfg(target_arch = "wasm32")]
+use web_time::Instant;
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -244,7 +249,7 @@ pub struct Timer<'a> {
     /// How the last measurement was timed.
     last: std::cell::Cell<Timing>,
     /// When the last measurement ended (the GPU idles after it).
-    last_end: std::cell::Cell<Option<std::time::Instant>>,
+    last_end: std::cell::Cell<Option<Instant>>,
     /// Wall-clock seconds of a timed batch's fixed cost (see [`Timer::batch_overhead`]),
     /// measured once, where timestamps are cross-checked.
     overhead: std::cell::OnceCell<f64>,
@@ -338,8 +343,21 @@ impl<'a> Timer<'a> {
     /// runs stop getting faster, then `runs` times timed; return the seconds of the median
     /// run (of the fastest on CPU adapters: [`statistic`](Self::statistic)).
     pub fn time_per_run<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<f64> {
-        let times = self.seconds(ops, warmup, runs);
-        self.last_end.set(Some(std::time::Instant::now()));
+        block_on(
+            "Timer::time_per_run_async",
+            self.time_per_run_async(ops, warmup, runs),
+        )
+    }
+
+    /// [`time_per_run`](Self::time_per_run) as a future.
+    pub async fn time_per_run_async<T: Timed>(
+        &self,
+        ops: &[T],
+        warmup: usize,
+        runs: usize,
+    ) -> Result<f64> {
+        let times = self.seconds_async(ops, warmup, runs).await;
+        self.last_end.set(Some(Instant::now()));
         Ok(self.statistic().of(&times?))
     }
 
@@ -348,6 +366,20 @@ impl<'a> Timer<'a> {
     /// A CPU adapter's share of the host changes over seconds, so a baseline timed a minute
     /// before would not be the same machine's.
     pub fn time_paired<T: Timed, B: Timed>(
+        &self,
+        ops: &[T],
+        baseline: &[B],
+        warmup: usize,
+        runs: usize,
+    ) -> Result<(f64, f64)> {
+        block_on(
+            "Timer::time_paired_async",
+            self.time_paired_async(ops, baseline, warmup, runs),
+        )
+    }
+
+    /// [`time_paired`](Self::time_paired) as a future.
+    pub async fn time_paired_async<T: Timed, B: Timed>(
         &self,
         ops: &[T],
         baseline: &[B],
@@ -375,8 +407,8 @@ impl<'a> Timer<'a> {
                 ]
             })
             .collect();
-        let times = self.seconds(&pairs, warmup, 2 * runs);
-        self.last_end.set(Some(std::time::Instant::now()));
+        let times = self.seconds_async(&pairs, warmup, 2 * runs).await;
+        self.last_end.set(Some(Instant::now()));
         let times = times?;
         let side = |parity: usize| {
             let runs: Vec<f64> = times.iter().skip(parity).step_by(2).copied().collect();
@@ -403,6 +435,19 @@ impl<'a> Timer<'a> {
     /// are believed: there the gaps between passes and the submission latency can exceed
     /// short kernels' own time (an H200 tripped the check on 200-microsecond GEMVs).
     pub fn seconds<T: Timed>(&self, ops: &[T], warmup: usize, runs: usize) -> Result<Vec<f64>> {
+        block_on(
+            "Timer::seconds_async",
+            self.seconds_async(ops, warmup, runs),
+        )
+    }
+
+    /// [`seconds`](Self::seconds) as a future.
+    pub async fn seconds_async<T: Timed>(
+        &self,
+        ops: &[T],
+        warmup: usize,
+        runs: usize,
+    ) -> Result<Vec<f64>> {
         let ctx = self.ctx;
         if ops.is_empty() || runs == 0 {
             return Err(Error::InvalidArgument("nothing to time".into()));
@@ -411,7 +456,7 @@ impl<'a> Timer<'a> {
         // back-to-back work (in submissions of WARMUP_BATCH runs), so that clocks lowered
         // while the CPU prepared the next weights are back up before timing starts; on CPU
         // adapters CPU_WARMUP_SECONDS, one run per submission.
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let gpu = !ctx.is_cpu();
         let idle = self
             .last_end
@@ -436,14 +481,14 @@ impl<'a> Timer<'a> {
             if done {
                 break;
             }
-            let t0 = std::time::Instant::now();
+            let t0 = Instant::now();
             let mut enc = ctx.device.create_command_encoder(&Default::default());
             for _ in 0..batch {
                 ops[i % ops.len()].encode_timed(&mut enc, None);
                 i += 1;
             }
             ctx.queue.submit([enc.finish()]);
-            ctx.wait()?;
+            ctx.wait_async().await?;
             let run = t0.elapsed().as_secs_f64() / batch as f64;
             per_run.push(run);
             if gpu {
@@ -470,9 +515,9 @@ impl<'a> Timer<'a> {
                         );
                     }
                     enc.resolve_query_set(set, 0..2 * batch as u32, resolve, 0);
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     ctx.queue.submit([enc.finish()]);
-                    let ticks = read_u64(ctx, resolve, 2 * batch)?;
+                    let ticks = read_u64(ctx, resolve, 2 * batch).await?;
                     let wall = start.elapsed().as_secs_f64();
                     let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
                     let stamped: Vec<f64> = ticks
@@ -483,18 +528,19 @@ impl<'a> Timer<'a> {
                         times.extend(stamped);
                         continue;
                     }
-                    let (checked, how) = cross_checked(&stamped, wall - self.batch_overhead()?);
+                    let overhead = self.batch_overhead().await?;
+                    let (checked, how) = cross_checked(&stamped, wall - overhead);
                     if how == Timing::WallClock {
                         timing = how;
                     }
                     times.extend(checked);
                 }
                 None => {
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     let mut enc = ctx.device.create_command_encoder(&Default::default());
                     ops[done % ops.len()].encode_timed(&mut enc, None);
                     ctx.queue.submit([enc.finish()]);
-                    ctx.wait()?;
+                    ctx.wait_async().await?;
                     times.push(start.elapsed().as_secs_f64());
                 }
             }
@@ -506,7 +552,7 @@ impl<'a> Timer<'a> {
     /// The wall-clock seconds a timed batch costs besides its passes: submitting one empty
     /// timed compute pass and reading its timestamps back, the least of three tries (0.3-0.5
     /// ms on lavapipe here, as long as a batch of a small GEMV's runs).
-    fn batch_overhead(&self) -> Result<f64> {
+    async fn batch_overhead(&self) -> Result<f64> {
         if let Some(&s) = self.overhead.get() {
             return Ok(s);
         }
@@ -526,9 +572,9 @@ impl<'a> Timer<'a> {
                 }),
             });
             enc.resolve_query_set(set, 0..2, resolve, 0);
-            let start = std::time::Instant::now();
+            let start = Instant::now();
             ctx.queue.submit([enc.finish()]);
-            read_u64(ctx, resolve, 2)?;
+            read_u64(ctx, resolve, 2).await?;
             least = least.min(start.elapsed().as_secs_f64());
         }
         Ok(*self.overhead.get_or_init(|| least))
@@ -574,8 +620,8 @@ fn cross_checked(stamped: &[f64], work: f64) -> (Vec<f64>, Timing) {
     }
 }
 
-fn read_u64(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u64>> {
-    let bytes = ctx.read_bytes(buf, len * 8)?;
+async fn read_u64(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u64>> {
+    let bytes = ctx.read_bytes_async(buf, len * 8).await?;
     Ok(bytes
         .chunks_exact(8)
         .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
@@ -591,19 +637,23 @@ fn random_weights(m: usize, k: usize) -> Vec<f32> {
     let chunks: Vec<(usize, &mut [f32])> =
         weights.chunks_mut(ROWS_PER_SEED * k).enumerate().collect();
     let per_thread = chunks.len().div_ceil(threads);
+    let fill = |i: usize, chunk: &mut [f32]| {
+        let seed = ((m * 31 + k) as u64) << 20 | i as u64;
+        chunk.copy_from_slice(&Rng::new(seed).normal_vec(chunk.len()));
+    };
+    if threads <= 1 {
+        // Inline (a web page has no threads).
+        chunks.into_iter().for_each(|(i, c)| fill(i, c));
+        return weights;
+    }
     let mut chunks = chunks.into_iter();
     std::thread::scope(|scope| loop {
         let batch: Vec<_> = chunks.by_ref().take(per_thread).collect();
         if batch.is_empty() {
             break;
         }
-        scope.spawn(move || {
-            for (i, chunk) in batch {
-                let seed = ((m * 31 + k) as u64) << 20 | i as u64;
-                let values = Rng::new(seed).normal_vec(chunk.len());
-                chunk.copy_from_slice(&values);
-            }
-        });
+        let fill = &fill;
+        scope.spawn(move || batch.into_iter().for_each(|(i, c)| fill(i, c)));
     });
     weights
 }
@@ -647,6 +697,15 @@ pub fn copies_for(weight_bytes: u64, bytes_in_flight: u64) -> usize {
 /// caller can show or save rows as they come). The f32 baseline is always measured, first,
 /// for every shape and batch.
 pub fn run(
+    ctx: &GpuContext,
+    cfg: &BenchConfig,
+    progress: impl FnMut(usize, usize, &BenchRow),
+) -> Result<Vec<BenchRow>> {
+    block_on("bench::run_async", run_async(ctx, cfg, progress))
+}
+
+/// [`run`] as a future (what a web page awaits).
+pub async fn run_async(
     ctx: &GpuContext,
     cfg: &BenchConfig,
     mut progress: impl FnMut(usize, usize, &BenchRow),
@@ -732,7 +791,7 @@ pub fn run(
                     .map(|w| kernels.matmul(w, &x, &y, n))
                     .collect::<Result<Vec<_>>>()?;
                 let (seconds, f32_seconds) =
-                    time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n))?;
+                    time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n)).await?;
                 let name = ops[0].kernel_name();
                 if format == Format::F32 {
                     f32_time.insert(n, seconds);
@@ -751,7 +810,8 @@ pub fn run(
                         .map(|w| kernels.matmul_f16(w, x16, y16, n))
                         .collect::<Result<Vec<_>>>()?;
                     let (seconds, f32_seconds) =
-                        time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n))?;
+                        time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n))
+                            .await?;
                     let name = ops[0].kernel_name();
                     rows.push(row(n, name, seconds, f32_seconds, false, ActType::F16));
                     done += 1;
@@ -766,7 +826,8 @@ pub fn run(
                         .map(|w| kernels.matmul(w, &x, &y, n, &ActQuant::Dynamic))
                         .collect::<Result<Vec<_>>>()?;
                     let (seconds, f32_seconds) =
-                        time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n))?;
+                        time_against_f32(&timer, cfg, &ops, baseline.get(&n), f32_time.get(&n))
+                            .await?;
                     rows.push(row(n, "gemv_a8", seconds, f32_seconds, true, ActType::F32));
                     done += 1;
                     progress(done, total, &rows[rows.len() - 1]);
@@ -780,17 +841,23 @@ pub fn run(
 /// Seconds of `ops` and of the f32 kernel they compare with: timed alternately with the f32
 /// dispatches `baseline` where given (CPU adapters, [`Timer::time_paired`]), else alone and
 /// against `f32_seconds` measured before (or themselves, for the f32 rows).
-fn time_against_f32<T: Timed>(
-    timer: &Timer,
+async fn time_against_f32<T: Timed>(
+    timer: &Timer<'_>,
     cfg: &BenchConfig,
     ops: &[T],
     baseline: Option<&Vec<Dispatch>>,
     f32_seconds: Option<&f64>,
 ) -> Result<(f64, f64)> {
     match baseline {
-        Some(base) => timer.time_paired(ops, base, cfg.warmup, cfg.iterations),
+        Some(base) => {
+            timer
+                .time_paired_async(ops, base, cfg.warmup, cfg.iterations)
+                .await
+        }
         None => {
-            let seconds = timer.time_per_run(ops, cfg.warmup, cfg.iterations)?;
+            let seconds = timer
+                .time_per_run_async(ops, cfg.warmup, cfg.iterations)
+                .await?;
             Ok((seconds, f32_seconds.copied().unwrap_or(seconds)))
         }
     }

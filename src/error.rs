@@ -62,6 +62,13 @@ pub enum Error {
     #[error("GPU error: {0}")]
     Gpu(String),
 
+    /// A blocking call where waiting is impossible (a browser's page cannot block on the
+    /// GPU); names the async function to await instead.
+    #[error(
+        "this call waits for the GPU, which a web page cannot do by blocking: await {0} instead"
+    )]
+    NeedsAsync(String),
+
     /// A caller-supplied argument is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

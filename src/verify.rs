@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::format::reference::{matmul_f64, nmse};
 use crate::format::{Format, QuantizedTensor};
-use crate::gpu::KernelConfig;
+use crate::gpu::{block_on, KernelConfig};
 use crate::gpu::{
     check_coop_gemm, ActType, Dispatch, GpuContext, GpuWeight, KernelKind, Kernels, Operand,
     COOP_MIN_N,
@@ -79,6 +79,40 @@ impl CaseResult {
             && self.unrounded_ok()
     }
 
+    /// Why the case failed, beyond its NMSE and bound (a non-finite output, a guard overwritten,
+    /// the unrounded NMSE over its bound); `None` otherwise.
+    pub fn failure(&self) -> Option<String> {
+        if let Some(i) = self.first_nan {
+            Some(format!("output {i} is not finite"))
+        } else if !self.guards_intact {
+            Some("guard region overwritten".into())
+        } else if let Some((e, bound)) = self.nmse_unrounded.filter(|_| !self.unrounded_ok()) {
+            Some(format!(
+                "NMSE on the unrounded f32 activations {e:.3e} exceeds {bound:.1e}"
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The case as a JSON object (NMSE `null` when an output is not finite).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "format": self.format.to_string(),
+            "kernel": self.kernel_name(),
+            "m": self.m,
+            "k": self.k,
+            "n": self.n,
+            "act": self.act.to_string(),
+            "nmse": self.nmse.is_finite().then_some(self.nmse),
+            "bound": self.bound,
+            "first_nan": self.first_nan,
+            "guards_intact": self.guards_intact,
+            "passed": self.passed(),
+            "failure": self.failure(),
+        })
+    }
+
     /// Whether [`nmse_unrounded`](Self::nmse_unrounded), if any, is within its bound.
     pub fn unrounded_ok(&self) -> bool {
         self.nmse_unrounded.is_none_or(|(e, bound)| e <= bound)
@@ -143,7 +177,19 @@ pub fn guarded_payload(buf: &wgpu::Buffer) -> Operand<'_> {
 
 /// Read a guarded buffer back: (payload, guards intact).
 pub fn read_guarded(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<(Vec<f32>, bool)> {
-    let all = ctx.read_f32(buf, len + 2 * GUARD)?;
+    block_on(
+        "verify::read_guarded_async",
+        read_guarded_async(ctx, buf, len),
+    )
+}
+
+/// [`read_guarded`] as a future.
+pub async fn read_guarded_async(
+    ctx: &GpuContext,
+    buf: &wgpu::Buffer,
+    len: usize,
+) -> Result<(Vec<f32>, bool)> {
+    let all = ctx.read_f32_async(buf, len + 2 * GUARD).await?;
     let intact = all[..GUARD]
         .iter()
         .chain(&all[GUARD + len..])
@@ -167,8 +213,20 @@ pub fn read_guarded_f16(
     buf: &wgpu::Buffer,
     len: usize,
 ) -> Result<(Vec<f16>, bool)> {
+    block_on(
+        "verify::read_guarded_f16_async",
+        read_guarded_f16_async(ctx, buf, len),
+    )
+}
+
+/// [`read_guarded_f16`] as a future.
+pub async fn read_guarded_f16_async(
+    ctx: &GpuContext,
+    buf: &wgpu::Buffer,
+    len: usize,
+) -> Result<(Vec<f16>, bool)> {
     let words = len.div_ceil(2);
-    let all = ctx.read_f32(buf, words + 2 * GUARD)?;
+    let all = ctx.read_f32_async(buf, words + 2 * GUARD).await?;
     let mut intact = all[..GUARD]
         .iter()
         .chain(&all[GUARD + words..])
@@ -203,6 +261,21 @@ pub fn matmul_case(
     n: usize,
     seed: u64,
 ) -> Result<CaseResult> {
+    block_on(
+        "verify::matmul_case_async",
+        matmul_case_async(ctx, kernels, rows, k, n, seed),
+    )
+}
+
+/// [`matmul_case`] as a future.
+pub async fn matmul_case_async(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    rows: usize,
+    k: usize,
+    n: usize,
+    seed: u64,
+) -> Result<CaseResult> {
     let format = kernels.format();
     let mut rng = Rng::new(seed);
     let w = rng.normal_vec(rows * k);
@@ -214,7 +287,7 @@ pub fn matmul_case(
     let yb = guarded_buffer(ctx, n * rows);
     let op = kernels.matmul(&gw, &xb, guarded_payload(&yb), n)?;
     submit(ctx, &op);
-    let (got, guards_intact) = read_guarded(ctx, &yb, n * rows)?;
+    let (got, guards_intact) = read_guarded_async(ctx, &yb, n * rows).await?;
     Ok(CaseResult::matmul(
         format,
         &op,
@@ -237,6 +310,21 @@ pub fn matmul_case_f16(
     n: usize,
     seed: u64,
 ) -> Result<CaseResult> {
+    block_on(
+        "verify::matmul_case_f16_async",
+        matmul_case_f16_async(ctx, kernels, rows, k, n, seed),
+    )
+}
+
+/// [`matmul_case_f16`] as a future.
+pub async fn matmul_case_f16_async(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    rows: usize,
+    k: usize,
+    n: usize,
+    seed: u64,
+) -> Result<CaseResult> {
     let format = kernels.format();
     let mut rng = Rng::new(seed);
     let w = rng.normal_vec(rows * k);
@@ -252,7 +340,7 @@ pub fn matmul_case_f16(
     let yb = guarded_buffer_f16(ctx, n * rows);
     let op = kernels.matmul_f16(&gw, &xb, guarded_payload(&yb), n)?;
     submit(ctx, &op);
-    let (got, guards_intact) = read_guarded_f16(ctx, &yb, n * rows)?;
+    let (got, guards_intact) = read_guarded_f16_async(ctx, &yb, n * rows).await?;
     let got: Vec<f32> = got.iter().map(|v| v.to_f32()).collect();
     Ok(CaseResult {
         nmse_unrounded: Some((
@@ -309,6 +397,20 @@ pub fn dequantize_case(
     k: usize,
     seed: u64,
 ) -> Result<CaseResult> {
+    block_on(
+        "verify::dequantize_case_async",
+        dequantize_case_async(ctx, kernels, rows, k, seed),
+    )
+}
+
+/// [`dequantize_case`] as a future.
+pub async fn dequantize_case_async(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    rows: usize,
+    k: usize,
+    seed: u64,
+) -> Result<CaseResult> {
     let format = kernels.format();
     let w = Rng::new(seed).normal_vec(rows * k);
     let q = QuantizedTensor::quantize(format, &w, rows, k)?;
@@ -317,7 +419,7 @@ pub fn dequantize_case(
     let out = guarded_buffer(ctx, rows * k);
     let op = kernels.dequantize(&gw, guarded_payload(&out))?;
     submit(ctx, &op);
-    let (got, guards_intact) = read_guarded(ctx, &out, rows * k)?;
+    let (got, guards_intact) = read_guarded_async(ctx, &out, rows * k).await?;
     Ok(CaseResult {
         format,
         kernel: KernelKind::Dequantize,
@@ -349,6 +451,20 @@ pub fn matmul_shapes(format: Format) -> Vec<(usize, usize, usize)> {
     v
 }
 
+/// How many cases [`run_format_with_async`] checks for `format` on `device` with `config`
+/// (for a progress bar; [`run_format`] runs `KernelConfig::for_device`).
+pub fn suite_len(device: &wgpu::Device, format: Format, config: &KernelConfig) -> usize {
+    let shapes = matmul_shapes(format);
+    let mut cases = shapes.len() + 1;
+    if ActType::preferred_for(device) == ActType::F16 {
+        cases += shapes.len();
+    }
+    if !config.coop_matrix && check_coop_gemm(device).is_ok() {
+        cases += shapes.iter().filter(|s| s.2 >= COOP_MIN_N).count();
+    }
+    cases
+}
+
 /// Run the whole suite for `format`, calling `each` after every case: every matmul shape with
 /// f32 activations, again with f16 ones where the device prefers them
 /// ([`ActType::preferred_for`]: not on CPU adapters, where `tests/kernels_f16.rs` covers
@@ -358,18 +474,42 @@ pub fn matmul_shapes(format: Format) -> Vec<(usize, usize, usize)> {
 pub fn run_format(
     ctx: &GpuContext,
     format: Format,
+    each: impl FnMut(&CaseResult),
+) -> Result<Vec<CaseResult>> {
+    block_on(
+        "verify::run_format_async",
+        run_format_async(ctx, format, each),
+    )
+}
+
+/// [`run_format`] as a future (what a web page awaits).
+pub async fn run_format_async(
+    ctx: &GpuContext,
+    format: Format,
+    each: impl FnMut(&CaseResult),
+) -> Result<Vec<CaseResult>> {
+    let config = KernelConfig::for_device(&ctx.device);
+    run_format_with_async(ctx, format, config, each).await
+}
+
+/// [`run_format_async`] with the kernel variants `config` names instead of the device's own
+/// (e.g. a hardware GPU's variants on a software adapter, to check their shaders there).
+pub async fn run_format_with_async(
+    ctx: &GpuContext,
+    format: Format,
+    config: KernelConfig,
     mut each: impl FnMut(&CaseResult),
 ) -> Result<Vec<CaseResult>> {
-    let kernels = Kernels::new(&ctx.device, format)?;
+    let kernels = Kernels::with_config(&ctx.device, format, config)?;
     let mut out = Vec::new();
     for (i, (rows, k, n)) in matmul_shapes(format).into_iter().enumerate() {
-        let r = matmul_case(ctx, &kernels, rows, k, n, 1000 + i as u64)?;
+        let r = matmul_case_async(ctx, &kernels, rows, k, n, 1000 + i as u64).await?;
         each(&r);
         out.push(r);
     }
     if ActType::preferred_for(&ctx.device) == ActType::F16 {
         for (i, (rows, k, n)) in matmul_shapes(format).into_iter().enumerate() {
-            let r = matmul_case_f16(ctx, &kernels, rows, k, n, 2000 + i as u64)?;
+            let r = matmul_case_f16_async(ctx, &kernels, rows, k, n, 2000 + i as u64).await?;
             each(&r);
             out.push(r);
         }
@@ -382,13 +522,13 @@ pub fn run_format(
         let coop = Kernels::with_config(&ctx.device, format, config)?;
         for (i, (rows, k, n)) in matmul_shapes(format).into_iter().enumerate() {
             if n >= COOP_MIN_N {
-                let r = matmul_case(ctx, &coop, rows, k, n, 3000 + i as u64)?;
+                let r = matmul_case_async(ctx, &coop, rows, k, n, 3000 + i as u64).await?;
                 each(&r);
                 out.push(r);
             }
         }
     }
-    let r = dequantize_case(ctx, &kernels, 67, 3 * format.k_multiple(), 7)?;
+    let r = dequantize_case_async(ctx, &kernels, 67, 3 * format.k_multiple(), 7).await?;
     each(&r);
     out.push(r);
     Ok(out)

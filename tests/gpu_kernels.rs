@@ -21,6 +21,11 @@ fn every_kernel_of_every_format_matches_the_reference() {
     let mut kinds = std::collections::HashSet::new();
     for format in Format::all() {
         let results = verify::run_format(ctx(), format, |_| {}).unwrap();
+        let config = KernelConfig::for_device(&ctx().device);
+        assert_eq!(
+            results.len(),
+            verify::suite_len(&ctx().device, format, &config)
+        );
         for r in results {
             kinds.insert(r.kernel);
             if !r.passed() {

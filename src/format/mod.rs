@@ -269,6 +269,24 @@ impl Format {
         ]
     }
 
+    /// Formats by name, in order without repeats; `all` stands for [`Format::all`].
+    pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Format>> {
+        let mut out: Vec<Format> = Vec::new();
+        for name in names.iter().map(|n| n.as_ref().trim()) {
+            let named = if name.eq_ignore_ascii_case("all") {
+                Format::all()
+            } else {
+                vec![name.parse()?]
+            };
+            for f in named {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every format wgquant supports, int variants for every group size and symmetry.
     pub fn all() -> Vec<Format> {
         let mut v = vec![
@@ -453,6 +471,18 @@ impl QuantizedTensor {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         };
         let per_thread = blocks.div_ceil(threads.max(1)).max(1);
+        if threads <= 1 {
+            // Inline, not on a thread of its own (a web page has no threads).
+            for (x, out) in weights.chunks_exact(bv).zip(data.chunks_exact_mut(bb)) {
+                c.quantize_block(x, out);
+            }
+            return Ok(QuantizedTensor {
+                format,
+                rows,
+                k,
+                data,
+            });
+        }
         std::thread::scope(|scope| {
             for (w, d) in weights
                 .chunks(per_thread * bv)

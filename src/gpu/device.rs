@@ -1,6 +1,7 @@
 //! Device acquisition: the best hardware adapter, else a software one, an override by
 //! environment or flag, or a caller's own `wgpu::Device` and `Queue`.
 
+use super::waiting::{block_on, delivery, take_deferred_error};
 use crate::error::{Error, Result};
 
 /// Hint printed whenever no adapter can be found.
@@ -77,7 +78,9 @@ impl DeviceOptions {
     }
 }
 
-/// Every adapter wgpu can see on the chosen backends.
+/// Every adapter wgpu can see on the chosen backends (native only: a browser offers one
+/// adapter, through [`GpuContext::request`]).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::Adapter> {
     let backends = backends.unwrap_or(wgpu::Backends::all());
     let instance = wgpu::Instance::new(
@@ -91,6 +94,7 @@ pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<wgpu::Adapter
 }
 
 /// Ranks adapters: hardware before software, native APIs before GL.
+#[cfg(not(target_arch = "wasm32"))]
 fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     let device = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -107,7 +111,8 @@ fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 }
 
 /// Pick an adapter by the options: a named one, else the best ranked. Without a backend
-/// choice, the native APIs (Vulkan, Metal, DX12) are tried before GL.
+/// choice, the native APIs (Vulkan, Metal, DX12) are tried before GL. Native only.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
     let mut adapters = match opts.backends {
         Some(b) => enumerate_adapters(Some(b)),
@@ -131,6 +136,7 @@ pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
     }
     if let Some(name) = &opts.adapter {
         let want = name.to_lowercase();
+        // Keep the filter's one rule: a case-insensitive substring of the adapter's name.
         let names: Vec<String> = adapters
             .iter()
             .map(|a| {
@@ -150,6 +156,50 @@ pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
     }
     adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
     Ok(adapters.remove(0))
+}
+
+/// The browser's WebGPU adapter: its high-performance one, else its fallback (software)
+/// adapter, which browsers offer only when asked for it; checked against `opts.adapter`.
+#[cfg(target_arch = "wasm32")]
+async fn browser_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
+    if !wgpu::util::is_browser_webgpu_supported().await {
+        return Err(Error::NoAdapter(
+            "this browser has no WebGPU (navigator.gpu is missing): use a browser that \
+             ships it (Chrome/Edge 113+, Firefox 141+, Safari 26+), or enable it (Chromium \
+             on Linux: --enable-unsafe-webgpu)"
+                .into(),
+        ));
+    }
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::BROWSER_WEBGPU,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let mut request = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    };
+    let adapter = match instance.request_adapter(&request).await {
+        Ok(a) => a,
+        Err(first) => {
+            request.force_fallback_adapter = true;
+            instance.request_adapter(&request).await.map_err(|e| {
+                Error::NoAdapter(format!(
+                    "the browser's WebGPU offers no adapter ({first}; asked for its fallback \
+                     adapter: {e}); its GPU may be blocklisted (see chrome://gpu)"
+                ))
+            })?
+        }
+    };
+    if let Some(name) = &opts.adapter {
+        let info = adapter.get_info();
+        if !info.name.to_lowercase().contains(&name.to_lowercase()) {
+            return Err(Error::NoAdapter(format!(
+                "the browser's adapter is '{}', whose name does not contain '{name}'",
+                info.name
+            )));
+        }
+    }
+    Ok(adapter)
 }
 
 /// The optional features worth enabling on a device made from `adapter`, of those it offers:
@@ -181,14 +231,42 @@ pub struct GpuContext {
 }
 
 impl GpuContext {
-    /// Acquire an adapter by `opts` and create a device with the adapter's full limits.
+    /// Acquire an adapter by `opts` and create a device with the adapter's full limits
+    /// (blocking; on the web, await [`request`](Self::request) instead).
     pub fn new(opts: &DeviceOptions) -> Result<Self> {
+        block_on("GpuContext::request", Self::request(opts))
+    }
+
+    /// [`new`](Self::new) as a future, for every target. In a browser it asks WebGPU for
+    /// its high-performance adapter, else its fallback (software) adapter.
+    pub async fn request(opts: &DeviceOptions) -> Result<Self> {
         let disabled = match &opts.disable {
             Some(list) => parse_disabled_features(list)?,
             None => wgpu::Features::empty(),
         };
+        #[cfg(not(target_arch = "wasm32"))]
         let adapter = choose_adapter(opts)?;
-        Self::create(&adapter, disabled)
+        #[cfg(target_arch = "wasm32")]
+        let adapter = browser_adapter(opts).await?;
+        #[allow(unused_mut)]
+        let mut ctx = Self::create(&adapter, disabled).await?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            ctx.device
+                .on_uncaptured_error(std::sync::Arc::new(|e: wgpu::Error| {
+                    // Reported by the next readback.
+                    super::waiting::web::defer(e.to_string())
+                }));
+            if ctx.info.name.is_empty() {
+                // Browsers keep the adapter's description to themselves.
+                ctx.info.name = match ctx.is_cpu() {
+                    true => "browser WebGPU fallback adapter",
+                    false => "browser WebGPU adapter",
+                }
+                .into();
+            }
+        }
+        Ok(ctx)
     }
 
     /// Acquire the default adapter, honouring `WGQUANT_ADAPTER` / `WGQUANT_BACKEND`.
@@ -196,12 +274,21 @@ impl GpuContext {
         Self::new(&DeviceOptions::from_env())
     }
 
-    /// Create a device on `adapter` with its full limits and the features wgquant can use.
+    /// Create a device on `adapter` with its full limits and the features wgquant can use
+    /// (blocking; on the web, await [`from_adapter_async`](Self::from_adapter_async)).
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
-        Self::create(adapter, wgpu::Features::empty())
+        block_on(
+            "GpuContext::from_adapter_async",
+            Self::from_adapter_async(adapter),
+        )
     }
 
-    fn create(adapter: &wgpu::Adapter, disabled: wgpu::Features) -> Result<Self> {
+    /// [`from_adapter`](Self::from_adapter) as a future.
+    pub async fn from_adapter_async(adapter: &wgpu::Adapter) -> Result<Self> {
+        Self::create(adapter, wgpu::Features::empty()).await
+    }
+
+    async fn create(adapter: &wgpu::Adapter, disabled: wgpu::Features) -> Result<Self> {
         let info = adapter.get_info();
         let mut required_features = recommended_features(adapter).difference(disabled);
         if !required_features.contains(super::plan::coop_matrix_features()) {
@@ -224,12 +311,14 @@ impl GpuContext {
             experimental_features,
             ..Default::default()
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::RequestDevice {
-                adapter: info.name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| Error::RequestDevice {
+                    adapter: info.name.clone(),
+                    reason: e.to_string(),
+                })?;
         Ok(GpuContext {
             device,
             queue,
@@ -263,19 +352,31 @@ impl GpuContext {
     /// Encode with `encode` into a new encoder and submit it, turning wgpu validation errors
     /// into [`Error::Gpu`] (for the one-line helpers; kernels themselves never submit).
     pub fn submit_checked(&self, encode: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+        block_on(
+            "GpuContext::submit_checked_async",
+            self.submit_checked_async(encode),
+        )
+    }
+
+    /// [`submit_checked`](Self::submit_checked) as a future.
+    pub async fn submit_checked_async(
+        &self,
+        encode: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> Result<()> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         encode(&mut enc);
         self.queue.submit([enc.finish()]);
-        match pollster::block_on(scope.pop()) {
+        match scope.pop().await {
             Some(e) => Err(Error::Gpu(e.to_string())),
             None => Ok(()),
         }
     }
 
-    /// Wait for all submitted work.
+    /// Wait for all submitted work (natively; on the web this returns at once: await
+    /// [`wait_async`](Self::wait_async)).
     pub fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -283,9 +384,33 @@ impl GpuContext {
             .map_err(|e| Error::Gpu(e.to_string()))
     }
 
-    /// Copy a buffer's first `len` f32 values back to the CPU (waits for the GPU).
+    /// Wait for all submitted work, on every target.
+    pub async fn wait_async(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.wait()
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let (done, finished) = delivery::<()>();
+            self.queue.on_submitted_work_done(move || done(()));
+            finished.await;
+            take_deferred_error().map_or(Ok(()), Err)
+        }
+    }
+
+    /// Copy a buffer's first `len` f32 values back to the CPU (waits for the GPU; on the web
+    /// await [`read_f32_async`](Self::read_f32_async)).
     pub fn read_f32(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-        let bytes = self.read_bytes(buffer, len * 4)?;
+        block_on(
+            "GpuContext::read_f32_async",
+            self.read_f32_async(buffer, len),
+        )
+    }
+
+    /// [`read_f32`](Self::read_f32) as a future.
+    pub async fn read_f32_async(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes_async(buffer, len * 4).await?;
         Ok(bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
@@ -295,7 +420,21 @@ impl GpuContext {
     /// Copy a buffer's first `len` f16 values back to the CPU (waits for the GPU); the buffer
     /// must hold `2 len` bytes rounded up to a multiple of 4.
     pub fn read_f16(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<half::f16>> {
-        let bytes = self.read_bytes(buffer, (len * 2).next_multiple_of(4))?;
+        block_on(
+            "GpuContext::read_f16_async",
+            self.read_f16_async(buffer, len),
+        )
+    }
+
+    /// [`read_f16`](Self::read_f16) as a future.
+    pub async fn read_f16_async(
+        &self,
+        buffer: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<Vec<half::f16>> {
+        let bytes = self
+            .read_bytes_async(buffer, (len * 2).next_multiple_of(4))
+            .await?;
         Ok(bytes
             .chunks_exact(2)
             .take(len)
@@ -303,8 +442,18 @@ impl GpuContext {
             .collect())
     }
 
-    /// Copy a buffer's first `len` bytes (a multiple of 4) back to the CPU (waits for the GPU).
+    /// Copy a buffer's first `len` bytes (a multiple of 4) back to the CPU (waits for the GPU;
+    /// on the web await [`read_bytes_async`](Self::read_bytes_async)).
     pub fn read_bytes(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
+        block_on(
+            "GpuContext::read_bytes_async",
+            self.read_bytes_async(buffer, len),
+        )
+    }
+
+    /// [`read_bytes`](Self::read_bytes) as a future. On the web it also returns the errors
+    /// the browser reported since the last readback (building kernels cannot wait for them).
+    pub async fn read_bytes_async(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
         let bytes = len as u64;
         if bytes > buffer.size() || !bytes.is_multiple_of(4) {
             return Err(Error::Shape(format!(
@@ -323,20 +472,33 @@ impl GpuContext {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
         self.queue.submit([enc.finish()]);
-        self.read_mapped(&staging, len)
+        self.read_mapped_async(&staging, len).await
     }
 
     /// Map `staging` (a `MAP_READ` buffer that submitted work fills), wait for the GPU, copy
     /// out its first `len` bytes and unmap it again for reuse.
     pub(crate) fn read_mapped(&self, staging: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |r| drop(tx.send(r)));
+        block_on(
+            "GpuContext::read_bytes_async",
+            self.read_mapped_async(staging, len),
+        )
+    }
+
+    /// [`read_mapped`](Self::read_mapped) as a future.
+    pub(crate) async fn read_mapped_async(
+        &self,
+        staging: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<Vec<u8>> {
+        let (mapped, mapping) = delivery();
+        staging.slice(..).map_async(wgpu::MapMode::Read, mapped);
         self.wait()?;
-        rx.recv()
-            .map_err(|e| Error::Gpu(e.to_string()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback buffer failed: {e}")))?;
+        let mapping = mapping.await;
+        if let Some(e) = take_deferred_error() {
+            staging.unmap();
+            return Err(e);
+        }
+        mapping.map_err(|e| Error::Gpu(format!("mapping the readback buffer failed: {e}")))?;
         let view = staging
             .slice(..)
             .get_mapped_range()

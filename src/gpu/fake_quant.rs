@@ -149,7 +149,7 @@ impl FakeQuant {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = crate::gpu::pop_scope(scope) {
             return Err(Error::Gpu(format!(
                 "building the fake-quantization kernels failed: {e}"
             )));

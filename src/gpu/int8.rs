@@ -132,7 +132,7 @@ impl Int8Kernels {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = crate::gpu::pop_scope(scope) {
             return Err(Error::Gpu(format!(
                 "building the int8 activation kernels failed: {e}"
             )));
@@ -165,7 +165,7 @@ impl Int8Kernels {
             &self.gemv_layout,
             &shaders::gemv_i8_constants(self.format, cols as u32, debug),
         );
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = crate::gpu::pop_scope(scope) {
             return Err(Error::Gpu(format!(
                 "building the {} int8 GEMV for {cols} columns failed: {e}",
                 self.format

@@ -339,7 +339,7 @@ impl Kernels {
             |entry, layout| build_pipeline(device, format, entry, ActType::F32, layout, &constants);
         let dequantize = f32_pipeline(Entry::Dequantize, &dequant_layout);
         let gather = f32_pipeline(Entry::GatherRows, &gather_layout);
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = crate::gpu::pop_scope(scope) {
             return Err(Error::Gpu(format!(
                 "building the {format} kernels failed: {e}"
             )));
@@ -399,7 +399,7 @@ impl Kernels {
             .unwrap_or(&self.matmul_layout);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = build_pipeline(&self.device, self.format, entry, act, layout, constants);
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = crate::gpu::pop_scope(scope) {
             return Err(Error::Gpu(format!(
                 "building the {} {what} with {act} activations failed: {e}",
                 self.format

@@ -23,10 +23,13 @@ pub mod plan;
 pub mod shaders;
 mod tensor;
 pub mod tune;
+mod waiting;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use device::{choose_adapter, enumerate_adapters};
 pub use device::{
-    choose_adapter, enumerate_adapters, recommended_features, DeviceOptions, GpuContext,
-    ENV_ADAPTER, ENV_BACKEND, ENV_DISABLE, SOFTWARE_ADAPTER_HINT,
+    recommended_features, DeviceOptions, GpuContext, ENV_ADAPTER, ENV_BACKEND, ENV_DISABLE,
+    SOFTWARE_ADAPTER_HINT,
 };
 pub use fake_quant::{
     params_from_f32, params_to_f32, FakeQuant, FakeQuantDispatch, ParamsMode, FAKE_QUANT_ENTRIES,
@@ -43,3 +46,4 @@ pub use plan::{
 };
 pub use shaders::{coop_tile, coop_warp_n_frags, ActType, KernelKind, COOP_WARPS, GEMM_TILE};
 pub use tensor::{ChunkTextures, GpuWeight, WeightChunk};
+pub(crate) use waiting::{block_on, pop_scope};

@@ -177,7 +177,7 @@ impl Ops {
             add_into: next(),
             log_prob: next(),
         };
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = crate::gpu::pop_scope(scope) {
             return Err(Error::Gpu(format!(
                 "building the llama kernels failed: {e}"
             )));
@@ -449,7 +449,7 @@ impl GpuModel {
                 .device
                 .push_error_scope(wgpu::ErrorFilter::Validation);
             let plan = self.plan(n, output);
-            if let Some(e) = pollster::block_on(scope.pop()) {
+            if let Some(e) = crate::gpu::pop_scope(scope) {
                 return Err(Error::Gpu(format!(
                     "preparing the forward pass failed: {e}"
                 )));

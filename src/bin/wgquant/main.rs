@@ -110,20 +110,7 @@ fn main() -> ExitCode {
 
 /// Formats named on the command line; `all` stands for every format.
 pub fn parse_formats(names: &[String]) -> wgquant::Result<Vec<wgquant::Format>> {
-    let mut out: Vec<wgquant::Format> = Vec::new();
-    for n in names {
-        let named = if n.eq_ignore_ascii_case("all") {
-            wgquant::Format::all()
-        } else {
-            vec![n.parse()?]
-        };
-        for f in named {
-            if !out.contains(&f) {
-                out.push(f);
-            }
-        }
-    }
-    Ok(out)
+    wgquant::Format::parse_list(names)
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).

@@ -29,18 +29,7 @@ pub fn run(args: Args) -> wgquant::Result<ExitCode> {
     for format in formats {
         wgquant::verify::run_format(&ctx, format, |r| {
             let ok = r.passed();
-            let mut why = String::new();
-            if let Some(i) = r.first_nan {
-                why = format!(" (output {i} is not finite)");
-            } else if !r.guards_intact {
-                why = " (guard region overwritten)".into();
-            } else if !r.unrounded_ok() {
-                why = format!(
-                    " (NMSE on the unrounded f32 activations {:.3e} exceeds {:.1e})",
-                    r.nmse_unrounded.map_or(f64::NAN, |(e, _)| e),
-                    r.nmse_unrounded.map_or(f64::NAN, |(_, b)| b)
-                );
-            }
+            let why = r.failure().map_or(String::new(), |w| format!(" ({w})"));
             println!(
                 "{:<16} {:<10} {:>6} {:>6} {:>4} {:>11.3e} {:>9.0e}  {}{}",
                 r.format.to_string(),
