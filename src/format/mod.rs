@@ -471,30 +471,25 @@ impl QuantizedTensor {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         };
         let per_thread = blocks.div_ceil(threads.max(1)).max(1);
-        if threads <= 1 {
-            // Inline, not on a thread of its own (a web page has no threads).
-            for (x, out) in weights.chunks_exact(bv).zip(data.chunks_exact_mut(bb)) {
+        let quantize_blocks = |w: &[f32], d: &mut [u8]| {
+            for (x, out) in w.chunks_exact(bv).zip(d.chunks_exact_mut(bb)) {
                 c.quantize_block(x, out);
             }
-            return Ok(QuantizedTensor {
-                format,
-                rows,
-                k,
-                data,
+        };
+        if threads <= 1 {
+            // Inline, not on a thread of its own (a web page has no threads).
+            quantize_blocks(weights, &mut data);
+        } else {
+            std::thread::scope(|scope| {
+                for (w, d) in weights
+                    .chunks(per_thread * bv)
+                    .zip(data.chunks_mut(per_thread * bb))
+                {
+                    let quantize_blocks = &quantize_blocks;
+                    scope.spawn(move || quantize_blocks(w, d));
+                }
             });
         }
-        std::thread::scope(|scope| {
-            for (w, d) in weights
-                .chunks(per_thread * bv)
-                .zip(data.chunks_mut(per_thread * bb))
-            {
-                scope.spawn(move || {
-                    for (x, out) in w.chunks_exact(bv).zip(d.chunks_exact_mut(bb)) {
-                        c.quantize_block(x, out);
-                    }
-                });
-            }
-        });
         Ok(QuantizedTensor {
             format,
             rows,

@@ -110,6 +110,12 @@ fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     (device, backend)
 }
 
+/// Whether the adapter's name contains `name`, ignoring case ([`DeviceOptions::adapter`]'s
+/// rule on every target).
+fn name_contains(info: &wgpu::AdapterInfo, name: &str) -> bool {
+    info.name.to_lowercase().contains(&name.to_lowercase())
+}
+
 /// Pick an adapter by the options: a named one, else the best ranked. Without a backend
 /// choice, the native APIs (Vulkan, Metal, DX12) are tried before GL. Native only.
 #[cfg(not(target_arch = "wasm32"))]
@@ -135,8 +141,6 @@ pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
         }));
     }
     if let Some(name) = &opts.adapter {
-        let want = name.to_lowercase();
-        // Keep the filter's one rule: a case-insensitive substring of the adapter's name.
         let names: Vec<String> = adapters
             .iter()
             .map(|a| {
@@ -146,7 +150,7 @@ pub fn choose_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
             .collect();
         return adapters
             .into_iter()
-            .find(|a| a.get_info().name.to_lowercase().contains(&want))
+            .find(|a| name_contains(&a.get_info(), name))
             .ok_or_else(|| {
                 Error::NoAdapter(format!(
                     "no adapter's name contains '{name}'; available: {}",
@@ -192,7 +196,7 @@ async fn browser_adapter(opts: &DeviceOptions) -> Result<wgpu::Adapter> {
     };
     if let Some(name) = &opts.adapter {
         let info = adapter.get_info();
-        if !info.name.to_lowercase().contains(&name.to_lowercase()) {
+        if !name_contains(&info, name) {
             return Err(Error::NoAdapter(format!(
                 "the browser's adapter is '{}', whose name does not contain '{name}'",
                 info.name
@@ -248,25 +252,7 @@ impl GpuContext {
         let adapter = choose_adapter(opts)?;
         #[cfg(target_arch = "wasm32")]
         let adapter = browser_adapter(opts).await?;
-        #[allow(unused_mut)]
-        let mut ctx = Self::create(&adapter, disabled).await?;
-        #[cfg(target_arch = "wasm32")]
-        {
-            ctx.device
-                .on_uncaptured_error(std::sync::Arc::new(|e: wgpu::Error| {
-                    // Reported by the next readback.
-                    super::waiting::web::defer(e.to_string())
-                }));
-            if ctx.info.name.is_empty() {
-                // Browsers keep the adapter's description to themselves.
-                ctx.info.name = match ctx.is_cpu() {
-                    true => "browser WebGPU fallback adapter",
-                    false => "browser WebGPU adapter",
-                }
-                .into();
-            }
-        }
-        Ok(ctx)
+        Self::create(&adapter, disabled).await
     }
 
     /// Acquire the default adapter, honouring `WGQUANT_ADAPTER` / `WGQUANT_BACKEND`.
@@ -319,11 +305,29 @@ impl GpuContext {
                     adapter: info.name.clone(),
                     reason: e.to_string(),
                 })?;
-        Ok(GpuContext {
+        #[allow(unused_mut)]
+        let mut ctx = GpuContext {
             device,
             queue,
             info,
-        })
+        };
+        #[cfg(target_arch = "wasm32")]
+        {
+            // A device of ours: the browser's late errors are reported by the next readback.
+            ctx.device
+                .on_uncaptured_error(std::sync::Arc::new(|e: wgpu::Error| {
+                    super::waiting::web::defer(e.to_string())
+                }));
+            if ctx.info.name.is_empty() {
+                // Browsers keep the adapter's description to themselves.
+                ctx.info.name = match ctx.is_cpu() {
+                    true => "browser WebGPU fallback adapter",
+                    false => "browser WebGPU adapter",
+                }
+                .into();
+            }
+        }
+        Ok(ctx)
     }
 
     /// Use a device and queue the caller already created (with the caller's features and limits).
